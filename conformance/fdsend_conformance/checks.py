@@ -1,0 +1,83 @@
+"""Assertions the suite's tests share: same file, truncation, no traffic."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import pytest
+
+from fdsend_conformance.backend import Backend
+from fdsend_conformance.report import UNSUPPORTED_PREFIX
+
+__all__ = [
+    "Truncated",
+    "assert_same_file",
+    "close_all",
+    "receive_truncated",
+    "unsupported",
+]
+
+
+def unsupported(reason: str) -> NoReturn:
+    """Skip the test as UNSUPPORTED by the backend (not a failure)."""
+    pytest.skip(UNSUPPORTED_PREFIX + reason)
+
+
+def close_all(fds: Sequence[int]) -> None:
+    """Close every fd in ``fds``."""
+    for fd in fds:
+        os.close(fd)
+
+
+def assert_same_file(sent: int, received: int) -> None:
+    """``received`` is a new fd for the open file description of ``sent``.
+
+    Checks a different number, the same st_dev/st_ino, and shared status
+    flags (O_NONBLOCK set through one shows through the other).
+    """
+    assert received != sent, "received fd has the sender's number: not a new fd"
+    a, b = os.fstat(sent), os.fstat(received)
+    assert (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino), "received fd is another file"
+    flags = fcntl.fcntl(sent, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(sent, fcntl.F_SETFL, flags ^ os.O_NONBLOCK)
+        shared = fcntl.fcntl(received, fcntl.F_GETFL) & os.O_NONBLOCK
+        assert shared == (flags ^ os.O_NONBLOCK) & os.O_NONBLOCK, (
+            "status flags are not shared: not the same open file description"
+        )
+    finally:
+        fcntl.fcntl(sent, fcntl.F_SETFL, flags)
+
+
+@dataclass
+class Truncated:
+    """What a receive that cut fds came to."""
+
+    reported: bool
+    msg: bytes | None  # None when the backend raised
+    fds: list[int] | None  # None when the backend raised
+    result: Any = None
+
+
+def receive_truncated(backend: Backend, receive: Callable[[], Any]) -> Truncated:
+    """Run ``receive``, which must cut fds, and see whether that was reported.
+
+    Reported means: the result's ``.truncated`` is true (style
+    ``attribute``) or the declared ``truncation_error`` was raised (style
+    ``exception``). A backend of style ``none`` never reports.
+    """
+    if backend.truncation == "exception":
+        try:
+            result = receive()
+        except backend.truncation_error:
+            return Truncated(reported=True, msg=None, fds=None)
+        msg, fds = result
+        return Truncated(reported=False, msg=msg, fds=list(fds), result=result)
+    result = receive()
+    msg, fds = result
+    reported = backend.truncation == "attribute" and bool(getattr(result, "truncated", False))
+    return Truncated(reported=reported, msg=msg, fds=list(fds), result=result)

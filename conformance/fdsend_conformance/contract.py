@@ -1,0 +1,72 @@
+"""The numbered clauses of ``CONTRACT.md``, parsed into data.
+
+A clause is a heading ``### ID: title`` followed by a ``- **MUST**`` or
+``- **SHOULD**`` line. MUST clauses are level ``core``; SHOULD clauses are
+level ``strict``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CONTRACT_PATH", "LEVELS", "Clause", "ContractError", "load_contract", "parse_contract"]
+
+CONTRACT_PATH = Path(__file__).with_name("CONTRACT.md")
+
+#: Levels, weakest first: ``--level=core`` gates on core clauses only.
+LEVELS = ("core", "strict")
+
+_HEADING = re.compile(r"^### (?P<id>[A-Z]+-\d+): (?P<title>.+?)\s*$")
+_LEVEL = re.compile(r"^- \*\*(?P<keyword>MUST|SHOULD)\*\*")
+_SECTION = re.compile(r"^## (?P<section>[A-Z]+)\b")
+
+
+class ContractError(ValueError):
+    """CONTRACT.md does not have the expected shape."""
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One numbered clause of the contract."""
+
+    id: str
+    title: str
+    keyword: str  # "MUST" or "SHOULD"
+    section: str
+
+    @property
+    def level(self) -> str:
+        """``core`` for MUST, ``strict`` for SHOULD."""
+        return "core" if self.keyword == "MUST" else "strict"
+
+
+def parse_contract(text: str) -> dict[str, Clause]:
+    """Parse contract markdown into clauses keyed by id, in document order."""
+    clauses: dict[str, Clause] = {}
+    section = ""
+    pending: tuple[str, str] | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if match := _SECTION.match(line):
+            section = match["section"]
+        elif match := _HEADING.match(line):
+            if pending is not None:
+                raise ContractError(f"clause {pending[0]} has no MUST/SHOULD line")
+            pending = (match["id"], match["title"])
+            if pending[0] in clauses:
+                raise ContractError(f"line {number}: clause {pending[0]} defined twice")
+        elif pending is not None and (match := _LEVEL.match(line)):
+            clause_id, title = pending
+            clauses[clause_id] = Clause(clause_id, title, match["keyword"], section)
+            pending = None
+    if pending is not None:
+        raise ContractError(f"clause {pending[0]} has no MUST/SHOULD line")
+    return clauses
+
+
+@functools.lru_cache(maxsize=None)
+def load_contract() -> dict[str, Clause]:
+    """Return the clauses of the packaged CONTRACT.md."""
+    return parse_contract(CONTRACT_PATH.read_text(encoding="utf-8"))

@@ -1,0 +1,60 @@
+"""Expected-failure files: the documented deviations of a backend.
+
+One entry per line: a selector, whitespace, and a one-line reason. ``#``
+starts a comment. The selector is a clause id (``TRUNC-3``: every test of
+that clause) or a glob over the test id within the suite
+(``test_coercion.py::test_socket_as*``)::
+
+    COERCE-1   socket.send_fds needs a socket object; an int has no sendmsg
+
+The built-in backends' files ship in ``expected/<backend>.txt``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["EXPECTED_DIR", "ExpectedFailure", "builtin_expected_file", "parse_expected"]
+
+EXPECTED_DIR = Path(__file__).with_name("expected")
+
+_CLAUSE_ID = re.compile(r"^[A-Z]+-\d+$")
+
+
+@dataclass(frozen=True)
+class ExpectedFailure:
+    """One line of an expected-failure file."""
+
+    selector: str
+    reason: str
+    line: int
+
+    def matches(self, test_id: str, clauses: tuple[str, ...]) -> bool:
+        """Whether this entry covers the test ``test_id`` proving ``clauses``."""
+        if _CLAUSE_ID.match(self.selector):
+            return self.selector in clauses
+        return fnmatch.fnmatchcase(test_id, self.selector)
+
+
+def parse_expected(text: str, source: str = "<expected>") -> list[ExpectedFailure]:
+    """Parse an expected-failure file; every entry needs a reason."""
+    entries = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip() if raw.lstrip().startswith("#") else raw.strip()
+        if not line:
+            continue
+        selector, _, reason = line.partition(" ")
+        reason = reason.strip()
+        if not reason:
+            raise ValueError(f"{source}:{number}: {selector!r} needs a one-line reason")
+        entries.append(ExpectedFailure(selector, reason, number))
+    return entries
+
+
+def builtin_expected_file(backend_name: str) -> Path | None:
+    """The shipped expected-failure file of a built-in backend, if any."""
+    path = EXPECTED_DIR / f"{backend_name}.txt"
+    return path if path.is_file() else None

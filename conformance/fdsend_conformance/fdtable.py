@@ -1,0 +1,43 @@
+"""The process's open file descriptors, read from ``/proc/self/fd``.
+
+Used to prove that a call leaked nothing: take a snapshot before, another
+after, and describe whatever appeared in between.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["describe", "leaked_since", "open_fds"]
+
+_FD_DIR = "/proc/self/fd"
+
+
+def open_fds() -> frozenset[int]:
+    """Return the fds open in this process right now."""
+    # listdir opens the directory itself: its fd shows in the listing but is
+    # closed again by the time we return, so drop entries that are gone.
+    listed = {int(name) for name in os.listdir(_FD_DIR)}
+    return frozenset(fd for fd in listed if _is_open(fd))
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def describe(fd: int) -> str:
+    """Say what ``fd`` refers to, e.g. ``'7 -> pipe:[1234]'``."""
+    try:
+        target = os.readlink(f"{_FD_DIR}/{fd}")
+    except OSError as exc:
+        target = f"<unreadable: {exc.strerror}>"
+    return f"{fd} -> {target}"
+
+
+def leaked_since(before: frozenset[int]) -> list[int]:
+    """Return the fds open now that were not open in ``before``, sorted."""
+    return sorted(open_fds() - before)

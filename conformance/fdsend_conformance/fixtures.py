@@ -1,0 +1,126 @@
+"""The suite's fixtures; loaded by ``suite/conftest.py`` only, so they never
+appear in other projects' test runs."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from fdsend_conformance import fdtable
+from fdsend_conformance.backend import Backend, Feature
+from fdsend_conformance.checks import unsupported
+from fdsend_conformance.plugin import backend_of, call_failed
+from fdsend_conformance.sockets import make_fd, socket_pair
+
+__all__ = ["Closer", "backend", "closer", "make_pair", "new_fd", "no_fd_leaks", "pair"]
+
+_TYPE_FEATURES = {socket.SOCK_SEQPACKET: Feature.SEQPACKET, socket.SOCK_DGRAM: Feature.DGRAM}
+
+
+@pytest.fixture(scope="session")
+def backend(pytestconfig: pytest.Config) -> Backend:
+    """The backend under test (``--backend``)."""
+    return backend_of(pytestconfig)
+
+
+@pytest.fixture(autouse=True)
+def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test if it leaves an fd open that was not open before.
+
+    Leaked fds are closed either way, so one leak does not spill into the
+    next test; a test that already failed is not failed twice.
+    """
+    before = fdtable.open_fds()
+    yield
+    leaked = fdtable.leaked_since(before)
+    if not leaked:
+        return
+    described = [fdtable.describe(fd) for fd in leaked]
+    for fd in leaked:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    if not call_failed(request.node):
+        pytest.fail(f"leaked {len(leaked)} fd(s): {'; '.join(described)}", pytrace=False)
+
+
+class Closer:
+    """Owns fds and objects a test opened, and closes them at teardown."""
+
+    def __init__(self) -> None:
+        self._fds: list[int] = []
+        self._objects: list[Any] = []
+
+    def fds(self, *fds: int) -> None:
+        """Take ownership of plain fds."""
+        self._fds.extend(fds)
+
+    def objects(self, *objects: Any) -> None:
+        """Take ownership of objects with ``close()``."""
+        self._objects.extend(objects)
+
+    def close(self, fd: int) -> None:
+        """Close an owned fd now."""
+        self._fds.remove(fd)
+        os.close(fd)
+
+    def close_all(self) -> None:
+        for obj in reversed(self._objects):
+            obj.close()
+        for fd in reversed(self._fds):
+            os.close(fd)
+        self._objects.clear()
+        self._fds.clear()
+
+
+@pytest.fixture
+def closer() -> Iterator[Closer]:
+    """Closes at teardown what the test gave it."""
+    owner = Closer()
+    yield owner
+    owner.close_all()
+
+
+@pytest.fixture
+def make_pair(
+    backend: Backend, closer: Closer
+) -> Callable[..., tuple[socket.socket, socket.socket]]:
+    """Make AF_UNIX pairs of a socket type; UNSUPPORTED when the backend lacks it."""
+
+    def make(kind: int = socket.SOCK_STREAM) -> tuple[socket.socket, socket.socket]:
+        feature = _TYPE_FEATURES.get(kind)
+        if feature is not None and not backend.supports(feature):
+            unsupported(f"{backend.name} lacks {feature}")
+        a, b = socket_pair(kind)
+        closer.objects(a, b)
+        return a, b
+
+    return make
+
+
+@pytest.fixture
+def pair(
+    make_pair: Callable[..., tuple[socket.socket, socket.socket]],
+) -> tuple[socket.socket, socket.socket]:
+    """A connected AF_UNIX SOCK_STREAM pair: (sender, receiver)."""
+    return make_pair()
+
+
+@pytest.fixture
+def new_fd(closer: Closer) -> Callable[[str], int]:
+    """Open an fd of a kind from ``sockets.FD_KINDS``; skipped where unavailable."""
+
+    def make(kind: str) -> int:
+        try:
+            fds = make_fd(kind)
+        except OSError as exc:
+            pytest.skip(f"cannot make a {kind} fd here: {exc}")
+        closer.fds(*fds)
+        return fds[0]
+
+    return make

@@ -1,0 +1,64 @@
+"""Run a sender in another process: forked, or started by multiprocessing.
+
+The other process loads the backend by name itself, so any backend that can
+be imported there (built-in, entry point, ``module:attr`` on the path) works.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+import warnings
+from collections.abc import Callable
+
+from fdsend_conformance.sockets import set_io_timeout
+
+__all__ = ["fork_call", "reap", "send_file_from_child"]
+
+
+def fork_call(function: Callable[[], object]) -> int:
+    """Fork; the child runs ``function`` and exits 0, or 1 if it raised.
+
+    Returns the child's pid; reap it with :func:`reap`.
+    """
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about fork in a process with threads; the child
+        # here runs only our own code and exits with os._exit.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid:
+        return pid
+    status = 1
+    try:
+        function()
+        status = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(status)
+
+
+def reap(pid: int) -> int:
+    """Wait for child ``pid`` and return its exit code (negative: signal)."""
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
+
+
+def send_file_from_child(address: str, backend_name: str, path: str, payload: bytes) -> None:
+    """Target for a spawned child: open ``path`` and send it to ``address``.
+
+    The file's offset is moved to 1 before sending, so the receiver can prove
+    it shares the open file description.
+    """
+    from fdsend_conformance.registry import load_backend
+
+    backend = load_backend(backend_name)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        set_io_timeout(sock)
+        sock.connect(address)
+        with open(path, "rb") as file:
+            file.seek(1)
+            backend.sendfds(sock, payload, 0, [file.fileno()])
+            # Wait for the receiver to finish before closing our copy.
+            sock.recv(1)

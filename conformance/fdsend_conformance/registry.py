@@ -1,0 +1,98 @@
+"""Find backends by name: entry points, or a ``package.module[:attr]`` path.
+
+The built-in backends are registered in the ``fdsend.backends`` entry-point
+group by this distribution itself, exactly as a third party registers its
+own, so there is one lookup path for all of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from fdsend_conformance.backend import Backend
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Availability",
+    "UnknownBackendError",
+    "available_backends",
+    "load_backend",
+]
+
+ENTRY_POINT_GROUP = "fdsend.backends"
+
+
+class UnknownBackendError(LookupError):
+    """No backend of that name; the message lists the available ones."""
+
+
+@dataclass(frozen=True)
+class Availability:
+    """One registered backend: its version, or why it cannot be loaded."""
+
+    name: str
+    origin: str
+    version: str | None
+    error: str | None
+
+
+def _entry_points() -> dict[str, Any]:
+    if sys.version_info >= (3, 10):
+        from importlib.metadata import entry_points
+
+        found = entry_points(group=ENTRY_POINT_GROUP)
+    else:  # pragma: no cover - Python 3.9
+        from importlib.metadata import entry_points
+
+        found = entry_points().get(ENTRY_POINT_GROUP, ())
+    return {ep.name: ep for ep in found}
+
+
+def _load_path(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_backend(name: str) -> Backend:
+    """Load the backend called ``name``.
+
+    ``name`` is a registered entry-point name (built-in or third party) or a
+    dotted path ``package.module[:attr]`` to an object with ``sendfds`` and
+    ``recvfds``. Raises :class:`UnknownBackendError` naming the available
+    backends when it is neither.
+    """
+    entry_points = _entry_points()
+    if name in entry_points:
+        entry_point = entry_points[name]
+        return Backend.from_object(name, entry_point.load(), origin=entry_point.value)
+    looks_like_path = ":" in name or "." in name
+    if looks_like_path:
+        try:
+            obj = _load_path(name)
+        except (ImportError, AttributeError) as exc:
+            raise UnknownBackendError(f"cannot load backend {name!r}: {exc}") from exc
+        return Backend.from_object(name, obj, origin=name)
+    names = ", ".join(sorted(entry_points)) or "(none registered)"
+    raise UnknownBackendError(
+        f"unknown backend {name!r}; available: {names}; "
+        "or give a dotted path package.module[:attr]"
+    )
+
+
+def available_backends() -> list[Availability]:
+    """Every registered backend, loaded to read its version."""
+    result = []
+    for name, entry_point in sorted(_entry_points().items()):
+        try:
+            backend = Backend.from_object(name, entry_point.load(), origin=entry_point.value)
+        except Exception as exc:  # a broken third-party backend must not hide the rest
+            result.append(Availability(name, entry_point.value, None, f"{type(exc).__name__}: {exc}"))
+        else:
+            result.append(Availability(name, entry_point.value, backend.version, None))
+    return result

@@ -1,0 +1,160 @@
+"""Socket pairs and other fds for the suite, each with a kernel timeout.
+
+Every socket the suite creates gets SO_RCVTIMEO and SO_SNDTIMEO, so a
+blocking call fails with EAGAIN instead of hanging, whatever the backend
+does with the fd (socket object, int, ``fileno()``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import tempfile
+from collections.abc import Callable
+
+__all__ = [
+    "FD_KINDS",
+    "IO_TIMEOUT",
+    "distinct_fds",
+    "identity",
+    "make_fd",
+    "pending",
+    "set_io_timeout",
+    "socket_pair",
+    "tcp_pair",
+]
+
+#: Seconds a blocking send or receive may wait before failing.
+IO_TIMEOUT = 5.0
+
+
+def set_io_timeout(sock: socket.socket, seconds: float = IO_TIMEOUT) -> None:
+    """Set the kernel's SO_RCVTIMEO/SO_SNDTIMEO on ``sock``."""
+    whole = int(seconds)
+    timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+
+def socket_pair(kind: int = socket.SOCK_STREAM) -> tuple[socket.socket, socket.socket]:
+    """A connected AF_UNIX pair of ``kind``, both ends with kernel timeouts."""
+    a, b = socket.socketpair(socket.AF_UNIX, kind)
+    for sock in (a, b):
+        set_io_timeout(sock)
+    return a, b
+
+
+def tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """A connected TCP pair over loopback, both ends with kernel timeouts."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = socket.create_connection(listener.getsockname(), timeout=IO_TIMEOUT)
+        server, _ = listener.accept()
+    for sock in (client, server):
+        sock.settimeout(None)
+        set_io_timeout(sock)
+    return client, server
+
+
+def pending(sock: socket.socket) -> bool:
+    """Whether ``sock`` has anything to read right now (data or ancillary)."""
+    try:
+        data, ancdata, _flags, _addr = sock.recvmsg(
+            1, socket.CMSG_SPACE(4 * 253), socket.MSG_PEEK | socket.MSG_DONTWAIT
+        )
+    except BlockingIOError:
+        return False
+    # A peek installs the fds again: close them, they are only evidence.
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            for start in range(0, len(payload) - len(payload) % 4, 4):
+                os.close(int.from_bytes(payload[start : start + 4], "little", signed=True))
+    return bool(data or ancdata)
+
+
+def _regular_file() -> list[int]:
+    fd, path = tempfile.mkstemp(prefix="fdsend-")
+    os.unlink(path)
+    return [fd]
+
+
+def _tcp_socket() -> list[int]:
+    return [socket.socket(socket.AF_INET, socket.SOCK_STREAM).detach()]
+
+
+def _unix_socket() -> list[int]:
+    return [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).detach()]
+
+
+def _memfd() -> list[int]:
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is None:
+        raise OSError("os.memfd_create is not available")
+    return [memfd_create("fdsend")]
+
+
+def _eventfd() -> list[int]:
+    eventfd = getattr(os, "eventfd", None)
+    if eventfd is None:
+        raise OSError("os.eventfd is not available (Python < 3.10)")
+    return [eventfd(0)]
+
+
+def _devnull() -> list[int]:
+    return [os.open(os.devnull, os.O_RDWR)]
+
+
+def _pipe_read() -> list[int]:
+    read_end, write_end = os.pipe()
+    return [read_end, write_end]  # the first is the one to pass
+
+
+def _pipe_write() -> list[int]:
+    read_end, write_end = os.pipe()
+    return [write_end, read_end]
+
+
+#: Makers of one fd of each kind. Each returns the fd to pass first, then any
+#: companions (the other pipe end) that must be closed with it.
+FD_KINDS: dict[str, Callable[[], list[int]]] = {
+    "file": _regular_file,
+    "pipe-read": _pipe_read,
+    "pipe-write": _pipe_write,
+    "tcp": _tcp_socket,
+    "unix": _unix_socket,
+    "memfd": _memfd,
+    "eventfd": _eventfd,
+    "devnull": _devnull,
+}
+
+
+def make_fd(kind: str) -> list[int]:
+    """Open an fd of ``kind`` (see :data:`FD_KINDS`); the caller closes all."""
+    return FD_KINDS[kind]()
+
+
+def identity(fd: int) -> tuple[int, int]:
+    """The (st_dev, st_ino) of the file ``fd`` refers to."""
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def distinct_fds(count: int) -> list[int]:
+    """``count`` pipe read ends, each a different file (their write ends closed).
+
+    Cheap to make in bulk, and told apart by :func:`identity`, so the order
+    of received fds can be checked.
+    """
+    fds: list[int] = []
+    try:
+        for _ in range(count):
+            read_end, write_end = os.pipe()
+            os.close(write_end)
+            fds.append(read_end)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds

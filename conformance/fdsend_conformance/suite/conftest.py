@@ -1,0 +1,10 @@
+"""Make the suite's fixtures available to the suite, and to it alone."""
+
+from fdsend_conformance.fixtures import (  # noqa: F401
+    backend,
+    closer,
+    make_pair,
+    new_fd,
+    no_fd_leaks,
+    pair,
+)

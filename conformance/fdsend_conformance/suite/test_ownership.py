@@ -1,0 +1,125 @@
+"""OWN: the caller's fds stay the caller's; received fds are handled safely."""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from fdsend_conformance import fdtable
+from fdsend_conformance.backend import Feature
+from fdsend_conformance.sockets import distinct_fds, identity
+
+
+def _state(fd: int) -> tuple[tuple[int, int], int, int]:
+    """What a call must not change about a caller's fd."""
+    return identity(fd), fcntl.fcntl(fd, fcntl.F_GETFD), fcntl.fcntl(fd, fcntl.F_GETFL)
+
+
+class _Fileno:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+@pytest.mark.clause("OWN-1")
+@pytest.mark.parametrize("given_as", ["socket", "int", "fileno"])
+def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
+    a, b = pair
+    sent = distinct_fds(3)
+    closer.fds(*sent)
+    wrap = {"socket": lambda s: s, "int": lambda s: s.fileno(), "fileno": lambda s: _Fileno(s.fileno())}
+    watched = [a.fileno(), b.fileno(), *sent]
+    before = [_state(fd) for fd in watched]
+    try:
+        backend.sendfds(wrap[given_as](a), b"own", 0, sent)
+        _, fds = backend.recvfds(wrap[given_as](b), 16, 0, 3)
+    except (TypeError, AttributeError):
+        # Refusing a spelling is COERCE-1's business; ownership still holds.
+        fds = []
+    closer.fds(*fds)
+    gc.collect()  # a temporary socket.socket(fileno=...) would close on collection
+    assert [_state(fd) for fd in watched] == before
+
+
+@pytest.mark.clause("OWN-1")
+def test_failed_send_closes_none_of_the_callers_fds(backend, pair, closer):
+    a, b = pair
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+    closed = distinct_fds(1)[0]
+    os.close(closed)
+    before = [_state(fd) for fd in (a.fileno(), *sent)]
+    with pytest.raises(OSError):
+        backend.sendfds(a, b"x", 0, [sent[0], closed, sent[1]])
+    gc.collect()
+    assert [_state(fd) for fd in (a.fileno(), *sent)] == before
+
+
+@pytest.mark.clause("OWN-2")
+def test_received_fds_are_close_on_exec(backend, pair, closer):
+    a, b = pair
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+    backend.sendfds(a, b"x", 0, sent)
+    _, fds = backend.recvfds(b, 16, 0, 2)
+    closer.fds(*fds)
+    inheritable = [fd for fd in fds if not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC]
+    assert inheritable == [], f"received fds without FD_CLOEXEC: {inheritable}"
+
+
+@pytest.mark.clause("OWN-2")
+def test_subprocess_does_not_inherit_received_fds(backend, pair, closer):
+    a, b = pair
+    sent = distinct_fds(1)
+    closer.fds(*sent)
+    backend.sendfds(a, b"x", 0, sent)
+    _, fds = backend.recvfds(b, 16, 0, 1)
+    closer.fds(*fds)
+    probe = "import os, sys\ntry:\n    os.fstat(int(sys.argv[1]))\nexcept OSError:\n    sys.exit(3)\n"
+    child = subprocess.run(
+        [sys.executable, "-c", probe, str(fds[0])], close_fds=False, timeout=30, check=False
+    )
+    assert child.returncode == 3, "a child started with subprocess inherited a received fd"
+
+
+@pytest.mark.clause("OWN-3")
+def test_credentials_beside_fds_break_nothing(backend, pair, closer):
+    a, b = pair
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+    backend.sendfds(a, b"cred", 0, sent)
+    before = fdtable.open_fds()
+    result = backend.recvfds(b, 16, 0, 2)
+    msg, fds = result
+    new = fdtable.leaked_since(before)
+    closer.fds(*new)
+    assert sorted(fds) == new, "fds installed that the backend did not return"
+    if backend.supports(Feature.PAYLOAD):
+        assert msg == b"cred"
+
+
+@pytest.mark.clause("OWN-4")
+@pytest.mark.requires(Feature.FLAGS)
+def test_peeked_fds_are_returned(backend, pair, closer):
+    a, b = pair
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+    backend.sendfds(a, b"peek", 0, sent)
+    before = fdtable.open_fds()
+    _, peeked = backend.recvfds(b, 16, socket.MSG_PEEK, 2)
+    closer.fds(*peeked)
+    assert sorted(peeked) == fdtable.leaked_since(before), "a peek installed fds it did not return"
+    assert [identity(fd) for fd in peeked] == [identity(fd) for fd in sent]
+    msg, fds = backend.recvfds(b, 16, 0, 2)
+    closer.fds(*fds)
+    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+    assert msg == b"peek"

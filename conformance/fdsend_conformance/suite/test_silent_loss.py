@@ -1,0 +1,66 @@
+"""LOSS: where the kernel drops fds without an error, the backend does not."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from fdsend_conformance.backend import Feature
+from fdsend_conformance.sockets import distinct_fds, identity, pending, tcp_pair, set_io_timeout
+
+
+@pytest.mark.clause("LOSS-1")
+@pytest.mark.parametrize("count", [1, 4])
+def test_fds_arrive_beside_credentials(backend, pair, closer, count):
+    a, b = pair
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    sent = distinct_fds(count)
+    closer.fds(*sent)
+    backend.sendfds(a, b"c", 0, sent)
+    _, fds = backend.recvfds(b, 16, 0, count)
+    closer.fds(*fds)
+    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent], (
+        "SCM_CREDENTIALS took the control buffer and the fds were dropped"
+    )
+
+
+@pytest.mark.clause("LOSS-2")
+@pytest.mark.requires(Feature.PAYLOAD)
+def test_empty_payload_with_fds_on_a_stream_is_refused(backend, pair, closer):
+    a, b = pair
+    sent = distinct_fds(1)
+    closer.fds(*sent)
+    with pytest.raises((ValueError, OSError)):
+        backend.sendfds(a, b"", 0, sent)
+    assert not pending(b), "something reached the peer"
+
+
+@pytest.fixture
+def udp_pair(closer):
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closer.objects(a, b)
+    b.bind(("127.0.0.1", 0))
+    a.connect(b.getsockname())
+    for sock in (a, b):
+        set_io_timeout(sock)
+    return a, b
+
+
+@pytest.fixture
+def tcp(closer):
+    pair = tcp_pair()
+    closer.objects(*pair)
+    return pair
+
+
+@pytest.mark.clause("LOSS-3")
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_fds_on_an_inet_socket_are_refused(backend, request, closer, transport):
+    a, b = request.getfixturevalue("tcp" if transport == "tcp" else "udp_pair")
+    sent = distinct_fds(1)
+    closer.fds(*sent)
+    with pytest.raises((ValueError, OSError)):
+        backend.sendfds(a, b"x", 0, sent)
+    assert not pending(b), "the payload went out and the fds were dropped"

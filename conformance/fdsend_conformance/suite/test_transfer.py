@@ -1,0 +1,231 @@
+"""XFER: fds and payload get across, as the same open files."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from fdsend_conformance.backend import Backend, Feature
+from fdsend_conformance.checks import assert_same_file
+from fdsend_conformance.fixtures import Closer
+from fdsend_conformance.processes import fork_call, reap, send_file_from_child
+from fdsend_conformance.sockets import FD_KINDS, distinct_fds, identity, make_fd, set_io_timeout
+
+SOCKET_TYPES = {
+    "stream": socket.SOCK_STREAM,
+    "seqpacket": socket.SOCK_SEQPACKET,
+    "dgram": socket.SOCK_DGRAM,
+}
+
+
+def check_payload(backend: Backend, received: bytes, sent: bytes) -> None:
+    """The payload matches, for backends that carry one."""
+    if backend.supports(Feature.PAYLOAD):
+        assert received == sent
+
+
+@pytest.mark.clause("XFER-1")
+@pytest.mark.parametrize("count", [1, 2, 16, 253])
+def test_several_fds_arrive_in_order(backend, pair, closer, count):
+    sent = distinct_fds(count)
+    closer.fds(*sent)
+    a, b = pair
+    backend.sendfds(a, b"fds", 0, sent)
+    msg, fds = backend.recvfds(b, 16, 0, count)
+    closer.fds(*fds)
+    check_payload(backend, msg, b"fds")
+    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+
+
+@pytest.mark.clause("XFER-2")
+def test_every_kind_of_fd_in_one_call(backend, pair, closer):
+    a, b = pair
+    sent = [a.fileno()]  # the AF_UNIX socket itself
+    for kind in FD_KINDS:
+        try:
+            fds = make_fd(kind)
+        except OSError:
+            continue  # not on this system (e.g. eventfd before Python 3.10)
+        closer.fds(*fds)
+        sent.append(fds[0])
+    assert len(sent) >= 7, "too few fd kinds available to prove anything"
+    backend.sendfds(a, b"kinds", 0, sent)
+    msg, fds = backend.recvfds(b, 16, 0, len(sent))
+    closer.fds(*fds)
+    check_payload(backend, msg, b"kinds")
+    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+
+
+@pytest.mark.clause("XFER-3")
+def test_received_file_shares_offset_flags_and_data(backend, pair, closer, new_fd):
+    file_fd = new_fd("file")
+    os.write(file_fd, b"0123456789")
+    a, b = pair
+    backend.sendfds(a, b"f", 0, [file_fd])
+    _, fds = backend.recvfds(b, 16, 0, 4)
+    closer.fds(*fds)
+    [received] = fds
+    assert_same_file(file_fd, received)
+    os.lseek(file_fd, 3, os.SEEK_SET)
+    assert os.lseek(received, 0, os.SEEK_CUR) == 3, "file offset is not shared"
+    os.write(received, b"abc")
+    assert os.pread(file_fd, 10, 0) == b"012abc6789"
+
+
+@pytest.mark.clause("XFER-3")
+def test_received_pipe_end_carries_data(backend, pair, closer):
+    read_end, write_end = os.pipe()
+    closer.fds(read_end, write_end)
+    a, b = pair
+    backend.sendfds(a, b"p", 0, [write_end])
+    _, fds = backend.recvfds(b, 16, 0, 4)
+    closer.fds(*fds)
+    assert_same_file(write_end, fds[0])
+    os.write(fds[0], b"through the received end")
+    assert os.read(read_end, 100) == b"through the received end"
+
+
+@pytest.mark.clause("XFER-4")
+def test_received_fds_outlive_the_senders_copies(backend, pair, closer):
+    read_end, write_end = os.pipe()
+    closer.fds(read_end)
+    a, b = pair
+    backend.sendfds(a, b"p", 0, [write_end])
+    os.close(write_end)
+    _, fds = backend.recvfds(b, 16, 0, 4)
+    closer.fds(*fds)
+    os.write(fds[0], b"still open")
+    assert os.read(read_end, 100) == b"still open"
+
+
+@pytest.mark.clause("XFER-5")
+@pytest.mark.parametrize("no_fds", [None, []], ids=["None", "empty-list"])
+def test_zero_fds_is_a_plain_message(backend, pair, no_fds):
+    a, b = pair
+    backend.sendfds(a, b"plain", 0, no_fds)
+    msg, fds = backend.recvfds(b, 16, 0, 4)
+    check_payload(backend, msg, b"plain")
+    assert list(fds) == []
+
+
+def _receive_exactly(backend: Backend, sock: socket.socket, size: int, numfds: int):
+    """Receive ``size`` payload bytes on a stream: fds come with the first part."""
+    msg, fds = backend.recvfds(sock, size, 0, numfds)
+    chunks = [msg]
+    got = len(msg)
+    while got < size:
+        chunk = sock.recv(size - got)
+        assert chunk, "peer closed before the whole payload arrived"
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks), fds
+
+
+@pytest.mark.clause("XFER-6")
+@pytest.mark.requires(Feature.PAYLOAD)
+@pytest.mark.parametrize(
+    "payload",
+    [b"\x00", b"a\x00b\x00\x00c", bytes(range(256)) * 4, os.urandom(65536)],
+    ids=["nul", "embedded-nuls", "all-bytes", "64KiB"],
+)
+@pytest.mark.parametrize("kind", ["stream", "seqpacket"])
+def test_payload_arrives_intact(backend, make_pair, closer, payload, kind):
+    a, b = make_pair(SOCKET_TYPES[kind])
+    read_end, write_end = os.pipe()
+    closer.fds(read_end, write_end)
+    sent = backend.sendfds(a, payload, 0, [read_end])
+    assert sent == len(payload)
+    if kind == "stream":
+        msg, fds = _receive_exactly(backend, b, len(payload), 4)
+    else:
+        msg, fds = backend.recvfds(b, len(payload), 0, 4)
+    closer.fds(*fds)
+    assert msg == payload
+    assert [identity(fd) for fd in fds] == [identity(read_end)]
+
+
+@pytest.mark.clause("XFER-7")
+@pytest.mark.parametrize("kind", list(SOCKET_TYPES))
+def test_every_unix_socket_type(backend, make_pair, closer, kind):
+    a, b = make_pair(SOCKET_TYPES[kind])
+    sent = distinct_fds(3)
+    closer.fds(*sent)
+    backend.sendfds(a, b"typed", 0, sent)
+    msg, fds = backend.recvfds(b, 16, 0, 3)
+    closer.fds(*fds)
+    check_payload(backend, msg, b"typed")
+    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+
+
+@pytest.mark.clause("XFER-8")
+def test_forked_sender(backend, pair, closer, tmp_path):
+    path = tmp_path / "shared"
+    path.write_bytes(b"from the child")
+    a, b = pair
+
+    def child() -> None:
+        b.close()
+        with open(path, "rb") as file:
+            file.seek(5)
+            backend.sendfds(a, b"forked", 0, [file.fileno()])
+
+    pid = fork_call(child)
+    a.close()
+    msg, fds = backend.recvfds(b, 16, 0, 4)
+    closer.fds(*fds)
+    assert reap(pid) == 0
+    check_payload(backend, msg, b"forked")
+    [received] = fds
+    assert os.lseek(received, 0, os.SEEK_CUR) == 5
+    assert os.pread(received, 100, 0) == b"from the child"
+
+
+@pytest.fixture(scope="session")
+def spawn_context() -> multiprocessing.context.BaseContext:
+    """A 'spawn' context whose resource tracker already runs (it keeps an fd)."""
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    return multiprocessing.get_context("spawn")
+
+
+@pytest.mark.clause("XFER-8")
+@pytest.mark.timeout(60)
+def test_spawned_sender(backend, closer, tmp_path: Path, spawn_context, pytestconfig):
+    path = tmp_path / "shared"
+    path.write_bytes(b"from the spawned child")
+    address = "\0fdsend-" + uuid.uuid4().hex  # abstract: no file, no clash
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    closer.objects(listener)
+    listener.bind(address)
+    listener.listen(1)
+    listener.settimeout(30)
+    name = pytestconfig.getoption("fdsend_backend") or backend.name
+    child = spawn_context.Process(
+        target=send_file_from_child, args=(address, name, str(path), b"spawned")
+    )
+    child.start()
+    try:
+        conn, _ = listener.accept()
+        closer.objects(conn)
+        conn.settimeout(None)
+        set_io_timeout(conn)
+        msg, fds = backend.recvfds(conn, 16, 0, 4)
+        closer.fds(*fds)
+        conn.send(b"k")  # let the child close its copy and exit
+        child.join(30)
+        assert child.exitcode == 0
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+        child.close()
+    check_payload(backend, msg, b"spawned")
+    [received] = fds
+    assert os.lseek(received, 0, os.SEEK_CUR) == 1
+    assert os.pread(received, 100, 0) == b"from the spawned child"

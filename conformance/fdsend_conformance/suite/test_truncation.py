@@ -1,0 +1,101 @@
+"""TRUNC: a receive that cannot take every fd says so and leaks nothing."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from fdsend_conformance import fdtable
+from fdsend_conformance.backend import Feature
+from fdsend_conformance.checks import receive_truncated, unsupported
+from fdsend_conformance.sockets import distinct_fds, identity, pending
+
+SENT = 8
+
+
+@pytest.mark.clause("TRUNC-1")
+@pytest.mark.parametrize("numfds", [1, SENT - 1])
+def test_short_receive_reports_truncation(backend, pair, closer, numfds):
+    sent = distinct_fds(SENT)
+    closer.fds(*sent)
+    a, b = pair
+    backend.sendfds(a, b"t", 0, sent)
+    got = receive_truncated(backend, lambda: backend.recvfds(b, 16, 0, numfds))
+    closer.fds(*(got.fds or []))
+    assert got.reported, (
+        f"{SENT} fds sent, room for {numfds}: "
+        f"{len(got.fds or [])} arrived and truncation was not reported "
+        f"(declared style: {backend.truncation})"
+    )
+
+
+@pytest.mark.clause("TRUNC-2")
+def test_arrived_fds_are_the_first_in_order(backend, pair, closer):
+    sent = distinct_fds(SENT)
+    closer.fds(*sent)
+    a, b = pair
+    backend.sendfds(a, b"t", 0, sent)
+    got = receive_truncated(backend, lambda: backend.recvfds(b, 16, 0, 3))
+    if got.fds is None:
+        unsupported(f"{backend.name} raises on truncation; nothing arrives to check")
+    closer.fds(*got.fds)
+    assert [identity(fd) for fd in got.fds] == [identity(fd) for fd in sent[:3]]
+
+
+@pytest.mark.clause("TRUNC-3")
+@pytest.mark.parametrize("numfds", [1, 3])
+def test_dropped_fds_leave_nothing_open(backend, pair, closer, numfds):
+    sent = distinct_fds(SENT)
+    closer.fds(*sent)
+    a, b = pair
+    backend.sendfds(a, b"t", 0, sent)
+    before = fdtable.open_fds()
+    got = receive_truncated(backend, lambda: backend.recvfds(b, 16, 0, numfds))
+    arrived = got.fds or []
+    new = fdtable.leaked_since(before)
+    closer.fds(*new)
+    assert sorted(arrived) == new, (
+        f"fds open after the receive that the backend did not return: "
+        f"{[fdtable.describe(fd) for fd in sorted(set(new) - set(arrived))]}"
+    )
+    assert len(arrived) <= numfds
+    assert not pending(b), "the cut fds are still queued on the socket"
+
+
+@pytest.mark.clause("TRUNC-4")
+def test_numfds_zero_reports_and_leaks_nothing(backend, pair, closer):
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+    a, b = pair
+    backend.sendfds(a, b"zero", 0, sent)
+    before = fdtable.open_fds()
+    got = receive_truncated(backend, lambda: backend.recvfds(b, 16, 0, 0))
+    new = fdtable.leaked_since(before)
+    closer.fds(*new)
+    assert new == [], f"fds installed by numfds=0: {[fdtable.describe(fd) for fd in new]}"
+    assert got.fds in (None, [])
+    assert got.reported, "numfds=0 dropped 2 fds without reporting truncation"
+    if got.msg is not None and backend.supports(Feature.PAYLOAD):
+        assert got.msg == b"zero"
+
+
+@pytest.mark.clause("TRUNC-5")
+@pytest.mark.requires(Feature.PAYLOAD)
+@pytest.mark.parametrize("kind", [socket.SOCK_SEQPACKET, socket.SOCK_DGRAM], ids=["seqpacket", "dgram"])
+def test_payload_truncation_is_reported(backend, make_pair, closer, kind):
+    a, b = make_pair(kind)
+    sent = distinct_fds(1)
+    closer.fds(*sent)
+    backend.sendfds(a, b"0123456789", 0, sent)
+    try:
+        result = backend.recvfds(b, 4, 0, 4)
+    except backend.truncation_error:
+        if backend.truncation != "exception":
+            raise
+        return  # reported by raising, as declared
+    msg, fds = result
+    closer.fds(*fds)
+    assert msg == b"0123"
+    assert getattr(result, "msg_truncated", False), "payload cut from 10 to 4 bytes, not reported"
+    assert [identity(fd) for fd in fds] == [identity(sent[0])]
