@@ -126,9 +126,7 @@ class Backend:
     truncation_error: type[BaseException] | tuple[type[BaseException], ...] = OSError
     unsupported: frozenset[str] = field(default_factory=frozenset)
 
-    def sendfds(
-        self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None
-    ) -> int:
+    def sendfds(self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
         """Call the backend's ``sendfds``."""
         return int(self.impl.sendfds(sock, msg, flags, fds))
 
@@ -166,4 +164,3 @@ class Backend:
             truncation_error=getattr(impl, "truncation_error", OSError),
             unsupported=unsupported,
         )
-

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CONTRACT_PATH", "LEVELS", "Clause", "ContractError", "load_contract", "parse_contract"]
+__all__ = [
+    "CONTRACT_PATH",
+    "LEVELS",
+    "Clause",
+    "ContractError",
+    "cross_check",
+    "load_contract",
+    "parse_contract",
+]
 
 CONTRACT_PATH = Path(__file__).with_name("CONTRACT.md")
 
@@ -66,7 +75,28 @@ def parse_contract(text: str) -> dict[str, Clause]:
     return clauses
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_contract() -> dict[str, Clause]:
     """Return the clauses of the packaged CONTRACT.md."""
     return parse_contract(CONTRACT_PATH.read_text(encoding="utf-8"))
+
+
+def cross_check(
+    clauses: dict[str, Clause], tests: Iterable[tuple[str, tuple[str, ...]]], complete: bool
+) -> list[str]:
+    """Where the tests and the contract disagree, one message each.
+
+    ``tests`` are (test id, clause ids) pairs. Every test must name at least
+    one clause, every named clause must exist, and, when the whole suite was
+    collected (``complete``), every clause must have a test.
+    """
+    problems = []
+    covered: set[str] = set()
+    for test_id, ids in tests:
+        if not ids:
+            problems.append(f"{test_id}: no @pytest.mark.clause")
+        problems.extend(f"{test_id}: unknown clause {cid}" for cid in ids if cid not in clauses)
+        covered.update(ids)
+    if complete:
+        problems.extend(f"clause {cid} has no test" for cid in clauses if cid not in covered)
+    return problems

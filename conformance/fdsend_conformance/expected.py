@@ -3,7 +3,8 @@
 One entry per line: a selector, whitespace, and a one-line reason. ``#``
 starts a comment. The selector is a clause id (``TRUNC-3``: every test of
 that clause) or a glob over the test id within the suite
-(``test_coercion.py::test_socket_as*``)::
+(``test_coercion.py::test_socket_as*``; an exact id, brackets and all,
+matches itself)::
 
     COERCE-1   socket.send_fds needs a socket object; an int has no sendmsg
 
@@ -36,7 +37,7 @@ class ExpectedFailure:
         """Whether this entry covers the test ``test_id`` proving ``clauses``."""
         if _CLAUSE_ID.match(self.selector):
             return self.selector in clauses
-        return fnmatch.fnmatchcase(test_id, self.selector)
+        return test_id == self.selector or fnmatch.fnmatchcase(test_id, self.selector)
 
 
 def parse_expected(text: str, source: str = "<expected>") -> list[ExpectedFailure]:

@@ -3,6 +3,7 @@ appear in other projects' test runs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from fdsend_conformance.sockets import make_fd, socket_pair
 
 __all__ = ["Closer", "backend", "closer", "make_pair", "new_fd", "no_fd_leaks", "pair"]
 
-_TYPE_FEATURES = {socket.SOCK_SEQPACKET: Feature.SEQPACKET, socket.SOCK_DGRAM: Feature.DGRAM}
+_TYPE_FEATURES: dict[int, str] = {socket.SOCK_SEQPACKET: Feature.SEQPACKET, socket.SOCK_DGRAM: Feature.DGRAM}
 
 
 @pytest.fixture(scope="session")
@@ -41,10 +42,8 @@ def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     described = [fdtable.describe(fd) for fd in leaked]
     for fd in leaked:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
     if not call_failed(request.node):
         pytest.fail(f"leaked {len(leaked)} fd(s): {'; '.join(described)}", pytrace=False)
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from fdsend_conformance.backend import Backend
-from fdsend_conformance.contract import LEVELS, load_contract
+from fdsend_conformance.contract import LEVELS, cross_check, load_contract
 from fdsend_conformance.expected import ExpectedFailure, builtin_expected_file, parse_expected
 from fdsend_conformance.registry import UnknownBackendError, available_backends, load_backend
 from fdsend_conformance.report import (
@@ -212,23 +212,17 @@ def pytest_collection_modifyitems(
     state = config.stash[_STATE]
     if not state.expected_source:
         state.load_expected()
-    contract = state.report.clauses
-    problems = []
-    covered: set[str] = set()
     for item in suite_items:
         ids = _clauses_of(item)
-        if not ids:
-            problems.append(f"{item.nodeid}: no @pytest.mark.clause")
-        problems.extend(f"{item.nodeid}: unknown clause {cid}" for cid in ids if cid not in contract)
-        covered.update(ids)
         item.stash[_CLAUSES] = ids
         item.user_properties.append((_CLAUSE_PROPERTY, ",".join(ids)))
         _apply_expected(item, ids, state.expected)
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(config.getoption("fdsend_test_timeout")))
-    whole_suite = {Path(str(item.path)) for item in suite_items} >= _suite_modules()
-    if whole_suite:
-        problems.extend(f"clause {cid} has no test" for cid in contract if cid not in covered)
+    complete = {Path(str(item.path)) for item in suite_items} >= _suite_modules()
+    problems = cross_check(
+        state.report.clauses, [(i.nodeid, i.stash[_CLAUSES]) for i in suite_items], complete
+    )
     if problems:
         raise pytest.UsageError("fdsend: contract and tests disagree:\n  " + "\n  ".join(problems))
 
@@ -239,7 +233,9 @@ def _test_id(item: pytest.Item) -> str:
     return f"{os.path.basename(path)}::{rest}"
 
 
-def _apply_expected(item: pytest.Item, ids: tuple[str, ...], entries: list[ExpectedFailure]) -> None:
+def _apply_expected(
+    item: pytest.Item, ids: tuple[str, ...], entries: list[ExpectedFailure]
+) -> None:
     test_id = _test_id(item)
     for entry in entries:
         if entry.matches(test_id, ids):
@@ -284,7 +280,9 @@ def _outcome_of(report: pytest.TestReport) -> str | None:
         return Outcome.FAILED
     if report.skipped:
         if wasxfail is not None:
-            return Outcome.NON_STRICT if wasxfail.startswith(NON_STRICT_PREFIX) else Outcome.EXPECTED
+            return (
+                Outcome.NON_STRICT if wasxfail.startswith(NON_STRICT_PREFIX) else Outcome.EXPECTED
+            )
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         return Outcome.UNSUPPORTED if UNSUPPORTED_PREFIX in reason else Outcome.SKIPPED
     if report.when == "call":

@@ -80,8 +80,7 @@ def load_backend(name: str) -> Backend:
         return Backend.from_object(name, obj, origin=name)
     names = ", ".join(sorted(entry_points)) or "(none registered)"
     raise UnknownBackendError(
-        f"unknown backend {name!r}; available: {names}; "
-        "or give a dotted path package.module[:attr]"
+        f"unknown backend {name!r}; available: {names}; or give a dotted path package.module[:attr]"
     )
 
 
@@ -92,7 +91,9 @@ def available_backends() -> list[Availability]:
         try:
             backend = Backend.from_object(name, entry_point.load(), origin=entry_point.value)
         except Exception as exc:  # a broken third-party backend must not hide the rest
-            result.append(Availability(name, entry_point.value, None, f"{type(exc).__name__}: {exc}"))
+            result.append(
+                Availability(name, entry_point.value, None, f"{type(exc).__name__}: {exc}")
+            )
         else:
             result.append(Availability(name, entry_point.value, backend.version, None))
     return result

@@ -29,7 +29,7 @@ from typing import Any
 from fdsend_conformance.backend import Backend
 from fdsend_conformance.contract import Clause
 
-__all__ = ["Outcome", "Verdict", "ClauseReport", "UNSUPPORTED_PREFIX", "NON_STRICT_PREFIX"]
+__all__ = ["NON_STRICT_PREFIX", "UNSUPPORTED_PREFIX", "ClauseReport", "Outcome", "Verdict"]
 
 UNSUPPORTED_PREFIX = "UNSUPPORTED: "
 NON_STRICT_PREFIX = "NON-STRICT: "
@@ -171,9 +171,7 @@ class ClauseReport:
             out.extend(f"{'':<{width}}  unexpectedly passing: {t}" for t in v.unexpected_passes)
         totals = Counter(v.status for v in verdicts)
         env = environment()
-        out.append(
-            "totals: " + ", ".join(f"{n} {status}" for status, n in sorted(totals.items()))
-        )
+        out.append("totals: " + ", ".join(f"{n} {status}" for status, n in sorted(totals.items())))
         out.append(
             f"backend: {backend.name} {backend.version} ({backend.origin}); "
             f"truncation: {backend.truncation}; "

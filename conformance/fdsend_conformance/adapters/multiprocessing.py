@@ -34,10 +34,12 @@ unsupported = frozenset({Feature.PAYLOAD, Feature.FLAGS})
 
 def sendfds(sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
     """``reduction.sendfds(sock, fds)``; ``msg`` and ``flags`` are not carried."""
-    reduction.sendfds(sock, [] if fds is None else fds)  # type: ignore[attr-defined]
+    given: Any = [] if fds is None else fds  # passed on as is
+    reduction.sendfds(sock, given)
     return 1  # the one count byte reduction.sendfds writes
 
 
 def recvfds(sock: Any, len: int, flags: int = 0, numfds: int = 64) -> tuple[bytes, list[int]]:
     """``reduction.recvfds(sock, numfds)``; there is no payload to return."""
-    return b"", reduction.recvfds(sock, numfds)  # type: ignore[attr-defined]
+    fds: list[int] = reduction.recvfds(sock, numfds)
+    return b"", fds

@@ -24,7 +24,8 @@ unsupported: frozenset[str] = frozenset()
 
 def sendfds(sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
     """``socket.send_fds(sock, [msg], fds, flags)``; ``fds=None`` means no fds."""
-    return socket.send_fds(sock, [msg], [] if fds is None else fds, flags)  # type: ignore[arg-type]
+    given: Any = [] if fds is None else fds  # passed on as is: stdlib's own checks apply
+    return socket.send_fds(sock, [msg], given, flags)
 
 
 def recvfds(sock: Any, len: int, flags: int = 0, numfds: int = 64) -> FlagsResult:

@@ -83,7 +83,9 @@ def test_mixed_fd_likes(backend, pair, closer, tmp_path, container):
 
 
 @pytest.mark.clause("COERCE-2")
-@pytest.mark.parametrize("index", range(6), ids=["socket", "binary-file", "text-file", "raw-io", "fileno-object", "int"])
+@pytest.mark.parametrize(
+    "index", range(6), ids=["socket", "binary-file", "text-file", "raw-io", "fileno-object", "int"]
+)
 def test_each_fd_like_alone(backend, pair, closer, tmp_path, index):
     a, b = pair
     _, like, fd = _fd_likes(closer, tmp_path)[index]

@@ -47,11 +47,12 @@ def test_closed_socket_is_ebadf(backend, closer, call):
     closed = _closed_fd()
     sent = distinct_fds(1)
     closer.fds(*sent)
+    calls = {
+        "send": lambda: backend.sendfds(closed, b"x", 0, sent),
+        "receive": lambda: backend.recvfds(closed, 16, 0, 4),
+    }
     with pytest.raises(OSError) as raised:
-        if call == "send":
-            backend.sendfds(closed, b"x", 0, sent)
-        else:
-            backend.recvfds(closed, 16, 0, 4)
+        calls[call]()
     assert raised.value.errno == errno.EBADF
 
 

@@ -35,7 +35,11 @@ def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
     a, b = pair
     sent = distinct_fds(3)
     closer.fds(*sent)
-    wrap = {"socket": lambda s: s, "int": lambda s: s.fileno(), "fileno": lambda s: _Fileno(s.fileno())}
+    wrap = {
+        "socket": lambda s: s,
+        "int": lambda s: s.fileno(),
+        "fileno": lambda s: _Fileno(s.fileno()),
+    }
     watched = [a.fileno(), b.fileno(), *sent]
     before = [_state(fd) for fd in watched]
     try:
@@ -51,7 +55,7 @@ def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
 
 @pytest.mark.clause("OWN-1")
 def test_failed_send_closes_none_of_the_callers_fds(backend, pair, closer):
-    a, b = pair
+    a, _ = pair
     sent = distinct_fds(2)
     closer.fds(*sent)
     closed = distinct_fds(1)[0]
@@ -83,7 +87,9 @@ def test_subprocess_does_not_inherit_received_fds(backend, pair, closer):
     backend.sendfds(a, b"x", 0, sent)
     _, fds = backend.recvfds(b, 16, 0, 1)
     closer.fds(*fds)
-    probe = "import os, sys\ntry:\n    os.fstat(int(sys.argv[1]))\nexcept OSError:\n    sys.exit(3)\n"
+    probe = (
+        "import os, sys\ntry:\n    os.fstat(int(sys.argv[1]))\nexcept OSError:\n    sys.exit(3)\n"
+    )
     child = subprocess.run(
         [sys.executable, "-c", probe, str(fds[0])], close_fds=False, timeout=30, check=False
     )

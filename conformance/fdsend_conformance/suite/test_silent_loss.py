@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from fdsend_conformance.backend import Feature
-from fdsend_conformance.sockets import distinct_fds, identity, pending, tcp_pair, set_io_timeout
+from fdsend_conformance.sockets import distinct_fds, identity, pending, set_io_timeout, tcp_pair
 
 
 @pytest.mark.clause("LOSS-1")

@@ -82,7 +82,9 @@ def test_numfds_zero_reports_and_leaks_nothing(backend, pair, closer):
 
 @pytest.mark.clause("TRUNC-5")
 @pytest.mark.requires(Feature.PAYLOAD)
-@pytest.mark.parametrize("kind", [socket.SOCK_SEQPACKET, socket.SOCK_DGRAM], ids=["seqpacket", "dgram"])
+@pytest.mark.parametrize(
+    "kind", [socket.SOCK_SEQPACKET, socket.SOCK_DGRAM], ids=["seqpacket", "dgram"]
+)
 def test_payload_truncation_is_reported(backend, make_pair, closer, kind):
     a, b = make_pair(kind)
     sent = distinct_fds(1)

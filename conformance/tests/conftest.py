@@ -1,0 +1,3 @@
+"""The project's own tests of the conformance plugin (not conformance clauses)."""
+
+pytest_plugins = ["pytester"]

@@ -1,0 +1,207 @@
+"""The plugin end to end: backend loading, report, exit status, expected failures.
+
+Each test runs the packaged suite (a selection of it) in a pytest subprocess
+against small example backends written here.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Any
+
+import pytest
+
+EXAMPLES = '''
+import array
+import socket
+
+from fdsend_conformance.backend import FlagsResult
+
+
+class Raw:
+    """sendmsg/recvmsg with knobs to break it in one way at a time."""
+
+    version = "0.1"
+
+    def __init__(self, name, cloexec=True, keep=None, truncation="attribute", unsupported=()):
+        self.name = name
+        self.cloexec = cloexec
+        self.keep = keep
+        self.truncation = truncation
+        self.unsupported = frozenset(unsupported)
+
+    def sendfds(self, sock, msg, flags=0, fds=None):
+        fds = [f if isinstance(f, int) else f.fileno() for f in (fds or [])]
+        if self.keep is not None:
+            fds = fds[: self.keep]  # loses the rest, silently
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        return sock.sendmsg([msg], ancillary, flags)
+
+    def recvfds(self, sock, size, flags=0, numfds=64):
+        if self.cloexec:
+            flags |= socket.MSG_CMSG_CLOEXEC
+        msg, ancillary, msg_flags, _ = sock.recvmsg(size, socket.CMSG_SPACE(4 * numfds), flags)
+        fds = array.array("i")
+        for _level, _kind, data in ancillary:
+            fds.frombytes(data[: len(data) - len(data) % 4])
+        return FlagsResult(msg, list(fds), msg_flags)
+
+
+good = Raw("good")
+dropper = Raw("dropper", keep=1)
+inheritable = Raw("inheritable", cloexec=False)
+silent = Raw("silent", truncation="none")
+no_payload = Raw("no-payload", unsupported=["payload"])
+'''
+
+ORDER_TEST = "test_several_fds_arrive_in_order"
+CLOEXEC_TEST = "test_received_fds_are_close_on_exec"
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester):
+    """Run the packaged suite in a subprocess; return (result, report JSON)."""
+    pytester.makepyfile(examples=EXAMPLES)
+    pytester.syspathinsert()
+
+    def run_suite(*args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+        report = pytester.path / "report.json"
+        result = pytester.runpytest_subprocess(
+            "--pyargs",
+            "fdsend_conformance",
+            "-p",
+            "no:cacheprovider",
+            f"--conformance-report={report}",
+            *args,
+            timeout=120,
+        )
+        data = json.loads(report.read_text()) if report.exists() else {}
+        return result, data
+
+    return run_suite
+
+
+def statuses(report: dict[str, Any]) -> dict[str, str]:
+    return {c["id"]: c["status"] for c in report["clauses"]}
+
+
+def test_unknown_backend_is_a_usage_error_naming_the_available(run):
+    result, report = run("--backend=no-such-backend")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown backend 'no-such-backend'*available:*reference*stdlib*"])
+    assert "passed" not in result.stdout.str()
+    assert report == {}
+
+
+def test_list_backends_shows_versions_and_exits(pytester: pytest.Pytester):
+    result = pytester.runpytest_subprocess("--list-backends", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["multiprocessing*Python 3.*", "stdlib*Python 3.*"])
+
+
+def test_module_attr_backend_passes_and_is_named_in_the_report(run):
+    result, report = run("--backend=examples:good", "-k", ORDER_TEST)
+    assert result.ret == 0
+    assert report["backend"]["name"] == "good"
+    assert report["backend"]["version"] == "0.1"
+    assert statuses(report)["XFER-1"] == "PASS"
+    assert statuses(report)["ERR-1"] == "NOT-RUN"
+    assert report["conforming"] is True
+    result.stdout.fnmatch_lines(["*fdsend conformance report*", "XFER-1*PASS*MUST*"])
+
+
+def test_entry_point_backend_is_listed_and_loaded(run, pytester: pytest.Pytester):
+    dist_info = pytester.path / "examples_ep-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: examples-ep\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text("[fdsend.backends]\nexample-good = examples:good\n")
+    listing = pytester.runpytest_subprocess("--list-backends", "-p", "no:cacheprovider")
+    listing.stdout.fnmatch_lines(["example-good*0.1*examples:good"])
+    result, report = run("--backend=example-good", "-k", ORDER_TEST)
+    assert result.ret == 0
+    assert report["backend"]["origin"] == "examples:good"
+
+
+def test_core_failure_fails_the_run(run):
+    result, report = run("--backend=examples:dropper", "-k", ORDER_TEST)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert statuses(report)["XFER-1"] == "FAIL"
+    assert report["conforming"] is False
+    xfer1 = next(c for c in report["clauses"] if c["id"] == "XFER-1")
+    assert xfer1["tests"] == {"passed": 1, "failed": 3}
+
+
+def test_should_failure_is_non_strict_and_fails_only_at_strict_level(run):
+    result, report = run("--backend=examples:inheritable", "-k", CLOEXEC_TEST)
+    assert result.ret == 0
+    assert statuses(report)["OWN-2"] == "NON-STRICT"
+    assert report["conforming"] is True
+    result, report = run("--backend=examples:inheritable", "-k", CLOEXEC_TEST, "--level=strict")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert report["conforming"] is False
+
+
+def test_undeclared_feature_is_unsupported_not_failed(run):
+    result, report = run("--backend=examples:no_payload", "-k", "test_payload_arrives_intact")
+    assert result.ret == 0
+    assert statuses(report)["XFER-6"] == "UNSUPPORTED"
+
+
+def test_truncation_style_none_fails_truncation_clause(run):
+    result, report = run("--backend=examples:silent", "-k", "test_short_receive_reports")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert statuses(report)["TRUNC-1"] == "FAIL"
+
+
+def test_expected_failure_file_keeps_the_run_green(run, pytester: pytest.Pytester):
+    expected = pytester.path / "expected.txt"
+    expected.write_text("# dropper's deviations\nXFER-1  sends only the first fd, on purpose\n")
+    result, report = run("--backend=examples:dropper", "-k", ORDER_TEST, f"--expected={expected}")
+    assert result.ret == 0
+    xfer1 = next(c for c in report["clauses"] if c["id"] == "XFER-1")
+    assert (xfer1["status"], xfer1["expected"]) == ("FAIL", True)
+    result.stdout.fnmatch_lines(["XFER-1*FAIL (expected)*"])
+
+
+def test_expected_failure_that_passes_is_reported(run, pytester: pytest.Pytester):
+    expected = pytester.path / "expected.txt"
+    expected.write_text("test_transfer.py::test_several_fds_arrive_in_order[16]  was broken\n")
+    result, report = run("--backend=examples:good", "-k", ORDER_TEST, f"--expected={expected}")
+    assert result.ret == 0
+    xfer1 = next(c for c in report["clauses"] if c["id"] == "XFER-1")
+    [unexpected] = xfer1["unexpected_passes"]
+    assert unexpected.endswith("test_transfer.py::test_several_fds_arrive_in_order[16]")
+    result.stdout.fnmatch_lines(["*unexpectedly passing*test_several_fds_arrive_in_order[[]16[]]*"])
+
+
+def test_expected_entry_without_reason_is_a_usage_error(run, pytester: pytest.Pytester):
+    expected = pytester.path / "expected.txt"
+    expected.write_text("XFER-1\n")
+    result, _ = run("--backend=examples:good", f"--expected={expected}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*XFER-1*needs a one-line reason*"])
+
+
+def test_parallel_run_reports_what_a_serial_run_does(run):
+    selection = ("-k", f"{ORDER_TEST} or {CLOEXEC_TEST} or test_zero_fds")
+    serial_result, serial = run("--backend=examples:inheritable", *selection)
+    parallel_result, parallel = run("--backend=examples:inheritable", "-n", "2", *selection)
+    assert serial_result.ret == parallel_result.ret == 0
+    assert statuses(parallel) == statuses(serial)
+    assert statuses(serial)["OWN-2"] == "NON-STRICT"
+    assert statuses(serial)["XFER-5"] == "PASS"
+
+
+def test_plain_project_is_untouched(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_plain=textwrap.dedent(
+            """
+            def test_nothing_special(request):
+                assert "no_fd_leaks" not in request.fixturenames
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == 0
+    assert "fdsend conformance report" not in result.stdout.str()
