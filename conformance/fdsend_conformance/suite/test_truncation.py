@@ -23,6 +23,9 @@ def test_short_receive_reports_truncation(backend, pair, closer, numfds):
     backend.sendfds(a, b"t", 0, sent)
     got = receive_truncated(backend, lambda: backend.recvfds(b, 16, 0, numfds))
     closer.fds(*(got.fds or []))
+    assert len(got.fds or []) <= numfds, (
+        f"asked for at most {numfds} fds, got {len(got.fds or [])}: numfds is not a limit"
+    )
     assert got.reported, (
         f"{SENT} fds sent, room for {numfds}: "
         f"{len(got.fds or [])} arrived and truncation was not reported "
