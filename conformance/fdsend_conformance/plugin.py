@@ -19,6 +19,7 @@ import pytest
 from fdsend_conformance.backend import Backend
 from fdsend_conformance.contract import LEVELS, cross_check, load_contract
 from fdsend_conformance.expected import ExpectedFailure, builtin_expected_file, parse_expected
+from fdsend_conformance.isolation import run_isolated
 from fdsend_conformance.registry import UnknownBackendError, available_backends, load_backend
 from fdsend_conformance.report import (
     EXPECTED_PREFIX,
@@ -66,11 +67,21 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
         {"metavar": "PATH", "default": None},
     ),
     (
+        "isolate",
+        "run each conformance test in a forked child so a crashing backend cannot end "
+        "the run: auto (default: yes unless under pytest-xdist, which replaces crashed "
+        "workers itself, or --pdb), yes, no",
+        {"choices": ("auto", "yes", "no"), "default": "auto"},
+    ),
+    (
         "test-timeout",
         "seconds before a conformance test is failed as hung (pytest-timeout); default 20",
         {"metavar": "SECONDS", "type": float, "default": 20.0},
     ),
 ]
+
+#: Seconds an isolated test may outlive its own timeout before it is killed.
+_ISOLATION_GRACE = 10.0
 
 _STATE = pytest.StashKey["_State"]()
 _CALL_FAILED = pytest.StashKey[bool]()
@@ -102,6 +113,7 @@ class _State:
         self.report = ClauseReport(load_contract())
         self.expected: list[ExpectedFailure] = []
         self.expected_source: str | None = None
+        self.clauses_by_test: dict[str, list[str]] = {}
 
     @property
     def backend(self) -> Backend:
@@ -134,9 +146,14 @@ class _State:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         values = [value for key, value in report.user_properties if key == _CLAUSE_PROPERTY]
-        outcome = _outcome_of(report) if values else None
-        if outcome is not None:
-            self.report.record(report.nodeid, str(values[0]).split(","), outcome)
+        if values:
+            self.clauses_by_test[report.nodeid] = str(values[0]).split(",")
+        # A report made up for a crashed xdist worker carries no properties:
+        # the test's earlier (setup) report told us its clauses.
+        ids = self.clauses_by_test.get(report.nodeid)
+        outcome = _outcome_of(report) if ids else None
+        if ids and outcome is not None:
+            self.report.record(report.nodeid, ids, outcome)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         path = self.config.getoption("fdsend_conformance_report")
@@ -241,6 +258,28 @@ def _apply_expected(
         if entry.matches(test_id, ids):
             item.add_marker(pytest.mark.xfail(reason=EXPECTED_PREFIX + entry.reason, strict=False))
             return
+
+
+def _isolated(config: pytest.Config) -> bool:
+    choice = config.getoption("fdsend_isolate")
+    if choice != "auto":
+        return bool(choice == "yes")
+    under_xdist = hasattr(config, "workerinput") or bool(config.getoption("numprocesses", None))
+    return hasattr(os, "fork") and not under_xdist and not config.getoption("usepdb", False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    if _CLAUSES not in item.stash or not _isolated(item.config):
+        return None
+    marker = item.get_closest_marker("timeout")
+    seconds = float(marker.args[0]) if marker and marker.args else 60.0
+    ihook = item.ihook
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for report in run_isolated(item, seconds + _ISOLATION_GRACE):
+        ihook.pytest_runtest_logreport(report=report)
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

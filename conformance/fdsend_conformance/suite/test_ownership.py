@@ -13,7 +13,7 @@ import pytest
 
 from fdsend_conformance import fdtable
 from fdsend_conformance.backend import Feature
-from fdsend_conformance.sockets import distinct_fds, identity
+from fdsend_conformance.sockets import distinct_fds, identity, pending
 
 
 def _state(fd: int) -> tuple[tuple[int, int], int, int]:
@@ -125,6 +125,7 @@ def test_peeked_fds_are_returned(backend, pair, closer):
     closer.fds(*peeked)
     assert sorted(peeked) == fdtable.leaked_since(before), "a peek installed fds it did not return"
     assert [identity(fd) for fd in peeked] == [identity(fd) for fd in sent]
+    assert pending(b), "the MSG_PEEK receive consumed the message"
     msg, fds = backend.recvfds(b, 16, 0, 2)
     closer.fds(*fds)
     assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]

@@ -1,0 +1,111 @@
+"""Run one test in a forked child, so a backend that crashes cannot end the run.
+
+The child runs the whole test protocol (setup, call, teardown) and sends the
+serialised reports back through a pipe. If it dies (``os.abort()``, a
+segfault) or outlives its deadline, the parent kills it and reports the test
+as failed with the reason. Under pytest-xdist this is not needed: a crashed
+worker is replaced and its test reported failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import time
+import warnings
+from typing import Any
+
+import pytest
+from _pytest.runner import runtestprotocol
+
+__all__ = ["run_isolated"]
+
+
+def _child(item: pytest.Item, write_end: int) -> None:
+    """In the child: run the test, write its reports as JSON, exit."""
+    status = 1
+    try:
+        reports = runtestprotocol(item, log=False, nextitem=None)
+        hook = item.config.hook
+        data = [hook.pytest_report_to_serializable(config=item.config, report=r) for r in reports]
+        payload = json.dumps(data).encode()
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(write_end, view) :]
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _read_until(read_end: int, deadline: float) -> tuple[bytes, bool]:
+    """Read to EOF or the deadline; return (data, reached EOF)."""
+    chunks = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return b"".join(chunks), False
+        ready, _, _ = select.select([read_end], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(read_end, 1 << 16)
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+
+
+def _failure(item: pytest.Item, reason: str) -> pytest.TestReport:
+    return pytest.TestReport(
+        nodeid=item.nodeid,
+        location=item.location,
+        keywords={name: 1 for name in item.keywords},
+        outcome="failed",
+        longrepr=reason,
+        when="call",
+        user_properties=list(item.user_properties),
+    )
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        return f"signal {number} ({signal.Signals(number).name})"
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
+def run_isolated(item: pytest.Item, seconds: float) -> list[Any]:
+    """Run ``item`` in a forked child; kill it after ``seconds``.
+
+    Returns the child's reports, or one failing report saying how it died.
+    """
+    # pytest-timeout (signal method) armed an alarm around this test: move it
+    # into the child, where the test runs. Timers are not inherited by fork.
+    alarm, _ = signal.getitimer(signal.ITIMER_REAL)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, alarm)
+        _child(item, write_end)
+    os.close(write_end)
+    try:
+        data, finished = _read_until(read_end, time.monotonic() + seconds)
+    finally:
+        os.close(read_end)
+    if not finished:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    if not finished:
+        return [_failure(item, f"killed after {seconds:.0f} s: the test hung (backend blocked?)")]
+    if not data:
+        return [_failure(item, f"the test process died with {_describe(status)}")]
+    hook = item.config.hook
+    return [
+        hook.pytest_report_from_serializable(config=item.config, data=entry)
+        for entry in json.loads(data)
+    ]
