@@ -41,7 +41,7 @@ def _child(item: pytest.Item, write_end: int) -> None:
 
 def _read_until(read_end: int, deadline: float) -> tuple[bytes, bool]:
     """Read to EOF or the deadline; return (data, reached EOF)."""
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
