@@ -168,6 +168,17 @@ class _State:
             terminalreporter.write_line(line)
         if self.expected_source:
             terminalreporter.write_line(f"expected failures: {self.expected_source}")
+        unmatched = self.unmatched_expected()
+        if unmatched:
+            terminalreporter.write_line(
+                f"{len(unmatched)} expected-failure entries matched no test that ran "
+                f"(deselected, or stale): {', '.join(e.selector for e in unmatched)}"
+            )
+
+    def unmatched_expected(self) -> list[ExpectedFailure]:
+        """Entries of the expected file that no test of this run matched."""
+        ran = [(_test_id(nodeid), tuple(ids)) for nodeid, ids in self.clauses_by_test.items()]
+        return [e for e in self.expected if not any(e.matches(t, ids) for t, ids in ran)]
 
 
 def backend_of(config: pytest.Config) -> Backend:
@@ -244,16 +255,16 @@ def pytest_collection_modifyitems(
         raise pytest.UsageError("fdsend: contract and tests disagree:\n  " + "\n  ".join(problems))
 
 
-def _test_id(item: pytest.Item) -> str:
+def _test_id(nodeid: str) -> str:
     """The test's id within the suite: ``test_errors.py::test_name[params]``."""
-    path, _, rest = item.nodeid.partition("::")
+    path, _, rest = nodeid.partition("::")
     return f"{os.path.basename(path)}::{rest}"
 
 
 def _apply_expected(
     item: pytest.Item, ids: tuple[str, ...], entries: list[ExpectedFailure]
 ) -> None:
-    test_id = _test_id(item)
+    test_id = _test_id(item.nodeid)
     for entry in entries:
         if entry.matches(test_id, ids):
             item.add_marker(pytest.mark.xfail(reason=EXPECTED_PREFIX + entry.reason, strict=False))
