@@ -121,8 +121,12 @@ class _State:
             name = self.config.getoption("fdsend_backend") or DEFAULT_BACKEND
             try:
                 self._backend = load_backend(name)
-            except (UnknownBackendError, TypeError, ValueError) as exc:
+            except UnknownBackendError as exc:
                 raise pytest.UsageError(f"fdsend: {exc}") from exc
+            except Exception as exc:  # the backend's own import or declarations failed
+                raise pytest.UsageError(
+                    f"fdsend: cannot load backend {name!r}: {type(exc).__name__}: {exc}"
+                ) from exc
         return self._backend
 
     def load_expected(self) -> None:

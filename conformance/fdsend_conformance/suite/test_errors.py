@@ -35,7 +35,7 @@ def test_receive_on_a_non_socket_is_enotsock(backend, new_fd, kind):
 
 
 def _closed_fd() -> int:
-    """A descriptor number that is not open right now."""
+    """A descriptor number that is not open right now (until the next open)."""
     fd = distinct_fds(1)[0]
     os.close(fd)
     return fd
@@ -44,9 +44,9 @@ def _closed_fd() -> int:
 @pytest.mark.clause("ERR-2", "ERR-8")
 @pytest.mark.parametrize("call", ["send", "receive"])
 def test_closed_socket_is_ebadf(backend, closer, call):
-    closed = _closed_fd()
     sent = distinct_fds(1)
     closer.fds(*sent)
+    closed = _closed_fd()  # after every other open: its number stays free
     calls = {
         "send": lambda: backend.sendfds(closed, b"x", 0, sent),
         "receive": lambda: backend.recvfds(closed, 16, 0, 4),
