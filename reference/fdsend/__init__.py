@@ -30,7 +30,7 @@ import _socket
 import contextlib
 import errno
 import socket
-import sys
+import struct
 from array import array
 from collections.abc import Iterable
 from typing import Any, Union
@@ -63,12 +63,15 @@ _SocketBase = _socket.socket
 # The C-level getters give plain ints; socket.socket's properties build enums.
 _family_of = _socket.socket.family.__get__
 _type_of = _socket.socket.type.__get__
-# Offset of the most significant byte of each native int in an fd array.
-_TOP_BYTE = slice(3, None, 4) if sys.byteorder == "little" else slice(0, None, 4)
 # SO_PASSCRED puts a struct ucred (12 bytes) ahead of the fds: leave room for
 # it, or a buffer sized for the fds alone loses every fd (measured, Linux 6.18).
 _CREDENTIALS_SPACE = socket.CMSG_SPACE(12)
 _CONTROL_SPACE = [socket.CMSG_SPACE(4 * n) + _CREDENTIALS_SPACE for n in range(SCM_MAX_FD + 1)]
+# One unpacker per fd count that fits the largest control buffer.
+_UNPACK = [
+    struct.Struct(f"={n}i").unpack
+    for n in range((_CONTROL_SPACE[SCM_MAX_FD] - socket.CMSG_LEN(0)) // 4 + 1)
+]
 _new_tuple = tuple.__new__
 
 FdLike = Union[int, Any]  # an int, or any object with fileno()
@@ -141,14 +144,16 @@ def _fileno(obj: Any) -> int:
 
 
 def _fd_array(fds: Iterable[FdLike]) -> array[int]:
-    """The fds as a native int array, checked; raises before anything is sent."""
+    """The fds as a native int array; raises before anything is sent.
+
+    Plain ints take the fast path: ``array('I')`` itself refuses negatives
+    and non-ints. Ints in (INT_MAX, UINT_MAX] slip through it; the kernel then
+    fails with EBADF and :func:`sendfds` turns that into OverflowError.
+    """
     if type(fds) is not list and type(fds) is not tuple:
         fds = list(fds)  # TypeError for a non-iterable
     try:
-        # Fast path for plain ints: 'I' refuses negatives and non-ints itself.
         packed = array("I", fds)
-        if not packed.tobytes()[_TOP_BYTE].isascii():  # some fd > INT_MAX
-            raise OverflowError
     except (TypeError, OverflowError):
         packed = array("I", [_fileno(obj) for obj in fds])
     if len(packed) > SCM_MAX_FD:
@@ -162,8 +167,14 @@ def _refuse_silent_loss(sock: Any, msg: Any) -> None:
     """Raise ValueError where the kernel would accept fds and then drop them."""
     if _family_of(sock) != _AF_UNIX:
         raise ValueError("fds can only be passed over AF_UNIX sockets; the kernel drops them")
-    if _type_of(sock) == _SOCK_STREAM and not len(memoryview(msg)):
+    if _type_of(sock) == _SOCK_STREAM and not (msg if type(msg) is bytes else memoryview(msg)):
         raise ValueError("fds need at least one payload byte on SOCK_STREAM; else they are lost")
+
+
+def _check_range(packed: array[int]) -> None:
+    """After EBADF: raise OverflowError if an fd was beyond C int range."""
+    for fd in packed:
+        _fileno(fd)
 
 
 def sendfds(fd: Any, msg: Any, flags: int = 0, fds: Iterable[FdLike] | None = None) -> int:
@@ -180,22 +191,20 @@ def sendfds(fd: Any, msg: Any, flags: int = 0, fds: Iterable[FdLike] | None = No
     """
     if type(msg) is str:
         msg = msg.encode()
-    ancillary: list[tuple[int, int, array[int]]] = []
-    if fds is not None:
-        packed = _fd_array(fds)
-        if packed:
-            ancillary.append((_SOL_SOCKET, _SCM_RIGHTS, packed))
-    if isinstance(fd, _SocketBase):
-        if ancillary:
-            _refuse_silent_loss(fd, msg)
-        return fd.sendmsg((msg,), ancillary, flags)
-    sock = _SocketBase(fileno=_fileno(fd))
+    packed = _fd_array(fds) if fds is not None else None
+    ancillary = ((_SOL_SOCKET, _SCM_RIGHTS, packed),) if packed else ()
+    sock = fd if isinstance(fd, _SocketBase) else _SocketBase(fileno=_fileno(fd))
     try:
         if ancillary:
             _refuse_silent_loss(sock, msg)
         return sock.sendmsg((msg,), ancillary, flags)
+    except OSError as exc:
+        if packed and exc.errno == errno.EBADF:
+            _check_range(packed)
+        raise
     finally:
-        sock.detach()  # the fd is the caller's: never close it
+        if sock is not fd:
+            sock.detach()  # the fd is the caller's: never close it
 
 
 def recvfds(
@@ -226,7 +235,7 @@ def recvfds(
     if numfds > SCM_MAX_FD:
         numfds = SCM_MAX_FD
     if cloexec:
-        flags = int(flags) | _MSG_CMSG_CLOEXEC
+        flags = int(flags) | _MSG_CMSG_CLOEXEC if flags else _MSG_CMSG_CLOEXEC
     if isinstance(fd, _SocketBase):
         msg, ancillary, msg_flags, _ = fd.recvmsg(len, _CONTROL_SPACE[numfds], flags)
     else:
@@ -244,12 +253,13 @@ def recvfds(
     return result
 
 
-def _take_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+def _take_fds(ancillary: list[tuple[int, int, bytes]]) -> tuple[int, ...]:
     """The fds of every SCM_RIGHTS message, in order; other messages ignored."""
-    fds: list[int] = []
+    fds: tuple[int, ...] = ()
     for level, kind, data in ancillary:
         if level == _SOL_SOCKET and kind == _SCM_RIGHTS:
-            fds.extend(array("i", data[: len(data) - len(data) % 4]))  # whole ints only
+            count = len(data) >> 2  # whole ints only
+            fds += _UNPACK[count](data[: count << 2])
     return fds
 
 
@@ -274,15 +284,14 @@ def _with_fds(
         raise
     try:
         if len(fds) > numfds:  # the room kept for credentials held more than asked
-            excess = fds[numfds:]
-            del fds[numfds:]
+            fds, excess = fds[:numfds], fds[numfds:]
             msg_flags |= _MSG_CTRUNC
             _close_all(excess)
         if strict and msg_flags & _MSG_CTRUNC:
-            doomed, fds = fds, []
+            doomed, fds = fds, ()
             _close_all(doomed)
             raise TruncatedError(msg, msg_flags)
-        result: Received = _new_tuple(Received, (msg, tuple(fds)))
+        result: Received = _new_tuple(Received, (msg, fds))
         result.flags = msg_flags
         return result
     except BaseException:
