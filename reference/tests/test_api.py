@@ -1,0 +1,212 @@
+"""The fdsend API itself: call shapes, refusals, odd control messages."""
+
+from __future__ import annotations
+
+import array
+import errno
+import os
+import socket
+import struct
+
+import pytest
+
+import fdsend
+from fdsend_conformance import fdtable
+from fdsend_conformance.sockets import distinct_fds, identity, pending, tcp_pair
+
+
+def test_compat_keywords(pair, pipe):
+    a, b = pair
+    assert fdsend.sendfds(fd=a, msg=b"kw", flags=0, fds=[pipe[0]]) == 2
+    msg, fds = fdsend.recvfds(fd=b, len=16, flags=0, numfds=4)
+    assert msg == b"kw"
+    assert identity(fds[0]) == identity(pipe[0])
+    os.close(fds[0])
+
+
+def test_str_message_is_utf8(pair):
+    a, b = pair
+    assert fdsend.sendfds(a, "héllo") == len("héllo".encode())
+    assert fdsend.recvfds(b, 16).msg == "héllo".encode()
+
+
+@pytest.mark.parametrize("wrap", [bytearray, memoryview], ids=["bytearray", "memoryview"])
+def test_bytes_like_messages(pair, wrap):
+    a, b = pair
+    fdsend.sendfds(a, wrap(b"\x00bytes\x00"))
+    assert fdsend.recvfds(b, 16).msg == b"\x00bytes\x00"
+
+
+def test_socketpair_returns_plain_fds_the_caller_owns():
+    a, b = fdsend.socketpair()
+    try:
+        assert isinstance(a, int)
+        assert isinstance(b, int)
+        fdsend.sendfds(a, b"pair")
+        assert fdsend.recvfds(b, 16).msg == b"pair"
+    finally:
+        os.close(a)
+        os.close(b)
+
+
+def test_int_socket_is_neither_closed_nor_changed(pair, pipe):
+    a, b = pair
+    fdsend.sendfds(a.fileno(), b"i", fds=[pipe[0]])
+    _, fds = fdsend.recvfds(b.fileno(), 16)
+    os.close(fds[0])
+    os.fstat(a.fileno())
+    os.fstat(b.fileno())
+    assert a.gettimeout() is None
+
+
+def test_empty_payload_with_fds_on_a_stream_is_refused(pair, pipe):
+    a, b = pair
+    with pytest.raises(ValueError, match="payload byte"):
+        fdsend.sendfds(a, b"", fds=[pipe[0]])
+    assert not pending(b)
+
+
+def test_empty_payload_without_fds_is_allowed(pair):
+    a, _ = pair
+    assert fdsend.sendfds(a, b"") == 0
+
+
+@pytest.mark.parametrize("kind", [socket.SOCK_SEQPACKET, socket.SOCK_DGRAM])
+def test_empty_payload_with_fds_is_fine_on_message_sockets(kind, pipe):
+    a, b = socket.socketpair(socket.AF_UNIX, kind)
+    with a, b:
+        b.settimeout(5)
+        assert fdsend.sendfds(a, b"", fds=[pipe[0]]) == 0
+        msg, fds = fdsend.recvfds(b, 16)
+        assert msg == b""
+        assert identity(fds[0]) == identity(pipe[0])
+        os.close(fds[0])
+
+
+def test_fds_on_tcp_are_refused(pipe):
+    client, server = tcp_pair()
+    with client, server:
+        with pytest.raises(ValueError, match="AF_UNIX"):
+            fdsend.sendfds(client, b"x", fds=[pipe[0]])
+        with pytest.raises(ValueError, match="AF_UNIX"):
+            fdsend.sendfds(client.fileno(), b"x", fds=[pipe[0]])
+        assert not pending(server)
+
+
+def test_fds_on_udp_are_refused(pipe):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.connect(("127.0.0.1", 9))
+        with pytest.raises(ValueError, match="AF_UNIX"):
+            fdsend.sendfds(udp, b"x", fds=[pipe[0]])
+
+
+def test_more_than_scm_max_fd_is_einval_before_any_syscall(pipe):
+    closed = distinct_fds(1)[0]
+    os.close(closed)
+    # The socket is a closed fd: EINVAL (not EBADF) proves nothing reached the kernel.
+    with pytest.raises(OSError) as raised:
+        fdsend.sendfds(closed, b"x", fds=[pipe[0]] * (fdsend.SCM_MAX_FD + 1))
+    assert raised.value.errno == errno.EINVAL
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        (-1, ValueError),
+        (2**31, OverflowError),
+        (2**32, OverflowError),
+        (None, TypeError),
+        ("3", TypeError),
+        (3.0, TypeError),
+    ],
+)
+def test_bad_fds_raise_before_sending(pair, pipe, bad, error):
+    a, b = pair
+    with pytest.raises(error):
+        fdsend.sendfds(a, b"x", fds=[pipe[0], bad])
+    assert not pending(b)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"), [(-1, ValueError), (2**40, OverflowError), (None, TypeError)]
+)
+def test_bad_socket_argument(bad, error):
+    with pytest.raises(error):
+        fdsend.sendfds(bad, b"x")
+    with pytest.raises(error):
+        fdsend.recvfds(bad, 16)
+
+
+@pytest.mark.parametrize(("length", "numfds"), [(-1, 4), (16, -1)])
+def test_negative_sizes_are_valueerror(pair, length, numfds):
+    _, b = pair
+    with pytest.raises(ValueError):
+        fdsend.recvfds(b, length, numfds=numfds)
+
+
+def test_credentials_do_not_crowd_out_fds(pair):
+    a, b = pair
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    sent = distinct_fds(4)
+    try:
+        fdsend.sendfds(a, b"c", fds=sent)
+        result = fdsend.recvfds(b, 16, numfds=4)
+        assert not result.truncated
+        assert [identity(fd) for fd in result.fds] == [identity(fd) for fd in sent]
+        for fd in result.fds:
+            os.close(fd)
+    finally:
+        for fd in sent:
+            os.close(fd)
+
+
+def test_two_scm_rights_headers_arrive_in_order(pair):
+    a, b = pair
+    first, second = distinct_fds(2), distinct_fds(3)
+    try:
+        rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+        a.sendmsg([b"2"], [(*rights, array.array("i", first)), (*rights, array.array("i", second))])
+        result = fdsend.recvfds(b, 16, numfds=8)
+        assert [identity(fd) for fd in result.fds] == [identity(fd) for fd in first + second]
+        for fd in result.fds:
+            os.close(fd)
+    finally:
+        for fd in first + second:
+            os.close(fd)
+
+
+def test_parser_keeps_only_whole_ints_of_every_rights_message():
+    rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+    creds = (socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("3i", 1, 2, 3))
+    ancillary = [
+        creds,
+        (*rights, struct.pack("2i", 7, 8)),
+        (*rights, struct.pack("i", 9) + b"\x01"),
+    ]
+    assert fdsend._take_fds(ancillary) == (7, 8, 9)
+
+
+def test_peek_returns_fresh_fds(pair, pipe):
+    a, b = pair
+    fdsend.sendfds(a, b"p", fds=[pipe[0]])
+    before = fdtable.open_fds()
+    peeked = fdsend.recvfds(b, 16, socket.MSG_PEEK)
+    received = fdsend.recvfds(b, 16)
+    assert peeked.fds != received.fds
+    assert identity(peeked.fds[0]) == identity(received.fds[0]) == identity(pipe[0])
+    assert sorted(peeked.fds + received.fds) == fdtable.leaked_since(before)
+    for fd in peeked.fds + received.fds:
+        os.close(fd)
+
+
+def test_socket_timeout_is_the_sockets_own(pair):
+    _, b = pair
+    b.settimeout(0.01)
+    with pytest.raises(socket.timeout):
+        fdsend.recvfds(b, 16)
+
+
+def test_nonblocking_empty_receive(pair):
+    _, b = pair
+    with pytest.raises(BlockingIOError):
+        fdsend.recvfds(b, 16, socket.MSG_DONTWAIT)

@@ -1,0 +1,183 @@
+"""The Received result, strict mode and close-on-exec: reference-only features."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+
+import pytest
+
+import fdsend
+from fdsend_conformance import fdtable
+from fdsend_conformance.sockets import distinct_fds, identity, socket_pair
+
+
+def test_received_unpacks_like_fdsend_0_3_and_has_attributes(pair, pipe):
+    a, b = pair
+    fdsend.sendfds(a, b"hello", fds=[pipe[0]])
+    result = fdsend.recvfds(b, 16)
+    msg, fds = result
+    try:
+        assert isinstance(result, tuple)
+        assert len(result) == 2
+        assert (result.msg, result.fds) == (msg, fds) == (b"hello", fds)
+        assert isinstance(fds, tuple)
+        assert all(isinstance(fd, int) for fd in fds)
+        assert identity(fds[0]) == identity(pipe[0])
+        assert result.truncated is False
+        assert result.msg_truncated is False
+        assert isinstance(result.flags, int)
+        assert "Received(msg=b'hello'" in repr(result)
+    finally:
+        os.close(fds[0])
+
+
+def test_truncated_reports_cut_fds(pair):
+    a, b = pair
+    sent = distinct_fds(5)
+    try:
+        fdsend.sendfds(a, b"t", fds=sent)
+        result = fdsend.recvfds(b, 16, numfds=2)
+        assert result.truncated
+        assert result.flags & socket.MSG_CTRUNC
+        assert [identity(fd) for fd in result.fds] == [identity(fd) for fd in sent[:2]]
+        for fd in result.fds:
+            os.close(fd)
+    finally:
+        for fd in sent:
+            os.close(fd)
+
+
+@pytest.mark.parametrize("kind", [socket.SOCK_SEQPACKET, socket.SOCK_DGRAM])
+def test_msg_truncated_reports_a_cut_payload(kind):
+    a, b = socket_pair(kind)
+    with a, b:
+        fdsend.sendfds(a, b"0123456789")
+        result = fdsend.recvfds(b, 3)
+        assert result.msg == b"012"
+        assert result.msg_truncated
+        assert not result.truncated
+
+
+def test_strict_raises_and_closes_every_fd_it_received(pair):
+    a, b = pair
+    sent = distinct_fds(6)
+    try:
+        fdsend.sendfds(a, b"strict", fds=sent)
+        before = fdtable.open_fds()
+        with pytest.raises(fdsend.TruncatedError) as raised:
+            fdsend.recvfds(b, 16, numfds=2, strict=True)
+        assert isinstance(raised.value, OSError)
+        assert raised.value.msg == b"strict"
+        assert raised.value.flags & socket.MSG_CTRUNC
+        assert fdtable.open_fds() == before, "strict mode kept fds after raising"
+    finally:
+        for fd in sent:
+            os.close(fd)
+
+
+def test_strict_without_truncation_returns_normally(pair, pipe):
+    a, b = pair
+    fdsend.sendfds(a, b"ok", fds=[pipe[1]])
+    msg, fds = fdsend.recvfds(b, 16, numfds=1, strict=True)
+    assert msg == b"ok"
+    assert len(fds) == 1
+    os.close(fds[0])
+
+
+@pytest.mark.parametrize("cloexec", [True, False])
+def test_cloexec_choice(pair, pipe, cloexec):
+    a, b = pair
+    fdsend.sendfds(a, b"c", fds=[pipe[0]])
+    _, fds = fdsend.recvfds(b, 16, cloexec=cloexec)
+    try:
+        flag = bool(fcntl.fcntl(fds[0], fcntl.F_GETFD) & fcntl.FD_CLOEXEC)
+        assert flag is cloexec
+        assert os.get_inheritable(fds[0]) is (not cloexec)
+    finally:
+        os.close(fds[0])
+
+
+def test_numfds_above_scm_max_fd_is_clamped(pair):
+    a, b = pair
+    sent = distinct_fds(fdsend.SCM_MAX_FD)
+    try:
+        fdsend.sendfds(a, b"many", fds=sent)
+        result = fdsend.recvfds(b, 16, numfds=10**9)
+        assert len(result.fds) == fdsend.SCM_MAX_FD
+        assert not result.truncated
+        for fd in result.fds:
+            os.close(fd)
+    finally:
+        for fd in sent:
+            os.close(fd)
+
+
+def test_room_for_credentials_never_returns_more_than_numfds(pair):
+    a, b = pair
+    sent = distinct_fds(8)
+    try:
+        fdsend.sendfds(a, b"x", fds=sent)
+        before = fdtable.open_fds()
+        result = fdsend.recvfds(b, 16, numfds=1)
+        assert [identity(fd) for fd in result.fds] == [identity(sent[0])]
+        assert result.truncated
+        assert fdtable.leaked_since(before) == list(result.fds)
+        os.close(result.fds[0])
+    finally:
+        for fd in sent:
+            os.close(fd)
+
+
+def test_numfds_zero_returns_payload_and_closes_fds(pair, pipe):
+    a, b = pair
+    fdsend.sendfds(a, b"zero", fds=[pipe[0], pipe[1]])
+    before = fdtable.open_fds()
+    result = fdsend.recvfds(b, 16, numfds=0)
+    assert result == (b"zero", ())
+    assert result.truncated
+    assert fdtable.open_fds() == before
+
+
+def test_a_failure_after_the_receive_closes_the_installed_fds(pair, monkeypatch):
+    a, b = pair
+    sent = distinct_fds(3)
+    try:
+        fdsend.sendfds(a, b"x", fds=sent)
+        before = fdtable.open_fds()
+
+        def interrupted(*args):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(fdsend, "_new_tuple", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            fdsend.recvfds(b, 16, numfds=3)
+        assert fdtable.open_fds() == before, "fds installed by the kernel were leaked"
+    finally:
+        for fd in sent:
+            os.close(fd)
+
+
+def test_a_parse_failure_closes_the_installed_fds(pair, monkeypatch):
+    a, b = pair
+    sent = distinct_fds(2)
+    calls = []
+    real = fdsend._take_fds
+
+    def fails_once(ancillary):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError
+        return real(ancillary)
+
+    try:
+        fdsend.sendfds(a, b"x", fds=sent)
+        before = fdtable.open_fds()
+        monkeypatch.setattr(fdsend, "_take_fds", fails_once)
+        with pytest.raises(MemoryError):
+            fdsend.recvfds(b, 16, numfds=2)
+        assert fdtable.open_fds() == before
+    finally:
+        for fd in sent:
+            os.close(fd)
