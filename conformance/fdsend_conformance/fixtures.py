@@ -19,7 +19,10 @@ from fdsend_conformance.sockets import make_fd, socket_pair
 
 __all__ = ["Closer", "backend", "closer", "make_pair", "new_fd", "no_fd_leaks", "pair"]
 
-_TYPE_FEATURES: dict[int, str] = {socket.SOCK_SEQPACKET: Feature.SEQPACKET, socket.SOCK_DGRAM: Feature.DGRAM}
+_TYPE_FEATURES: dict[int, str] = {
+    socket.SOCK_SEQPACKET: Feature.SEQPACKET,
+    socket.SOCK_DGRAM: Feature.DGRAM,
+}
 
 
 @pytest.fixture(scope="session")

@@ -10,26 +10,8 @@ from typing import Any
 
 import pytest
 
+from fdsend_conformance.fdlikes import SOCKET_SPELLINGS, Fileno
 from fdsend_conformance.sockets import distinct_fds, identity, pending
-
-
-class Fileno:
-    """An object whose ``fileno()`` returns whatever it was given (or raises it)."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def fileno(self) -> Any:
-        if isinstance(self.value, BaseException):
-            raise self.value
-        return self.value
-
-
-SOCKET_SPELLINGS: dict[str, Callable[[socket.socket], Any]] = {
-    "socket": lambda s: s,
-    "int": lambda s: s.fileno(),
-    "fileno-object": lambda s: Fileno(s.fileno()),
-}
 
 
 @pytest.mark.clause("COERCE-1")

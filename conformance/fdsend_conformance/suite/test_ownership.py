@@ -13,6 +13,7 @@ import pytest
 
 from fdsend_conformance import fdtable
 from fdsend_conformance.backend import Feature
+from fdsend_conformance.fdlikes import SOCKET_SPELLINGS
 from fdsend_conformance.sockets import distinct_fds, identity, pending
 
 
@@ -21,30 +22,18 @@ def _state(fd: int) -> tuple[tuple[int, int], int, int]:
     return identity(fd), fcntl.fcntl(fd, fcntl.F_GETFD), fcntl.fcntl(fd, fcntl.F_GETFL)
 
 
-class _Fileno:
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def fileno(self) -> int:
-        return self.fd
-
-
 @pytest.mark.clause("OWN-1")
-@pytest.mark.parametrize("given_as", ["socket", "int", "fileno"])
+@pytest.mark.parametrize("given_as", list(SOCKET_SPELLINGS))
 def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
     a, b = pair
     sent = distinct_fds(3)
     closer.fds(*sent)
-    wrap = {
-        "socket": lambda s: s,
-        "int": lambda s: s.fileno(),
-        "fileno": lambda s: _Fileno(s.fileno()),
-    }
+    spell = SOCKET_SPELLINGS[given_as]
     watched = [a.fileno(), b.fileno(), *sent]
     before = [_state(fd) for fd in watched]
     try:
-        backend.sendfds(wrap[given_as](a), b"own", 0, sent)
-        _, fds = backend.recvfds(wrap[given_as](b), 16, 0, 3)
+        backend.sendfds(spell(a), b"own", 0, sent)
+        _, fds = backend.recvfds(spell(b), 16, 0, 3)
     except (TypeError, AttributeError):
         # Refusing a spelling is COERCE-1's business; ownership still holds.
         fds = []

@@ -1,0 +1,121 @@
+"""``fdsend-conformance``: run the packaged suite, gate a CI job, list backends.
+
+::
+
+    fdsend-conformance [run] --backend NAME [pytest options]
+    fdsend-conformance gate --backend NAME [--strict] [--junit-xml PATH] [--report PATH]
+    fdsend-conformance list
+    fdsend-conformance bench [options]      (see fdsend_conformance.bench)
+    fdsend-conformance matrix [options]     (see fdsend_conformance.matrix)
+
+Options that ``run`` and ``gate`` do not know go to pytest unchanged. The
+suite runs with an empty pytest configuration, so the calling project's own
+pytest settings (addopts, plugins' options) do not change its result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import pytest
+
+__all__ = ["main", "pytest_args"]
+
+#: Subcommands that belong to other modules: name -> "module:function".
+_DELEGATED = {
+    "bench": "fdsend_conformance.bench.cli:main",
+    "matrix": "fdsend_conformance.matrix:main",
+}
+
+
+def pytest_args(backend: str | None, extra: Sequence[str]) -> list[str]:
+    """The pytest command line that runs the packaged suite against ``backend``."""
+    args = ["--pyargs", "fdsend_conformance", "-c", os.devnull, "--rootdir", os.getcwd()]
+    args += ["-p", "no:cacheprovider"]
+    if backend:
+        args.append(f"--fdsend-backend={backend}")
+    return args + list(extra)
+
+
+def _pytest(args: Sequence[str]) -> int:
+    """Run pytest in a fresh interpreter: nothing imported here leaks into the run."""
+    return subprocess.call([sys.executable, "-m", "pytest", *args])
+
+
+def _run(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fdsend-conformance run",
+        description="Run the conformance suite against a backend; other options go to pytest.",
+    )
+    parser.add_argument("--backend", help="backend name or package.module[:attr]")
+    known, extra = parser.parse_known_args(argv)
+    return _pytest(pytest_args(known.backend, extra))
+
+
+def _gate(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fdsend-conformance gate",
+        description=(
+            "CI gate: run the suite, write JUnit XML and the JSON conformance report, "
+            "exit non-zero when a MUST clause fails (with --strict: any clause)."
+        ),
+    )
+    parser.add_argument("--backend", required=True, help="backend name or package.module[:attr]")
+    parser.add_argument("--strict", action="store_true", help="SHOULD clauses gate too")
+    parser.add_argument("--junit-xml", default="fdsend-conformance.xml", metavar="PATH")
+    parser.add_argument("--report", default="fdsend-conformance.json", metavar="PATH")
+    parser.add_argument("--expected", metavar="PATH", help="expected-failure file of the backend")
+    known, extra = parser.parse_known_args(argv)
+    args = [
+        f"--junitxml={known.junit_xml}",
+        f"--fdsend-conformance-report={known.report}",
+        f"--fdsend-level={'strict' if known.strict else 'core'}",
+        "-rfE",
+    ]
+    if known.expected:
+        args.append(f"--fdsend-expected={known.expected}")
+    status = _pytest(pytest_args(known.backend, [*args, *extra]))
+    if status == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("fdsend-conformance gate: no test ran", file=sys.stderr)
+        return 1
+    return status
+
+
+def _list(argv: Sequence[str]) -> int:
+    return _pytest(["--fdsend-list-backends", "-c", os.devnull, *argv])
+
+
+def _delegate(name: str, argv: Sequence[str]) -> int:
+    module_name, _, function = _DELEGATED[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        print(f"fdsend-conformance {name}: not available ({exc})", file=sys.stderr)
+        return 2
+    return int(getattr(module, function)(list(argv)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fdsend-conformance`` and ``python -m fdsend_conformance``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args and not args[0].startswith("-") else "run"
+    rest = args[1:] if args and args[0] == command else args
+    if command == "run":
+        return _run(rest)
+    if command == "gate":
+        return _gate(rest)
+    if command == "list":
+        return _list(rest)
+    if command in _DELEGATED:
+        return _delegate(command, rest)
+    if command in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0
+    print(f"fdsend-conformance: unknown command {command!r}", file=sys.stderr)
+    print(__doc__, file=sys.stderr)
+    return 2

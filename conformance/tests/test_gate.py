@@ -1,0 +1,171 @@
+"""The downstream CI gate, run the way the shipped CI files run it, against
+an example backend package installed from a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GITLAB = REPO / "ci" / "gitlab" / "fdsend-conformance.yml"
+GITHUB = REPO / "ci" / "github" / "fdsend-conformance.yml"
+
+EXAMPLE = {
+    "pyproject.toml": """
+        [build-system]
+        requires = ["hatchling"]
+        build-backend = "hatchling.build"
+
+        [project]
+        name = "example-fdpass"
+        version = "0.1"
+
+        [project.entry-points."fdsend.backends"]
+        example-good = "example_fdpass.good"
+        example-broken = "example_fdpass.broken"
+    """,
+    "example_fdpass/__init__.py": '"""Example fd-passing backends for the gate test."""\n',
+    "example_fdpass/good.py": """
+        from fdsend import recvfds, sendfds
+
+        name = "example-good"
+        version = "0.1"
+    """,
+    "example_fdpass/broken.py": """
+        import fdsend
+
+        name = "example-broken"
+        version = "0.1"
+        recvfds = fdsend.recvfds
+
+
+        def sendfds(sock, msg, flags=0, fds=None):
+            fds = list(fds or [])[:1]  # loses every fd but the first, silently
+            return fdsend.sendfds(sock, msg, flags, fds)
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example package installed (with its entry points) into a target dir."""
+    source = tmp_path_factory.mktemp("example-src")
+    for name, text in EXAMPLE.items():
+        path = source / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+    site = tmp_path_factory.mktemp("example-site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+        timeout=300,
+    )
+    return site
+
+
+def _gitlab_gate_command() -> str:
+    script = yaml.safe_load(GITLAB.read_text())[".fdsend-conformance"]["script"]
+    [command] = [line for line in script if "fdsend-conformance gate" in line]
+    return str(command)
+
+
+def run_gate(
+    example_site: Path, workdir: Path, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the GitLab snippet's gate command through sh, as GitLab would."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(example_site), env.get("PYTHONPATH")]))
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
+    env.update({"FDSEND_EXPECTED": "", "FDSEND_STRICT": "", **variables})
+    return subprocess.run(
+        ["sh", "-c", _gitlab_gate_command()],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_gate_passes_a_conforming_backend_and_writes_both_reports(example_site, tmp_path):
+    result = run_gate(example_site, tmp_path, FDSEND_BACKEND="example-good")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "fdsend-conformance.json").read_text())
+    assert report["backend"]["name"] == "example-good"
+    assert report["conforming"] is True
+    junit = ElementTree.parse(tmp_path / "fdsend-conformance.xml").getroot()
+    assert int(junit.find("testsuite").get("tests")) > 50
+
+
+def test_gate_fails_a_backend_that_drops_fds(example_site, tmp_path):
+    result = run_gate(example_site, tmp_path, FDSEND_BACKEND="example-broken")
+    assert result.returncode == 1, result.stdout[-3000:]
+    report = json.loads((tmp_path / "fdsend-conformance.json").read_text())
+    statuses = {c["id"]: c["status"] for c in report["clauses"]}
+    assert statuses["XFER-1"] == "FAIL"
+    assert report["conforming"] is False
+
+
+def test_gate_with_an_expected_file_documents_the_deviation(example_site, tmp_path):
+    run_gate(example_site, tmp_path, FDSEND_BACKEND="example-broken")
+    first = json.loads((tmp_path / "fdsend-conformance.json").read_text())
+    failing = [c["id"] for c in first["clauses"] if c["status"] in ("FAIL", "NON-STRICT")]
+    assert "XFER-1" in failing
+    expected = tmp_path / "expected.txt"
+    expected.write_text("".join(f"{cid}  sends only the first fd\n" for cid in failing))
+    result = run_gate(
+        example_site, tmp_path, FDSEND_BACKEND="example-broken", FDSEND_EXPECTED=str(expected)
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    report = json.loads((tmp_path / "fdsend-conformance.json").read_text())
+    documented = {c["id"]: c["expected"] for c in report["clauses"] if c["id"] in failing}
+    assert documented == dict.fromkeys(failing, True)
+
+
+def test_gate_strict_fails_on_a_should_clause(example_site, tmp_path):
+    # The reference passes SHOULD clauses too, so strict passes; the broken
+    # backend fails MUST clauses, so strict fails as well: exit codes agree.
+    good = run_gate(example_site, tmp_path, FDSEND_BACKEND="example-good", FDSEND_STRICT="1")
+    assert good.returncode == 0
+    report = json.loads((tmp_path / "fdsend-conformance.json").read_text())
+    assert report["level"] == "strict"
+
+
+def test_github_workflow_is_reusable_and_calls_the_gate():
+    workflow = yaml.safe_load(GITHUB.read_text())
+    trigger = workflow.get("on", workflow.get(True))  # YAML 1.1 reads `on` as true
+    inputs = trigger["workflow_call"]["inputs"]
+    assert {"backend", "install", "python-version", "strict", "expected"} <= set(inputs)
+    steps = workflow["jobs"]["conformance"]["steps"]
+    [gate] = [step["run"] for step in steps if "fdsend-conformance gate" in step.get("run", "")]
+    for option in ("--backend", "--strict", "--expected", "--junit-xml", "--report"):
+        assert option in gate
+    help_text = subprocess.run(
+        [sys.executable, "-m", "fdsend_conformance", "gate", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    for option in ("--backend", "--strict", "--expected", "--junit-xml", "--report"):
+        assert option in help_text
