@@ -1,12 +1,54 @@
 #!/usr/bin/env bash
-# The project's own CI: install into a fresh venv, lint, type-check, test.
+# The project's own CI: a fresh venv, lint, types, every test, the suite
+# against each built-in backend, a benchmark smoke run, and the other Pythons.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# pyenv machines: put python3.9 ... python3.13 on PATH for tox, keeping the
+# default first; elsewhere tox skips the interpreters it cannot find.
+if [ -z "${PYENV_VERSION:-}" ] && command -v pyenv >/dev/null 2>&1; then
+    installed=$(pyenv versions --bare 2>/dev/null || true)
+    wanted=""
+    for version in 3.11.7 3.9.18 3.10.13 3.12.1 3.13.0; do
+        if grep -qx "$version" <<<"$installed"; then wanted="${wanted:+$wanted:}$version"; fi
+    done
+    if [ -n "$wanted" ]; then export PYENV_VERSION="$wanted"; fi
+fi
+
 venv="${FDSEND_VENV:-.venv-ci}"
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -e '.[dev]'
-"$venv/bin/ruff" check .
-"$venv/bin/ruff" format --check .
-"$venv/bin/mypy"
-"$venv/bin/python" -m pytest -n auto -p no:cacheprovider
+export PATH="$PWD/$venv/bin:$PATH"
+
+echo "== lint and types"
+ruff check .
+ruff format --check .
+mypy
+
+echo "== all tests (the README's test command)"
+python -m pytest -n auto -p no:cacheprovider
+
+echo "== the suite against the other built-in backends, with their expected files"
+for backend in stdlib multiprocessing; do
+    fdsend-conformance gate --backend "$backend" -n auto -q \
+        --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
+done
+
+if python -c "import fdsend_conformance.bench" 2>/dev/null; then
+    echo "== benchmark smoke run"
+    fdsend-conformance bench --quick
+fi
+
+echo "== other Python versions"
+others=""
+for version in 3.9 3.10 3.12 3.13; do
+    if command -v "python$version" >/dev/null 2>&1; then
+        others="${others:+$others,}py${version/./}"
+    fi
+done
+if [ -n "$others" ]; then
+    tox -e "$others" --skip-missing-interpreters true -q
+else
+    echo "no other Python versions here; skipped"
+fi
