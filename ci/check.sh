@@ -4,22 +4,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# pyenv machines: put python3.9 ... python3.13 on PATH for tox, keeping the
-# default first; elsewhere tox skips the interpreters it cannot find.
-if [ -z "${PYENV_VERSION:-}" ] && command -v pyenv >/dev/null 2>&1; then
-    installed=$(pyenv versions --bare 2>/dev/null || true)
-    wanted=""
-    for version in 3.11.7 3.9.18 3.10.13 3.12.1 3.13.0; do
-        if grep -qx "$version" <<<"$installed"; then wanted="${wanted:+$wanted:}$version"; fi
+# pyenv machines: put python3.9 ... python3.13 on PATH for tox, by their own
+# bin directories (tox's interpreter discovery does not see PYENV_VERSION, so
+# pyenv's shims alone fail there). Elsewhere tox finds what the machine has.
+interpreters=""
+if command -v pyenv >/dev/null 2>&1; then
+    root=$(pyenv root)
+    for version in 3.9.18 3.10.13 3.12.1 3.13.0; do
+        if [ -x "$root/versions/$version/bin/python${version%.*}" ]; then
+            interpreters="$interpreters:$root/versions/$version/bin"
+        fi
     done
-    if [ -n "$wanted" ]; then export PYENV_VERSION="$wanted"; fi
 fi
 
 venv="${FDSEND_VENV:-.venv-ci}"
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -e '.[dev]'
-export PATH="$PWD/$venv/bin:$PATH"
+export PATH="$PWD/$venv/bin$interpreters:$PATH"
 
 echo "== lint and types"
 ruff check .
@@ -43,7 +45,7 @@ fi
 echo "== other Python versions"
 others=""
 for version in 3.9 3.10 3.12 3.13; do
-    if command -v "python$version" >/dev/null 2>&1; then
+    if "python$version" -c "" >/dev/null 2>&1; then
         others="${others:+$others,}py${version/./}"
     fi
 done
