@@ -88,13 +88,36 @@ _CALL_FAILED = pytest.StashKey[bool]()
 _CLAUSES = pytest.StashKey["tuple[str, ...]"]()
 
 
+# Short option names another plugin had already taken, seen by the latest
+# pytest_addoption (one per pytest run; copied into the run's state).
+_shadowed: set[str] = set()
+
+
+def _option_names(parser: pytest.Parser) -> set[str]:
+    """Option strings other plugins registered so far.
+
+    pytest has no public way to ask; read its option groups where they are
+    and assume every name is free where they are not.
+    """
+    groups = [getattr(parser, "_anonymous", None), *getattr(parser, "_groups", [])]
+    return {
+        name
+        for group in groups
+        for option in getattr(group, "options", [])
+        for name in option.names()
+    }
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fdsend", "fdsend conformance suite")
+    _shadowed.clear()
+    taken = _option_names(parser)
     for name, help_text, kwargs in _OPTIONS:
         dest = "fdsend_" + name.replace("-", "_")
-        try:
+        if f"--{name}" not in taken:
             group.addoption(f"--{name}", f"--fdsend-{name}", dest=dest, help=help_text, **kwargs)
-        except ValueError:  # another plugin owns --NAME
+        else:  # another plugin, loaded earlier, owns --NAME
+            _shadowed.add(name)
             group.addoption(
                 f"--fdsend-{name}",
                 dest=dest,
@@ -114,6 +137,7 @@ class _State:
         self.expected: list[ExpectedFailure] = []
         self.expected_source: str | None = None
         self.clauses_by_test: dict[str, list[str]] = {}
+        self.shadowed = frozenset(_shadowed)
 
     @property
     def backend(self) -> Backend:
@@ -242,6 +266,11 @@ def pytest_collection_modifyitems(
     if not suite_items:
         return
     state = config.stash[_STATE]
+    if "backend" in state.shadowed and not config.getoption("fdsend_backend"):
+        raise pytest.UsageError(
+            "fdsend: another plugin owns --backend here; "
+            "choose the backend under test with --fdsend-backend=NAME"
+        )
     if not state.expected_source:
         state.load_expected()
     for item in suite_items:

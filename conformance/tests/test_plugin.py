@@ -205,3 +205,19 @@ def test_plain_project_is_untouched(pytester: pytest.Pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == 0
     assert "fdsend conformance report" not in result.stdout.str()
+
+
+OTHER_PLUGIN = """
+def pytest_addoption(parser):
+    parser.addoption("--backend", default="theirs", help="another plugin's option")
+"""
+
+
+def test_backend_option_owned_by_another_plugin(run, pytester: pytest.Pytester):
+    pytester.makepyfile(otherplugin=OTHER_PLUGIN)
+    result, _ = run("-p", "otherplugin", "-k", ORDER_TEST)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*another plugin owns --backend*--fdsend-backend=NAME*"])
+    result, report = run("-p", "otherplugin", "--fdsend-backend=examples:good", "-k", ORDER_TEST)
+    assert result.ret == 0
+    assert report["backend"]["name"] == "good"
