@@ -4,19 +4,21 @@ anyio passes fds with ``UNIXSocketStream.send_fds(message, fds)`` and
 ``UNIXSocketStream.receive_fds(msglen, maxfds)``. A stream comes from
 ``await UNIXSocketStream.from_socket(sock_or_fd)``, which *takes ownership*
 of what it is given (closing the stream closes it) and makes it
-non-blocking. Each call here is one ``anyio.run`` of: wrap, send or
-receive, ``aclose``.
+non-blocking. Each call here is one ``anyio.run`` of: wrap, then send or
+receive.
 
 **Ownership.** The fdsend shape leaves the socket with the caller, and anyio
-has no way to borrow one, so the adapter gives anyio a handle of its own: a
-duplicate (``socket.dup()`` of a socket object, ``os.dup()`` of an int),
-which the stream owns and ``aclose`` closes. A duplicate is another fd for
-the same open file description, so it changes nothing the peer sees; what
-anyio does to the description itself still shows: ``setblocking(False)``
-sets O_NONBLOCK there, and the caller's socket sees it. When the descriptor
-cannot be duplicated (closed, negative), or is of a type anyio does not
-take (an object with ``fileno()``), the original goes to anyio unchanged,
-so anyio's own error is what the caller gets.
+has no way to borrow one, so the adapter never lets the stream close it:
+``aclose`` is not called. A socket object is handed to anyio as it is (the
+stream wraps that same object, which the caller keeps). For an int anyio
+makes its own ``socket.socket(fileno=...)``, which would close the caller's
+fd once collected; the adapter detaches it after the call. No fd is
+duplicated, so no new fd number appears that could stand in for one the
+caller closed. What anyio does to the socket still shows: ``from_socket``
+calls ``setblocking(False)``, which sets O_NONBLOCK on the open file
+description (and, for a socket object, its timeout to 0.0), and nothing
+undoes it. An object with ``fileno()`` goes to anyio unchanged, which
+refuses it.
 
 Everything else is passed through: ``fds`` as given (``None`` becomes an
 empty list), ``msg`` as given. anyio has no flags argument (``flags`` is not
@@ -27,7 +29,6 @@ returns the payload length: anyio sends all of it or raises.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from importlib.metadata import version as _dist_version
@@ -48,26 +49,6 @@ UNSUPPORTED = frozenset({Feature.FLAGS, Feature.SEQPACKET, Feature.DGRAM})
 _T = TypeVar("_T")
 
 
-def _own_handle(sock: Any) -> tuple[Any, bool]:
-    """What to give ``from_socket``: (handle, whether the adapter made it)."""
-    try:
-        if isinstance(sock, socket.socket):
-            return sock.dup(), True
-        if isinstance(sock, int) and not isinstance(sock, bool):
-            return os.dup(sock), True
-    except OSError:
-        pass  # anyio reports the bad descriptor its own way
-    return sock, False
-
-
-def _discard(handle: Any) -> None:
-    """Close a duplicate that no stream came to own."""
-    if isinstance(handle, socket.socket):
-        handle.close()
-    else:
-        os.close(handle)
-
-
 class AnyioCalls:
     """``sendfds``/``recvfds`` run on one anyio event-loop back end."""
 
@@ -76,17 +57,14 @@ class AnyioCalls:
 
     def _run(self, sock: Any, use: Callable[[Any], Awaitable[_T]]) -> _T:
         async def main() -> _T:
-            handle, ours = _own_handle(sock)
-            try:
-                stream = await anyio.abc.UNIXSocketStream.from_socket(handle)
-            except BaseException:
-                if ours:
-                    _discard(handle)
-                raise
+            stream = await anyio.abc.UNIXSocketStream.from_socket(sock)
             try:
                 return await use(stream)
             finally:
-                await stream.aclose()
+                if not isinstance(sock, socket.socket):
+                    # anyio wrapped the caller's int in a socket object of its
+                    # own: detach it so that collecting it closes nothing.
+                    stream.extra(anyio.abc.SocketAttribute.raw_socket).detach()
 
         result: _T = anyio.run(main, backend=self.loop_backend)
         return result

@@ -2,7 +2,7 @@
 
 Optional: loads only where anyio is installed (``pip install fdsend[anyio]``).
 The call mapping, and how the caller's socket is kept out of anyio's
-ownership (anyio is handed a duplicate), are in
+ownership (the stream is never closed), are in
 :mod:`fdsend_conformance.adapters._anyio`.
 """
 
@@ -24,10 +24,10 @@ _calls = AnyioCalls("asyncio")
 
 
 def sendfds(sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
-    """``send_fds(msg, fds)`` on a stream over a duplicate of ``sock``."""
+    """``send_fds(msg, fds)`` on a stream over ``sock``."""
     return _calls.sendfds(sock, msg, flags, fds)
 
 
 def recvfds(sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
-    """``receive_fds(len, numfds)`` on a stream over a duplicate of ``sock``."""
+    """``receive_fds(len, numfds)`` on a stream over ``sock``."""
     return _calls.recvfds(sock, len, flags, numfds)
