@@ -180,28 +180,30 @@ def test_killed_sender_leaves_what_it_sent_then_eof(backend, pair, closer):
     a, b = pair
     files = distinct_fds(4)
     closer.fds(*files)
-    hold_read, hold_write = os.pipe()
-    closer.fds(hold_write)
+    done_read, done_write = os.pipe()
+    closer.fds(done_read)
 
     def child() -> None:
         b.close()
-        os.close(hold_write)
+        os.close(done_read)
         for index, fd in enumerate(files):
             backend.sendfds(a, b"m%d" % index, 0, [fd])
-        os.read(hold_read, 1)  # blocks until killed
+        os.write(done_write, b"!")  # everything is queued
+        select.select([], [], [])  # then wait to be killed
 
     pid = fork_call(child)
-    os.close(hold_read)
+    os.close(done_write)
     a.close()
     try:
         received = [backend.recvfds(b, 2, 0, 1) for _ in range(2)]
+        assert select.select([done_read], [], [], IO_TIMEOUT)[0], "the sender never finished"
     finally:
         os.kill(pid, signal.SIGKILL)
         assert reap(pid) == -signal.SIGKILL
     received += [backend.recvfds(b, 2, 0, 1) for _ in range(2)]
     for _, fds in received:
         closer.fds(*fds)
-    assert [identity(fds[0]) for _, fds in received] == [identity(fd) for fd in files]
+    assert [[identity(fd) for fd in fds] for _, fds in received] == [[identity(fd)] for fd in files]
     if backend.supports(Feature.PAYLOAD):
         assert [msg for msg, _ in received] == [b"m0", b"m1", b"m2", b"m3"]
     try:
