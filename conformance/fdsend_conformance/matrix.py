@@ -83,7 +83,7 @@ NOT_INSTALLABLE: tuple[Unusable, ...] = (
         "1.0.2",
         "not installable on Python 3: its setup.py is Python 2 code",
         "pip install passfd==1.0.2: SyntaxError: multiple exception types must be "
-        "parenthesized (`except OSError, exc:`)",
+        "parenthesized (except OSError, exc:)",
     ),
     Unusable(
         "python-passfd",
@@ -209,6 +209,7 @@ def explain(
                 covering.append(entry)
         if not verdict["failures"]:
             unexplained.append("(no failing test recorded)")
+        covering.sort(key=lambda e: e.line)
         result[verdict["id"]] = (covering, unexplained)
     return result
 
