@@ -30,6 +30,7 @@ from typing import TypeVar, cast
 import pytest
 
 from fdsend_conformance.processes import fork_call, reap
+from fdsend_conformance.sockets import socket_pair
 
 __all__ = [
     "CAP_SYS_ADMIN",
@@ -38,6 +39,7 @@ __all__ = [
     "SCM_MAX_FD",
     "SCM_PIDFD",
     "SO_PASSPIDFD",
+    "UNIX_TYPES",
     "ChildSkip",
     "Message",
     "at_eof",
@@ -53,6 +55,7 @@ __all__ = [
     "rights",
     "send_fds",
     "set_soft_nofile",
+    "unix_pair",
     "unix_socket_inodes",
     "unprivileged_problem",
     "wait_until",
@@ -79,6 +82,23 @@ _INT_SIZE = array.array("i").itemsize
 
 #: Seconds a forked child may run before it is killed.
 CHILD_TIMEOUT = 15.0
+
+
+#: The AF_UNIX socket types that pass fds, by the name tests use.
+UNIX_TYPES = {
+    "stream": socket.SOCK_STREAM,
+    "seqpacket": socket.SOCK_SEQPACKET,
+    "dgram": socket.SOCK_DGRAM,
+}
+
+
+def unix_pair(
+    own: Callable[..., object], kind: int = socket.SOCK_STREAM
+) -> tuple[socket.socket, socket.socket]:
+    """A connected AF_UNIX pair (with kernel timeouts), handed to ``own`` to close."""
+    a, b = socket_pair(kind)
+    own(a, b)
+    return a, b
 
 
 def rights(fds: Sequence[int]) -> list[tuple[int, int, bytes]]:
@@ -205,7 +225,7 @@ def unix_socket_inodes() -> set[int]:
 
     Read from ``/proc/net/unix``; raises OSError where it is unreadable.
     """
-    with open("/proc/net/unix", encoding="ascii") as table:
+    with open("/proc/net/unix", encoding="utf-8") as table:
         lines = table.read().splitlines()[1:]
     return {int(fields[6]) for fields in (line.split() for line in lines) if len(fields) >= 7}
 
@@ -229,9 +249,10 @@ def kernel_at_least(major: int, minor: int) -> bool:
 
 def has_capability(bit: int) -> bool:
     """Whether this process has capability ``bit`` in its effective set."""
-    with open("/proc/self/status", encoding="ascii") as status:
+    # Binary: after a drop to nobody the codec modules may be unreadable.
+    with open("/proc/self/status", "rb") as status:
         for line in status:
-            if line.startswith("CapEff:"):
+            if line.startswith(b"CapEff:"):
                 return bool(int(line.split()[1], 16) >> bit & 1)
     return False
 
@@ -243,7 +264,7 @@ def in_initial_user_namespace() -> bool:
     initial namespace, such as the in-flight fd limit.
     """
     try:
-        with open("/proc/self/uid_map", encoding="ascii") as uid_map:
+        with open("/proc/self/uid_map", encoding="utf-8") as uid_map:
             return uid_map.read().split() == ["0", "0", "4294967295"]
     except OSError:
         return True  # no user namespaces at all

@@ -1,0 +1,107 @@
+"""KERNEL: SO_PASSCRED credentials beside the fds, and the room they take."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+
+import pytest
+
+from fdsend_conformance import fdtable
+from fdsend_conformance.kernel import (
+    CREDENTIALS_SIZE,
+    Message,
+    fd_space,
+    receive,
+    send_fds,
+    unix_pair,
+)
+from fdsend_conformance.processes import fork_call, reap
+from fdsend_conformance.sockets import distinct_fds, identity
+
+pytestmark = pytest.mark.kernel
+
+CREDENTIALS = (socket.SOL_SOCKET, socket.SCM_CREDENTIALS)
+RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+
+
+def _passcred_pair(closer) -> tuple[socket.socket, socket.socket]:
+    a, b = unix_pair(closer.objects)
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    return a, b
+
+
+def _kinds(msg: Message) -> list[tuple[int, int]]:
+    return [(level, kind) for level, kind, _ in msg.ancdata]
+
+
+@pytest.mark.clause("KERNEL-11")
+@pytest.mark.parametrize("count", [1, 4])
+def test_credentials_arrive_beside_the_fds(closer, count):
+    a, b = _passcred_pair(closer)
+    sent = distinct_fds(count)
+    closer.fds(*sent)
+    send_fds(a, b"c", sent)
+    msg = receive(b, 16, 4096)
+    closer.fds(*msg.fds)
+    assert not msg.ctrunc
+    assert _kinds(msg) == [CREDENTIALS, RIGHTS]
+    assert msg.credentials == (os.getpid(), os.getuid(), os.getgid())
+    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+
+
+@pytest.mark.clause("KERNEL-11")
+def test_credentials_name_the_sending_process(closer):
+    a, b = _passcred_pair(closer)
+    sent = distinct_fds(1)
+    closer.fds(*sent)
+
+    def sender() -> None:
+        send_fds(a, b"c", sent)
+        a.recv(1)  # stay alive until the parent has received (SO_RCVTIMEO bounds it)
+
+    pid = fork_call(sender)
+    try:
+        msg = receive(b, 16, 4096)
+        closer.fds(*msg.fds)
+    finally:
+        b.sendall(b"k")
+        code = reap(pid)
+    assert code == 0
+    assert msg.credentials == (pid, os.getuid(), os.getgid())
+    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+
+
+@pytest.mark.clause("KERNEL-12")
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 8])
+def test_buffer_for_the_fds_alone_gets_credentials_and_no_fds(closer, count):
+    a, b = _passcred_pair(closer)
+    sent = distinct_fds(count)
+    closer.fds(*sent)
+    send_fds(a, b"c", sent)
+    before = fdtable.open_fds()
+    msg = receive(b, 16, fd_space(count))
+    closer.fds(*msg.fds)
+    assert msg.data == b"c"
+    assert msg.ctrunc
+    assert msg.fds == [], "fds arrived although the credentials took the buffer"
+    assert fdtable.open_fds() == before, "fds were installed"
+    [credentials] = msg.items(*CREDENTIALS)
+    whole = struct.pack("iII", os.getpid(), os.getuid(), os.getgid())
+    assert len(credentials) >= 8
+    assert whole.startswith(credentials), "not (a prefix of) this process's credentials"
+
+
+@pytest.mark.clause("KERNEL-12")
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 8])
+def test_room_for_credentials_and_fds_delivers_both(closer, count):
+    a, b = _passcred_pair(closer)
+    sent = distinct_fds(count)
+    closer.fds(*sent)
+    send_fds(a, b"c", sent)
+    msg = receive(b, 16, socket.CMSG_SPACE(CREDENTIALS_SIZE) + fd_space(count))
+    closer.fds(*msg.fds)
+    assert not msg.ctrunc
+    assert msg.credentials == (os.getpid(), os.getuid(), os.getgid())
+    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]

@@ -1,0 +1,44 @@
+"""KERNEL: how long fds in flight live when nobody receives them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fdsend_conformance.kernel import UNIX_TYPES, at_eof, fd_space, receive, send_fds, unix_pair
+from fdsend_conformance.sockets import identity
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.mark.clause("KERNEL-10")
+@pytest.mark.parametrize("kind", UNIX_TYPES)
+def test_closing_the_receiver_releases_the_fds_in_flight(closer, kind):
+    a, b = unix_pair(closer.objects, UNIX_TYPES[kind])
+    read_end, write_end = os.pipe()
+    closer.fds(read_end, write_end)
+    send_fds(a, b"never received", [write_end])
+    closer.close(write_end)
+    assert not at_eof(read_end), "the write end in flight does not hold the pipe open"
+    b.close()
+    assert at_eof(read_end), "the receiver is closed but the fd in flight is still held"
+
+
+@pytest.mark.clause("KERNEL-10")
+@pytest.mark.parametrize("kind", UNIX_TYPES)
+def test_closing_the_sender_keeps_the_fds_in_flight(closer, kind):
+    a, b = unix_pair(closer.objects, UNIX_TYPES[kind])
+    read_end, write_end = os.pipe()
+    closer.fds(read_end, write_end)
+    sent = identity(write_end)
+    send_fds(a, b"sender gone", [write_end])
+    closer.close(write_end)
+    a.close()
+    assert not at_eof(read_end), "closing the sender released the fd in flight"
+    msg = receive(b, 16, fd_space(1))
+    closer.fds(*msg.fds)
+    assert msg.data == b"sender gone"
+    assert [identity(fd) for fd in msg.fds] == [sent]
+    os.write(msg.fds[0], b"!")
+    assert os.read(read_end, 1) == b"!"

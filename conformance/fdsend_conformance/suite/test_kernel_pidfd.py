@@ -1,0 +1,84 @@
+"""KERNEL: SO_PASSPIDFD sends a pidfd of the sender beside the fds."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+import pytest
+
+from fdsend_conformance.kernel import (
+    SCM_PIDFD,
+    SO_PASSPIDFD,
+    Message,
+    close_on_exec,
+    receive,
+    send_fds,
+    unix_pair,
+)
+from fdsend_conformance.processes import fork_call, reap
+from fdsend_conformance.sockets import distinct_fds, identity
+
+pytestmark = pytest.mark.kernel
+
+
+def _passpidfd_pair(closer) -> tuple[socket.socket, socket.socket]:
+    a, b = unix_pair(closer.objects)
+    try:
+        b.setsockopt(socket.SOL_SOCKET, SO_PASSPIDFD, 1)
+    except OSError as exc:
+        if exc.errno == errno.ENOPROTOOPT:
+            pytest.skip("SO_PASSPIDFD is unknown to this kernel (ENOPROTOOPT; Linux >= 6.5)")
+        raise
+    return a, b
+
+
+def _pid_of(pidfd: int) -> int | None:
+    with open(f"/proc/self/fdinfo/{pidfd}", encoding="utf-8") as info:
+        for line in info:
+            if line.startswith("Pid:"):
+                return int(line.split()[1])
+    return None
+
+
+def _check(msg: Message, sent: list[int], pid: int) -> None:
+    assert not msg.ctrunc
+    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+    kinds = [kind for level, kind, _ in msg.ancdata if level == socket.SOL_SOCKET]
+    assert kinds.count(SCM_PIDFD) == 1, f"control messages: {kinds}"
+    [pidfd] = msg.pidfds
+    assert _pid_of(pidfd) == pid, "the pidfd is not the sender's"
+    assert close_on_exec(pidfd), "the pidfd was installed inheritable"
+
+
+@pytest.mark.clause("KERNEL-13")
+def test_pidfd_of_this_process_arrives_beside_the_fds(closer):
+    a, b = _passpidfd_pair(closer)
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+    send_fds(a, b"p", sent)
+    msg = receive(b, 16, 4096)
+    closer.fds(*msg.installed)
+    _check(msg, sent, os.getpid())
+
+
+@pytest.mark.clause("KERNEL-13")
+def test_pidfd_names_the_sending_process(closer):
+    a, b = _passpidfd_pair(closer)
+    sent = distinct_fds(1)
+    closer.fds(*sent)
+
+    def sender() -> None:
+        send_fds(a, b"p", sent)
+        a.recv(1)  # stay alive until the parent has looked (SO_RCVTIMEO bounds it)
+
+    pid = fork_call(sender)
+    try:
+        msg = receive(b, 16, 4096)
+        closer.fds(*msg.installed)
+        _check(msg, sent, pid)
+    finally:
+        b.sendall(b"k")
+        code = reap(pid)
+    assert code == 0
