@@ -4,6 +4,7 @@ appear in other projects' test runs."""
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -17,7 +18,16 @@ from fdsend_conformance.checks import unsupported
 from fdsend_conformance.plugin import backend_of, call_failed
 from fdsend_conformance.sockets import make_fd, socket_pair
 
-__all__ = ["Closer", "backend", "closer", "make_pair", "new_fd", "no_fd_leaks", "pair"]
+__all__ = [
+    "Closer",
+    "backend",
+    "closer",
+    "make_pair",
+    "new_fd",
+    "no_fd_leaks",
+    "pair",
+    "spawn_context",
+]
 
 _TYPE_FEATURES: dict[int, str] = {
     socket.SOCK_SEQPACKET: Feature.SEQPACKET,
@@ -29,6 +39,19 @@ _TYPE_FEATURES: dict[int, str] = {
 def backend(pytestconfig: pytest.Config) -> Backend:
     """The backend under test (``--backend``)."""
     return backend_of(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def spawn_context() -> multiprocessing.context.BaseContext:
+    """A 'spawn' context whose resource tracker already runs.
+
+    The tracker keeps a pipe open for the rest of the process: started here,
+    before any test's fd snapshot, it is not mistaken for a leak.
+    """
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    return multiprocessing.get_context("spawn")
 
 
 @pytest.fixture(autouse=True)

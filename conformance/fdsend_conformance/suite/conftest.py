@@ -7,4 +7,5 @@ from fdsend_conformance.fixtures import (  # noqa: F401
     new_fd,
     no_fd_leaks,
     pair,
+    spawn_context,
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import socket
 import uuid
@@ -182,15 +181,6 @@ def test_forked_sender(backend, pair, closer, tmp_path):
     [received] = fds
     assert os.lseek(received, 0, os.SEEK_CUR) == 5
     assert os.pread(received, 100, 0) == b"from the child"
-
-
-@pytest.fixture(scope="session")
-def spawn_context() -> multiprocessing.context.BaseContext:
-    """A 'spawn' context whose resource tracker already runs (it keeps an fd)."""
-    from multiprocessing import resource_tracker
-
-    resource_tracker.ensure_running()
-    return multiprocessing.get_context("spawn")
 
 
 @pytest.mark.clause("XFER-8")
