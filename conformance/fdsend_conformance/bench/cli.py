@@ -1,110 +1,108 @@
-"""``fdsend-conformance bench``: run, print the table, check the targets.
+"""``fdsend-conformance bench``: every backend against the floors, in one run.
 
 ::
 
-    fdsend-conformance bench [--backend NAME ...] [--reps N] [--quick]
+    fdsend-conformance bench [--backend NAME ...] [--quick] [--reps N] [--batch-ms MS]
+                             [--fds N ...] [--payload BYTES ...]
+                             [--where in-process|cross-process|both] [--no-c-floor]
                              [--json PATH] [--plot PATH]
+
+(also ``python -m fdsend_conformance.bench``). The exit status is 0 when the
+run completed, whatever the numbers; 2 for a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fdsend_conformance.bench.cfloor import CFloor, compile_floor
-from fdsend_conformance.bench.contestants import (
+from fdsend_conformance.bench.floor_c import CFloor, compile_floor
+from fdsend_conformance.bench.report import (
+    Result,
+    machine,
+    plot,
+    plot_available,
+    scaling,
+    table,
+    targets,
+    to_json,
+)
+from fdsend_conformance.bench.rounds import (
+    CALL_FLOOR,
+    INLINE,
     Case,
     Contestant,
     backend_contestant,
-    call_floor,
-    inline,
+    batch_ns,
 )
-from fdsend_conformance.bench.timing import batch_ns
 from fdsend_conformance.registry import available_backends, load_backend
 
-__all__ = ["main"]
+__all__ = ["FULL_CASES", "QUICK_CASES", "main", "run"]
 
+FDS = (1, 16, 253)
+PAYLOADS = (16, 65536)
 FULL_CASES = [
-    Case(fds, payload, cross)
-    for cross in (False, True)
-    for payload in (16, 65536)
-    for fds in (1, 16, 253)
+    Case(fds, payload, cross) for cross in (False, True) for payload in PAYLOADS for fds in FDS
 ]
 QUICK_CASES = [Case(1, 16, False), Case(253, 16, False), Case(1, 16, True)]
+FULL_REPS, QUICK_REPS = 15, 3
+FULL_BATCH_MS, QUICK_BATCH_MS = 10.0, 2.0
 
-Measure = Callable[[int], float]  # rounds -> ns per round
-
-
-@dataclass
-class Result:
-    """The repetitions of one contestant in one case."""
-
-    case: str
-    contestant: str
-    fds: int
-    samples_ns: list[float] = field(default_factory=list)
-
-    @property
-    def median_ns(self) -> float:
-        return statistics.median(self.samples_ns)
-
-    def spread(self) -> tuple[float, float]:
-        """Lower and upper quartile of the repetitions, in ns."""
-        if len(self.samples_ns) < 2:
-            return self.median_ns, self.median_ns
-        quartiles = statistics.quantiles(self.samples_ns, n=4)
-        return quartiles[0], quartiles[2]
+#: (rounds, warm-up rounds) -> ns per round
+Measure = Callable[[int, int], float]
 
 
-def _machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "kernel": f"{platform.system()} {platform.release()}",
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-    }
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
-def _contestants(names: Sequence[str], notes: list[str]) -> list[Contestant]:
-    chosen = list(names) or [a.name for a in available_backends() if a.error is None]
-    contestants = [inline, call_floor]
-    for name in chosen:
+def _backends(names: Sequence[str], notes: list[str]) -> list[Contestant]:
+    """The chosen backends, or every registered one that loads; failures noted."""
+    if not names:
+        chosen = []
+        for availability in available_backends():
+            if availability.error is None:
+                chosen.append(availability.name)
+            else:
+                notes.append(f"backend {availability.name} skipped: {availability.error}")
+        # The reference first, then the registry's order.
+        names = sorted(chosen, key=lambda name: name != "reference")
+    contestants = []
+    for name in dict.fromkeys(names):
         try:
             contestants.append(backend_contestant(load_backend(name)))
-        except Exception as exc:  # an optional backend that is not installed
+        except Exception as exc:  # not installed, broken: the others still run
             notes.append(f"backend {name} skipped: {type(exc).__name__}: {exc}")
     return contestants
 
 
 def _python_measure(contestant: Contestant, case: Case) -> Measure:
-    return lambda rounds: batch_ns(contestant, case, rounds)
+    def measure(rounds: int, warmup: int) -> float:
+        if warmup:
+            batch_ns(contestant, case, warmup)
+        return batch_ns(contestant, case, rounds)
+
+    return measure
 
 
 def _c_measure(floor: CFloor, case: Case) -> Measure:
-    return lambda rounds: floor.round_ns(case.fds, case.payload, rounds, case.cross_process)
+    def measure(rounds: int, warmup: int) -> float:
+        return floor.round_ns(case.fds, case.payload, rounds, case.cross_process, warmup)
+
+    return measure
 
 
-def _calibrate(measure: Measure, target_ns: float) -> int:
-    """Rounds per batch so that one batch takes about ``target_ns``."""
-    per_round = measure(20)  # also the warm-up
-    measure(20)
-    return max(10, min(200_000, int(target_ns / max(per_round, 1.0))))
+def _calibrate(measure: Measure, batch_ns_target: float) -> int:
+    """Warm up, then pick the rounds per batch that take about ``batch_ns_target``."""
+    measure(20, 20)  # warm-up (the C floor: one run of its own warm-up and 20 rounds)
+    per_round = measure(20, 0)
+    return max(10, min(1_000_000, round(batch_ns_target / max(per_round, 1.0))))
 
 
 def run(
@@ -112,177 +110,188 @@ def run(
     contestants: Sequence[Contestant],
     floor: CFloor | None,
     reps: int,
-    target_ns: float,
+    batch_ms: float,
     notes: list[str],
 ) -> list[Result]:
-    """Measure every contestant in every case, repetitions interleaved."""
+    """Measure every contestant in every case, repetitions interleaved (A B C A B C ...)."""
     results: list[Result] = []
-    for case in cases:
+    for number, case in enumerate(cases, 1):
+        _progress(f"[{number}/{len(cases)}] {case.label}")
         measures: dict[str, Measure] = {}
         for contestant in contestants:
             if case.payload > 16 and not contestant.carries_payload:
-                notes.append(f"{contestant.name}: no payload of its own, {case.label} skipped")
+                notes.append(
+                    f"{contestant.name}: carries no payload; the {case.size} cases are skipped"
+                )
                 continue
             measures[contestant.name] = _python_measure(contestant, case)
         if floor is not None:
             measures["c-floor"] = _c_measure(floor, case)
-        rounds = {name: _calibrate(measure, target_ns) for name, measure in measures.items()}
-        case_results = {name: Result(case.label, name, case.fds) for name in measures}
+        by_name: dict[str, Result] = {}
+        for name, measure in list(measures.items()):
+            try:
+                rounds = _calibrate(measure, batch_ms * 1e6)
+            except Exception as exc:
+                notes.append(f"{name} failed in {case.label}: {type(exc).__name__}: {exc}")
+                del measures[name]
+            else:
+                by_name[name] = Result(case, name, rounds)
         for _ in range(reps):
-            for name, measure in measures.items():
-                case_results[name].samples_ns.append(measure(rounds[name]))
-        results.extend(case_results.values())
+            for name, measure in list(measures.items()):
+                result = by_name[name]
+                try:
+                    # The C floor warms up in each run of its program; Python stays warm.
+                    warmup = max(20, result.rounds_per_batch // 10) if name == "c-floor" else 0
+                    result.samples_ns.append(measure(result.rounds_per_batch, warmup))
+                except Exception as exc:
+                    notes.append(f"{name} failed in {case.label}: {type(exc).__name__}: {exc}")
+                    del measures[name], by_name[name]
+        results.extend(by_name.values())
     return results
 
 
-def _ratio(results: list[Result], case: str, name: str, base: str) -> float | None:
-    by_name = {r.contestant: r for r in results if r.case == case}
-    if name not in by_name or base not in by_name:
-        return None
-    return by_name[name].median_ns / by_name[base].median_ns
-
-
-def table(results: list[Result]) -> list[str]:
-    """Medians, spread, ratios to the floors and cost per fd, case by case."""
-    lines = []
-    header = (
-        f"{'contestant':<16} {'median µs':>10} {'IQR µs':>15} {'rounds/s':>10} "
-        f"{'x inline':>9} {'x call':>7} {'x C':>7} {'ns/fd':>8}"
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fdsend-conformance bench",
+        description="Benchmark fd-passing backends against the inline, Python-call and C "
+        "floors, measured interleaved in the same run.",
     )
-    for case in dict.fromkeys(r.case for r in results):
-        lines += ["", case, header]
-        for result in (r for r in results if r.case == case):
-            low, high = result.spread()
-            ratios = [_ratio(results, case, result.contestant, b) for b in _FLOORS]
-            shown = [f"{x:.3f}" if x is not None else "-" for x in ratios]
-            lines.append(
-                f"{result.contestant:<16} {result.median_ns / 1000:>10.2f} "
-                f"{f'{low / 1000:.2f}-{high / 1000:.2f}':>15} "
-                f"{1e9 / result.median_ns:>10.0f} {shown[0]:>9} {shown[1]:>7} {shown[2]:>7} "
-                f"{result.median_ns / result.fds:>8.0f}"
-            )
-    return lines
+    parser.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a backend (registered name or package.module[:attr]); repeatable; "
+        "default: every registered backend that loads",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: {QUICK_REPS} repetitions of {QUICK_BATCH_MS:g} ms batches, "
+        "16 B payload, 1 and 253 fds in-process, 1 fd across processes",
+    )
+    parser.add_argument("--reps", type=int, help=f"repetitions per case (default {FULL_REPS})")
+    parser.add_argument(
+        "--batch-ms", type=float, help=f"milliseconds per timed batch (default {FULL_BATCH_MS:g})"
+    )
+    parser.add_argument(
+        "--fds", type=int, action="append", metavar="N", help="fds per message; repeatable"
+    )
+    parser.add_argument(
+        "--payload", type=int, action="append", metavar="BYTES", help="payload; repeatable"
+    )
+    parser.add_argument(
+        "--where", choices=("in-process", "cross-process", "both"), help="default: both"
+    )
+    parser.add_argument("--no-c-floor", action="store_true", help="do not compile the C floor")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
+    parser.add_argument(
+        "--plot", type=Path, metavar="PATH", help="write a PNG plot (needs matplotlib)"
+    )
+    return parser
 
 
-_FLOORS = ("inline", "call-floor", "c-floor")
-
-
-@dataclass
-class Target:
-    """One of the issue's performance targets, checked on this run."""
-
-    what: str
-    measured: float | None
-    limit: float
-
-    @property
-    def met(self) -> bool | None:
-        return None if self.measured is None else self.measured <= self.limit
-
-
-def targets(results: list[Result]) -> list[Target]:
-    """The reference's targets (informational: the exit status ignores them)."""
-    one = Case(1, 16, False).label
-    many = Case(253, 16, False).label
-    checks = [
-        Target(
-            "reference / call-floor, 1 fd", _ratio(results, one, "reference", "call-floor"), 1.15
-        ),
-        Target(
-            "reference / call-floor, 253 fds",
-            _ratio(results, many, "reference", "call-floor"),
-            1.04,
-        ),
-        Target("reference / stdlib, 1 fd", _ratio(results, one, "reference", "stdlib"), 1.10),
-        Target("reference / stdlib, 253 fds", _ratio(results, many, "reference", "stdlib"), 1.00),
-        Target(
-            "reference / multiprocessing, 253 fds",
-            _ratio(results, many, "reference", "multiprocessing"),
-            1.00,
-        ),
-    ]
-    by_case = {r.case: r for r in results if r.contestant == "reference"}
-    if one in by_case and many in by_case:
-        per_fd = (by_case[many].median_ns / 253) / (by_case[one].median_ns / 1)
-        checks.append(Target("reference ns/fd at 253 / at 1 (flat or falling)", per_fd, 1.0))
-    return checks
-
-
-def _plot(results: list[Result], path: Path, notes: list[str]) -> None:
-    try:
-        import matplotlib  # type: ignore[import-not-found, unused-ignore]
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        notes.append("matplotlib is not installed (pip install 'fdsend[plot]'): no plot")
-        return
-    cases = list(dict.fromkeys(r.case for r in results))
-    names = [n for n in dict.fromkeys(r.contestant for r in results) if n != "inline"]
-    figure, axis = plt.subplots(figsize=(max(8, len(cases) * 1.4), 5))
-    width = 0.8 / max(len(names), 1)
-    for index, name in enumerate(names):
-        values = [_ratio(results, case, name, "inline") or 0.0 for case in cases]
-        axis.bar([i + index * width for i in range(len(cases))], values, width, label=name)
-    axis.axhline(1.0, color="black", linewidth=0.8)
-    axis.set_xticks([i + 0.4 - width / 2 for i in range(len(cases))])
-    axis.set_xticklabels(cases, rotation=30, ha="right", fontsize=8)
-    axis.set_ylabel("median round time / inline floor")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path)
-    notes.append(f"plot written to {path}")
+def _cases(options: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Case]:
+    if not (options.fds or options.payload or options.where):
+        return QUICK_CASES if options.quick else FULL_CASES
+    fds = options.fds or ([1, 253] if options.quick else list(FDS))
+    payloads = options.payload or ([16] if options.quick else list(PAYLOADS))
+    places = {"in-process": [False], "cross-process": [True]}.get(
+        options.where or "both", [False, True]
+    )
+    if not all(1 <= n <= 253 for n in fds):
+        parser.error("--fds must be between 1 and 253 (SCM_MAX_FD)")
+    if not all(1 <= n <= 1 << 20 for n in payloads):
+        parser.error("--payload must be between 1 byte and 1 MiB")
+    return [Case(n, size, cross) for cross in places for size in payloads for n in fds]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmarks; print the table; write JSON and a plot if asked."""
-    parser = argparse.ArgumentParser(prog="fdsend-conformance bench", description=__doc__)
-    parser.add_argument("--backend", action="append", default=[], help="repeatable; default all")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 15)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
-    parser.add_argument("--json", type=Path, help="write the results as JSON")
-    parser.add_argument("--plot", type=Path, help="write a PNG plot (needs matplotlib)")
+    """Run the benchmarks, print the table and the targets; write JSON/plot if asked."""
+    parser = _parser()
     options = parser.parse_args(argv)
-    notes: list[str] = []
+    if options.plot and not plot_available():
+        print(
+            "fdsend-conformance bench: --plot needs matplotlib, which is not installed "
+            "(pip install 'fdsend[plot]')",
+            file=sys.stderr,
+        )
+        return 2
+    reps = options.reps or (QUICK_REPS if options.quick else FULL_REPS)
+    batch_ms = options.batch_ms or (QUICK_BATCH_MS if options.quick else FULL_BATCH_MS)
+    if reps < 1 or batch_ms <= 0:
+        parser.error("--reps and --batch-ms must be positive")
+    cases = _cases(options, parser)
     started = time.monotonic()
-    cases = QUICK_CASES if options.quick else FULL_CASES
-    reps = options.reps or (3 if options.quick else 15)
-    target_ns = 2e6 if options.quick else 1e7
-    floor, floor_note = compile_floor()
-    notes.append(floor_note)
-    contestants = _contestants(options.backend, notes)
-    results = run(cases, contestants, floor, reps, target_ns, notes)
-    machine = _machine()
+    notes: list[str] = []
+    backends = _backends(options.backend, notes)
+    contestants = [INLINE, CALL_FLOOR, *backends]
+    with tempfile.TemporaryDirectory(prefix="fdsend-bench-") as workdir:
+        floor: CFloor | None = None
+        if options.no_c_floor:
+            notes.append("C floor skipped: --no-c-floor")
+        else:
+            floor, floor_note = compile_floor(Path(workdir))
+            notes.append(floor_note)
+        results = run(cases, contestants, floor, reps, batch_ms, notes)
     checked = targets(results)
-    print(f"fdsend bench: {machine['cpu']}; {machine['kernel']}; {machine['python']}")
-    print(f"median of {reps} interleaved repetitions per contestant and case; IQR shown")
-    for line in table(results):
-        print(line)
-    print("\ntargets (from one run; informational):")
-    for target in checked:
-        verdict = {True: "met", False: "MISSED", None: "not measured"}[target.met]
-        value = "-" if target.measured is None else f"{target.measured:.3f}"
-        print(f"  {target.what:<52} {value:>7} <= {target.limit:<5} {verdict}")
-    for note in dict.fromkeys(notes):
-        print(f"note: {note}")
-    elapsed = time.monotonic() - started
-    print(f"wall time: {elapsed:.1f} s")
+    wall = time.monotonic() - started
+    unique_notes = list(dict.fromkeys(notes))
+    _print(results, backends, reps, batch_ms, checked, unique_notes, wall)
     if options.json:
-        data: dict[str, Any] = {
-            "machine": machine,
+        info: list[dict[str, Any]] = [
+            {"name": c.name, "kind": c.kind, "version": c.version, "payload": c.carries_payload}
+            for c in contestants
+        ]
+        if floor is not None:
+            info.append({"name": "c-floor", "kind": "floor", "version": floor.compiler})
+        config = {
             "reps": reps,
-            "results": [
-                {**asdict(r), "median_ns": r.median_ns, "iqr_ns": r.spread()} for r in results
-            ],
-            "targets": [{**asdict(t), "met": t.met} for t in checked],
-            "notes": list(dict.fromkeys(notes)),
-            "wall_seconds": elapsed,
+            "batch_ms": batch_ms,
+            "quick": options.quick,
+            "cases": [c.label for c in cases],
         }
+        data = to_json(results, checked, info, config, unique_notes, wall)
         options.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        print(f"JSON written to {options.json}")
     if options.plot:
-        _plot(results, options.plot, notes)
-        print(f"note: {notes[-1]}")
+        plot(results, options.plot)
+        print(f"plot written to {options.plot}")
     return 0
+
+
+def _print(
+    results: Sequence[Result],
+    backends: Sequence[Contestant],
+    reps: int,
+    batch_ms: float,
+    checked: Sequence[Any],
+    notes: Sequence[str],
+    wall: float,
+) -> None:
+    host = machine()
+    print(f"fdsend bench: {host['cpu']} ({host['cpus']} CPUs); {host['kernel']}; {host['python']}")
+    print("backends: " + (", ".join(f"{b.name} ({b.version})" for b in backends) or "none"))
+    print(
+        f"{reps} interleaved repetitions per case (A B C A B C ...), each a batch of "
+        f"~{batch_ms:g} ms timed with perf_counter_ns, after a warm-up, gc off."
+    )
+    print(
+        "A round: send one message (payload + n fds), receive it, close the received fds;\n"
+        "across processes a forked child receives and acks with one byte on a pipe.\n"
+        "Median and IQR per round; ratios are medians of per-repetition ratios to the floors\n"
+        "(inline: sendmsg/recvmsg in the loop; call: smallest Python functions; C: same in C)."
+    )
+    for line in table(results) + scaling(results):
+        print(line)
+    print("\ntargets (reference; 16 B, in-process; one run, informational):")
+    for target in checked:
+        print(target.line())
+    if notes:
+        print()
+    for note in notes:
+        print(f"note: {note}")
+    print(f"wall time: {wall:.1f} s")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,325 @@
+"""The measured loops: what one round is, for every contestant.
+
+**In-process round**: over one connected AF_UNIX SOCK_STREAM socketpair,
+send one message (the payload and ``n`` fds), receive it on the other end
+(the whole payload: what a stream delivers short is read with ``recv``),
+and close the ``n`` received fds.
+
+**Cross-process round**: a forked child owns the receiving end. The parent
+sends one message; the child receives it (whole payload), closes the ``n``
+received fds and writes one ack byte to a pipe; the parent's round ends
+when it has read that byte. The ack goes through a pipe, not the socket,
+so the harness never depends on the socket's mode (anyio makes it
+non-blocking). The C floor does exactly the same.
+
+Every contestant has its own loop with its calls written out in it, so the
+harness adds no call layers of its own; backends are measured as they are,
+adapter included. The fds sent are one pipe end, repeated ``n`` times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import select
+import signal
+import socket
+import time
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fdsend_conformance.backend import Backend, Feature
+from fdsend_conformance.processes import fork_call, reap
+from fdsend_conformance.sockets import set_io_timeout
+
+__all__ = [
+    "CALL_FLOOR",
+    "INLINE",
+    "Case",
+    "Contestant",
+    "backend_contestant",
+    "batch_ns",
+    "floor_recvfds",
+    "floor_sendfds",
+]
+
+_SOL_SOCKET = int(socket.SOL_SOCKET)
+_SCM_RIGHTS = int(socket.SCM_RIGHTS)
+_CLOEXEC = int(socket.MSG_CMSG_CLOEXEC)
+_IO_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """One configuration: fds per message, payload bytes, where the receiver is."""
+
+    fds: int
+    payload: int
+    cross_process: bool
+
+    @property
+    def where(self) -> str:
+        return "2 processes" if self.cross_process else "in-process"
+
+    @property
+    def size(self) -> str:
+        return f"{self.payload // 1024} KiB" if self.payload >= 1024 else f"{self.payload} B"
+
+    @property
+    def label(self) -> str:
+        return f"{self.fds} fd{'s' if self.fds != 1 else ''}, {self.size}, {self.where}"
+
+
+#: (sender, receiver, payload, fds, rounds) -> elapsed ns
+InProcessLoop = Callable[[socket.socket, socket.socket, bytes, list[int], int], int]
+#: (sender, payload, fds, rounds, ack read fd) -> elapsed ns
+SendLoop = Callable[[socket.socket, bytes, list[int], int, int], int]
+#: (receiver, payload size, fds per message, rounds, ack write fd)
+ReceiveLoop = Callable[[socket.socket, int, int, int, int], None]
+
+
+@dataclass(frozen=True)
+class Contestant:
+    """A floor or a backend, as three loops."""
+
+    name: str
+    kind: str  # "floor" or "backend"
+    in_process: InProcessLoop
+    send_loop: SendLoop
+    receive_loop: ReceiveLoop
+    carries_payload: bool = True
+    version: str = ""
+
+
+def _drain(sock: socket.socket, left: int) -> None:
+    """Read the ``left`` payload bytes a stream delivered after the first receive."""
+    while left > 0:
+        try:
+            chunk = sock.recv(left)
+        except BlockingIOError:  # a backend made the socket non-blocking
+            select.select([sock], [], [], _IO_TIMEOUT)
+            continue
+        if not chunk:
+            raise EOFError("peer closed mid-payload")
+        left -= len(chunk)
+
+
+def _acked(data: bytes) -> None:
+    if not data:
+        raise EOFError("the receiving process stopped")
+
+
+# -- (a) the inline floor: sendmsg/recvmsg written out in the loop -----------
+
+
+def _inline_in_process(
+    a: socket.socket, b: socket.socket, payload: bytes, fds: list[int], rounds: int
+) -> int:
+    size = len(payload)
+    space = socket.CMSG_SPACE(4 * len(fds))
+    close = os.close
+    start = time.perf_counter_ns()
+    for _ in range(rounds):
+        a.sendmsg([payload], [(_SOL_SOCKET, _SCM_RIGHTS, array("i", fds))])
+        msg, ancillary, _flags, _address = b.recvmsg(size, space, _CLOEXEC)
+        for _level, _kind, data in ancillary:
+            for fd in array("i", data):
+                close(fd)
+        if len(msg) < size:
+            _drain(b, size - len(msg))
+    return time.perf_counter_ns() - start
+
+
+def _inline_send_loop(
+    a: socket.socket, payload: bytes, fds: list[int], rounds: int, ack: int
+) -> int:
+    read = os.read
+    start = time.perf_counter_ns()
+    for _ in range(rounds):
+        a.sendmsg([payload], [(_SOL_SOCKET, _SCM_RIGHTS, array("i", fds))])
+        if not read(ack, 1):
+            _acked(b"")
+    return time.perf_counter_ns() - start
+
+
+def _inline_receive_loop(b: socket.socket, size: int, numfds: int, rounds: int, ack: int) -> None:
+    space = socket.CMSG_SPACE(4 * numfds)
+    close, write = os.close, os.write
+    for _ in range(rounds):
+        msg, ancillary, _flags, _address = b.recvmsg(size, space, _CLOEXEC)
+        for _level, _kind, data in ancillary:
+            for fd in array("i", data):
+                close(fd)
+        if len(msg) < size:
+            _drain(b, size - len(msg))
+        write(ack, b"k")
+
+
+INLINE = Contestant("inline", "floor", _inline_in_process, _inline_send_loop, _inline_receive_loop)
+
+
+# -- (b) the Python call floor: the smallest pair of functions doing that work --
+
+
+def floor_sendfds(sock: socket.socket, msg: bytes, flags: int = 0, fds: Any = None) -> int:
+    """sendmsg with one SCM_RIGHTS entry built by ``array('i', fds)``."""
+    return sock.sendmsg([msg], [(_SOL_SOCKET, _SCM_RIGHTS, array("i", fds))], flags)
+
+
+def floor_recvfds(
+    sock: socket.socket, len: int, flags: int = 0, numfds: int = 64
+) -> tuple[bytes, tuple[int, ...]]:
+    """recvmsg with MSG_CMSG_CLOEXEC into CMSG_SPACE(4 * numfds); fds by frombytes."""
+    msg, ancillary, _flags, _address = sock.recvmsg(
+        len, socket.CMSG_SPACE(4 * numfds), flags | _CLOEXEC
+    )
+    fds = array("i")
+    for level, kind, data in ancillary:
+        if level == _SOL_SOCKET and kind == _SCM_RIGHTS:
+            fds.frombytes(data)  # Linux cuts SCM_RIGHTS at whole ints, even on MSG_CTRUNC
+    return msg, tuple(fds)
+
+
+# -- backends (and the call floor): the same loop around any sendfds/recvfds --
+
+
+def _pair_loops(
+    sendfds: Callable[..., Any], recvfds: Callable[..., Any]
+) -> tuple[InProcessLoop, SendLoop, ReceiveLoop]:
+    def in_process(
+        a: socket.socket, b: socket.socket, payload: bytes, fds: list[int], rounds: int
+    ) -> int:
+        size, numfds = len(payload), len(fds)
+        close = os.close
+        start = time.perf_counter_ns()
+        for _ in range(rounds):
+            sendfds(a, payload, 0, fds)
+            msg, got = recvfds(b, size, 0, numfds)
+            for fd in got:
+                close(fd)
+            if len(msg) < size:
+                _drain(b, size - len(msg))
+        return time.perf_counter_ns() - start
+
+    def send_loop(a: socket.socket, payload: bytes, fds: list[int], rounds: int, ack: int) -> int:
+        read = os.read
+        start = time.perf_counter_ns()
+        for _ in range(rounds):
+            sendfds(a, payload, 0, fds)
+            if not read(ack, 1):
+                _acked(b"")
+        return time.perf_counter_ns() - start
+
+    def receive_loop(b: socket.socket, size: int, numfds: int, rounds: int, ack: int) -> None:
+        close, write = os.close, os.write
+        for _ in range(rounds):
+            msg, got = recvfds(b, size, 0, numfds)
+            for fd in got:
+                close(fd)
+            if len(msg) < size:
+                _drain(b, size - len(msg))
+            write(ack, b"k")
+
+    return in_process, send_loop, receive_loop
+
+
+CALL_FLOOR = Contestant("call-floor", "floor", *_pair_loops(floor_sendfds, floor_recvfds))
+
+
+def backend_contestant(backend: Backend) -> Contestant:
+    """A backend measured as it is: its module's own functions, adapter included."""
+    loops = _pair_loops(backend.impl.sendfds, backend.impl.recvfds)
+    return Contestant(
+        backend.name,
+        "backend",
+        *loops,
+        carries_payload=backend.supports(Feature.PAYLOAD),
+        version=backend.version,
+    )
+
+
+# -- one timed batch ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _gc_off() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def batch_ns(contestant: Contestant, case: Case, rounds: int) -> float:
+    """Nanoseconds per round over one batch of ``rounds`` rounds.
+
+    A contestant that carries no payload of its own is given none.
+    """
+    read_end, write_end = os.pipe()
+    fds = [read_end] * case.fds
+    # The loops size each receive from the payload: a backend with no payload
+    # of its own gets b"" (it would ignore any other).
+    payload = b"\x5a" * case.payload if contestant.carries_payload else b""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        for sock in (a, b):
+            set_io_timeout(sock, _IO_TIMEOUT)
+        if case.cross_process:
+            return _cross_process(contestant, case, a, b, payload, fds, rounds)
+        with _gc_off():
+            elapsed = contestant.in_process(a, b, payload, fds, rounds)
+        return elapsed / rounds
+    finally:
+        a.close()
+        b.close()
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _cross_process(
+    contestant: Contestant,
+    case: Case,
+    a: socket.socket,
+    b: socket.socket,
+    payload: bytes,
+    fds: list[int],
+    rounds: int,
+) -> float:
+    size = len(payload)
+    ack_read, ack_write = os.pipe()
+
+    def receiver() -> None:
+        gc.disable()
+        a.close()
+        os.close(ack_read)
+        os.write(ack_write, b"r")  # ready: the timing starts now
+        contestant.receive_loop(b, size, case.fds, rounds, ack_write)
+
+    try:
+        pid = fork_call(receiver)
+    except BaseException:
+        os.close(ack_read)
+        os.close(ack_write)
+        raise
+    os.close(ack_write)
+    b.close()  # the child's now: a dead child then fails our send instead of hanging it
+    finished = False
+    try:
+        if os.read(ack_read, 1) != b"r":
+            raise RuntimeError(f"{contestant.name}: the receiving process did not start")
+        with _gc_off():
+            elapsed = contestant.send_loop(a, payload, fds, rounds, ack_read)
+        finished = True
+    finally:
+        os.close(ack_read)
+        if not finished:
+            os.kill(pid, signal.SIGKILL)
+        status = reap(pid)
+    if status != 0:
+        raise RuntimeError(f"{contestant.name}: the receiving process exited with {status}")
+    return elapsed / rounds
