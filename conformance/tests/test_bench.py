@@ -2,84 +2,176 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import shutil
+import os
+import socket
 import subprocess
 import sys
 
 import pytest
 
-from fdsend_conformance.bench.cfloor import compile_floor
-from fdsend_conformance.bench.cli import Result, table, targets
-from fdsend_conformance.bench.contestants import Case, call_floor, inline
-from fdsend_conformance.bench.timing import batch_ns
+from fdsend_conformance.bench.cli import main
+from fdsend_conformance.bench.floor_c import compile_floor, find_compiler
+from fdsend_conformance.bench.report import Result, scaling, table, targets
+from fdsend_conformance.bench.rounds import (
+    CALL_FLOOR,
+    INLINE,
+    Case,
+    backend_contestant,
+    batch_ns,
+    floor_recvfds,
+    floor_sendfds,
+)
+from fdsend_conformance.registry import load_backend
+
+HAVE_REFERENCE = importlib.util.find_spec("fdsend") is not None
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
-def test_quick_run_writes_json_with_every_contestant(tmp_path):
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fdsend_conformance.bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def test_quick_run_writes_json_with_the_expected_keys(tmp_path):
     output = tmp_path / "bench.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fdsend_conformance.bench",
-            "--quick",
-            "--backend",
-            "reference",
-            "--backend",
-            "stdlib",
-            "--json",
-            str(output),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    backends = ["--backend", "stdlib"] + (["--backend", "reference"] if HAVE_REFERENCE else [])
+    run = _bench("--quick", *backends, "--json", str(output))
     assert run.returncode == 0, run.stderr
-    assert "targets (from one run; informational)" in run.stdout
+    assert "targets (reference" in run.stdout
+    assert "1 fd, 16 B, in-process" in run.stdout
     data = json.loads(output.read_text())
-    assert {"machine", "reps", "results", "targets", "notes"} <= set(data)
-    names = {r["contestant"] for r in data["results"]}
-    assert {"inline", "call-floor", "reference", "stdlib"} <= names
-    assert all(r["median_ns"] > 0 and len(r["samples_ns"]) == 3 for r in data["results"])
-
-
-def test_unknown_backend_is_noted_not_fatal(tmp_path):
-    run = subprocess.run(
-        [sys.executable, "-m", "fdsend_conformance.bench", "--quick", "--backend", "no.such:thing"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    assert {"schema", "machine", "config", "contestants", "results", "targets", "notes"} <= set(
+        data
     )
-    assert run.returncode == 0
-    assert "backend no.such:thing skipped" in run.stdout
+    assert {"cpu", "kernel", "python"} <= set(data["machine"])
+    assert data["config"]["quick"] is True
+    names = {r["contestant"] for r in data["results"]}
+    assert {"inline", "call-floor", "stdlib"} <= names
+    if HAVE_REFERENCE:
+        assert "reference" in names
+    if find_compiler() is not None:
+        assert "c-floor" in names
+    reps = data["config"]["reps"]
+    for row in data["results"]:
+        assert {"case", "median_ns", "q1_ns", "q3_ns", "min_ns", "max_ns", "ratios"} <= set(row)
+        assert len(row["samples_ns"]) == reps
+        assert row["median_ns"] > 0
+        assert set(row["ratios"]) == {"inline", "call-floor", "c-floor"}
+        assert {"fds", "payload", "cross_process", "label"} <= set(row["case"])
+    assert all({"what", "measured", "limit", "met"} <= set(t) for t in data["targets"])
+
+
+def test_main_in_process_with_a_chosen_case(capsys):
+    args = "--backend stdlib --reps 2 --batch-ms 0.5 --fds 2 --payload 100 --where in-process"
+    assert main([*args.split(), "--no-c-floor"]) == 0
+    out = capsys.readouterr().out
+    assert "2 fds, 100 B, in-process" in out
+    assert "C floor skipped: --no-c-floor" in out
+    assert "2 processes" not in out
+
+
+def test_unknown_backend_is_noted_not_fatal(capsys):
+    args = "--quick --no-c-floor --where in-process --fds 1 --backend no.such:thing"
+    assert main(args.split()) == 0
+    assert "backend no.such:thing skipped" in capsys.readouterr().out
+
+
+def test_a_payloadless_backend_skips_the_large_payload_with_a_note(capsys):
+    args = "--backend multiprocessing --reps 1 --batch-ms 0.2 --fds 1 --payload 16 --payload 65536"
+    assert main([*args.split(), "--no-c-floor"]) == 0
+    out = capsys.readouterr().out
+    assert "multiprocessing: carries no payload; the 64 KiB cases are skipped" in out
+
+
+@pytest.mark.skipif(HAVE_MATPLOTLIB, reason="matplotlib is installed")
+def test_plot_without_matplotlib_says_so(tmp_path, capsys):
+    assert main(["--quick", "--plot", str(tmp_path / "plot.png")]) == 2
+    assert "needs matplotlib" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib is not installed")
+def test_plot_is_written(tmp_path):
+    path = tmp_path / "plot.png"
+    args = "--backend stdlib --reps 1 --batch-ms 0.2 --fds 1 --payload 16 --no-c-floor --plot"
+    assert main([*args.split(), str(path)]) == 0
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_bad_arguments_are_usage_errors():
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--fds", "254"])
+    assert exit_info.value.code == 2
 
 
 @pytest.mark.parametrize("cross_process", [False, True], ids=["in-process", "two-processes"])
-def test_a_batch_runs_rounds_and_cleans_up(cross_process):
-    for contestant in (inline, call_floor):
-        assert batch_ns(contestant, Case(3, 16, cross_process), 5) > 0
+@pytest.mark.parametrize("payload", [16, 65536], ids=["16B", "64KiB"])
+def test_batches_run_and_close_every_fd(cross_process, payload):
+    backends = [backend_contestant(load_backend("stdlib"))]
+    if HAVE_REFERENCE:
+        backends.append(backend_contestant(load_backend("reference")))
+    before = _open_fds()
+    for contestant in (INLINE, CALL_FLOOR, *backends):
+        assert batch_ns(contestant, Case(3, payload, cross_process), 5) > 0
+    assert _open_fds() == before
 
 
-@pytest.mark.skipif(
-    shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler"
-)
+def test_call_floor_round_trip():
+    a, b = socket.socketpair()
+    r, w = os.pipe()
+    try:
+        assert floor_sendfds(a, b"hi", 0, [r, w]) == 2
+        msg, fds = floor_recvfds(b, 16, 0, 4)
+        assert msg == b"hi"
+        assert type(fds) is tuple
+        assert len(fds) == 2
+        for fd in fds:
+            assert not os.get_inheritable(fd)
+            os.close(fd)
+    finally:
+        for fd in (r, w):
+            os.close(fd)
+        a.close()
+        b.close()
+
+
+@pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
 def test_c_floor_compiles_and_measures(tmp_path):
     floor, note = compile_floor(tmp_path)
     assert floor is not None, note
-    assert floor.round_ns(2, 16, 10, cross_process=False) > 0
-    assert floor.round_ns(2, 16, 10, cross_process=True) > 0
+    assert floor.round_ns(2, 16, 10, cross_process=False, warmup=5) > 0
+    assert floor.round_ns(253, 65536, 5, cross_process=True) > 0
 
 
-def test_table_and_targets_render_from_results():
-    case = Case(1, 16, False)
+def test_no_compiler_is_a_note(monkeypatch):
+    monkeypatch.setattr("fdsend_conformance.bench.floor_c.find_compiler", lambda: None)
+    floor, note = compile_floor()
+    assert floor is None
+    assert "no C compiler" in note
+
+
+def test_table_scaling_and_targets_render_from_results():
     results = [
-        Result(case.label, name, 1, [1000.0, 1100.0, 1200.0])
+        Result(Case(n, 16, False), name, 100, [1000.0 * n, 1100.0 * n, 1200.0 * n])
+        for n in (1, 253)
         for name in ("inline", "call-floor", "reference", "stdlib")
     ]
     lines = table(results)
-    assert any(line.startswith("reference") for line in lines)
+    assert "253 fds, 16 B, in-process" in lines
+    assert any(line.strip().startswith("reference") for line in lines)
+    assert any("1->253" in line for line in scaling(results))
     checked = {t.what: t for t in targets(results)}
     assert checked["reference / call-floor, 1 fd"].met is True
-    assert checked["reference / call-floor, 253 fds"].met is None
+    assert checked["reference / call-floor, 1 fd"].measured == pytest.approx(1.0)
+    assert checked["reference / multiprocessing, 253 fds"].met is None
+    assert all(t.line() for t in checked.values())
