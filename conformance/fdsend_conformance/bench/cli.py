@@ -51,7 +51,7 @@ FULL_CASES = [
     Case(fds, payload, cross) for cross in (False, True) for payload in PAYLOADS for fds in FDS
 ]
 QUICK_CASES = [Case(1, 16, False), Case(253, 16, False), Case(1, 16, True)]
-FULL_REPS, QUICK_REPS = 15, 3
+FULL_REPS, QUICK_REPS = 21, 3
 FULL_BATCH_MS, QUICK_BATCH_MS = 10.0, 2.0
 
 #: (rounds, warm-up rounds) -> ns per round
