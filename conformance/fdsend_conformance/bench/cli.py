@@ -280,7 +280,8 @@ def _print(
         "A round: send one message (payload + n fds), receive it, close the received fds;\n"
         "across processes a forked child receives and acks with one byte on a pipe.\n"
         "Median and IQR per round; ratios are medians of per-repetition ratios to the floors\n"
-        "(inline: sendmsg/recvmsg in the loop; call: smallest Python functions; C: same in C)."
+        "(inline: sendmsg/recvmsg in the loop; call: smallest Python functions; C: same in C).\n"
+        "Backends are measured as they are: an adapter's own overhead is part of its cost."
     )
     for line in table(results) + scaling(results):
         print(line)
