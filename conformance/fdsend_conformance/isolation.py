@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import time
 import warnings
@@ -19,6 +18,8 @@ from typing import Any
 
 import pytest
 from _pytest.runner import runtestprotocol
+
+from fdsend_conformance.processes import read_to_eof, write_all
 
 __all__ = ["run_isolated"]
 
@@ -30,29 +31,10 @@ def _child(item: pytest.Item, write_end: int) -> None:
         reports = runtestprotocol(item, log=False, nextitem=None)
         hook = item.config.hook
         data = [hook.pytest_report_to_serializable(config=item.config, report=r) for r in reports]
-        payload = json.dumps(data).encode()
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(write_end, view) :]
+        write_all(write_end, json.dumps(data).encode())
         status = 0
     finally:
         os._exit(status)
-
-
-def _read_until(read_end: int, deadline: float) -> tuple[bytes, bool]:
-    """Read to EOF or the deadline; return (data, reached EOF)."""
-    chunks: list[bytes] = []
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return b"".join(chunks), False
-        ready, _, _ = select.select([read_end], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(read_end, 1 << 16)
-        if not chunk:
-            return b"".join(chunks), True
-        chunks.append(chunk)
 
 
 def _failure(item: pytest.Item, reason: str) -> pytest.TestReport:
@@ -94,7 +76,7 @@ def run_isolated(item: pytest.Item, seconds: float) -> list[Any]:
         _child(item, write_end)
     os.close(write_end)
     try:
-        data, finished = _read_until(read_end, time.monotonic() + seconds)
+        data, finished = read_to_eof(read_end, time.monotonic() + seconds)
     finally:
         os.close(read_end)
     if not finished:

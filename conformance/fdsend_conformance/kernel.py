@@ -29,7 +29,7 @@ from typing import TypeVar, cast
 
 import pytest
 
-from fdsend_conformance.processes import fork_call, reap
+from fdsend_conformance.processes import fork_call, read_to_eof, reap, write_all
 from fdsend_conformance.sockets import socket_pair
 
 __all__ = [
@@ -340,16 +340,14 @@ def call_in_child(function: Callable[[], T], seconds: float = CHILD_TIMEOUT) -> 
             outcome = ("skip", str(exc))
         except BaseException:
             outcome = ("error", traceback.format_exc())
-        view = memoryview(pickle.dumps(outcome))
-        while view:
-            view = view[os.write(write_end, view) :]
+        write_all(write_end, pickle.dumps(outcome))
 
     try:
         pid = fork_call(child)
     finally:
         os.close(write_end)
     try:
-        data, finished = _read_to_eof(read_end, time.monotonic() + seconds)
+        data, finished = read_to_eof(read_end, time.monotonic() + seconds)
     finally:
         os.close(read_end)
     if not finished:
@@ -365,17 +363,3 @@ def call_in_child(function: Callable[[], T], seconds: float = CHILD_TIMEOUT) -> 
     if kind == "error":
         raise AssertionError(f"in the forked child:\n{value}")
     return cast(T, value)
-
-
-def _read_to_eof(read_end: int, deadline: float) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return b"".join(chunks), False
-        ready, _, _ = select.select([read_end], [], [], remaining)
-        if ready:
-            chunk = os.read(read_end, 1 << 16)
-            if not chunk:
-                return b"".join(chunks), True
-            chunks.append(chunk)

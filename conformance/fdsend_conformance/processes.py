@@ -7,14 +7,16 @@ be imported there (built-in, entry point, ``module:attr`` on the path) works.
 from __future__ import annotations
 
 import os
+import select
 import socket
+import time
 import traceback
 import warnings
 from collections.abc import Callable
 
 from fdsend_conformance.sockets import set_io_timeout
 
-__all__ = ["fork_call", "reap", "send_file_from_child"]
+__all__ = ["fork_call", "read_to_eof", "reap", "send_file_from_child", "write_all"]
 
 
 def fork_call(function: Callable[[], object]) -> int:
@@ -42,7 +44,32 @@ def fork_call(function: Callable[[], object]) -> int:
 def reap(pid: int) -> int:
     """Wait for child ``pid`` and return its exit code (negative: signal)."""
     _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
+    return os.waitstatus_to_exitcode(status)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd``."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def read_to_eof(read_end: int, deadline: float) -> tuple[bytes, bool]:
+    """Read ``read_end`` until EOF or the ``time.monotonic()`` deadline.
+
+    Returns what was read and whether EOF was reached in time.
+    """
+    chunks: list[bytes] = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return b"".join(chunks), False
+        ready, _, _ = select.select([read_end], [], [], remaining)
+        if ready:
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                return b"".join(chunks), True
+            chunks.append(chunk)
 
 
 def send_file_from_child(address: str, backend_name: str, path: str, payload: bytes) -> None:
