@@ -159,24 +159,42 @@ def test_a_failure_after_the_receive_closes_the_installed_fds(pair, monkeypatch)
             os.close(fd)
 
 
+class FailingUnpackers:
+    """Stands for fdsend's unpacker table; every lookup fails."""
+
+    def __getitem__(self, count):
+        raise MemoryError
+
+
 def test_a_parse_failure_closes_the_installed_fds(pair, monkeypatch):
     a, b = pair
     sent = distinct_fds(2)
-    calls = []
-    real = fdsend._take_fds
-
-    def fails_once(ancillary):
-        calls.append(1)
-        if len(calls) == 1:
-            raise MemoryError
-        return real(ancillary)
-
     try:
         fdsend.sendfds(a, b"x", fds=sent)
         before = fdtable.open_fds()
-        monkeypatch.setattr(fdsend, "_take_fds", fails_once)
+        monkeypatch.setattr(fdsend, "_UNPACK", FailingUnpackers())
         with pytest.raises(MemoryError):
             fdsend.recvfds(b, 16, numfds=2)
+        assert fdtable.open_fds() == before
+    finally:
+        for fd in sent:
+            os.close(fd)
+
+
+def test_a_failure_on_the_slow_path_closes_the_installed_fds(pair, monkeypatch):
+    a, b = pair
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)  # two control messages
+    sent = distinct_fds(3)
+    try:
+        fdsend.sendfds(a, b"x", fds=sent)
+        before = fdtable.open_fds()
+
+        def interrupted(*args):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(fdsend, "_new_tuple", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            fdsend.recvfds(b, 16, numfds=3)
         assert fdtable.open_fds() == before
     finally:
         for fd in sent:
