@@ -10,31 +10,25 @@ worker is replaced and its test reported failed.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import time
-import warnings
 from typing import Any
 
 import pytest
 from _pytest.runner import runtestprotocol
 
-from fdsend_conformance.processes import read_to_eof, write_all
+from fdsend_conformance.processes import answer_from_child, write_all
 
 __all__ = ["run_isolated"]
 
 
-def _child(item: pytest.Item, write_end: int) -> None:
-    """In the child: run the test, write its reports as JSON, exit."""
-    status = 1
-    try:
-        reports = runtestprotocol(item, log=False, nextitem=None)
-        hook = item.config.hook
-        data = [hook.pytest_report_to_serializable(config=item.config, report=r) for r in reports]
-        write_all(write_end, json.dumps(data).encode())
-        status = 0
-    finally:
-        os._exit(status)
+def _run_and_report(item: pytest.Item, alarm: float, write_end: int) -> None:
+    """In the child: run the test, write its reports as JSON."""
+    if alarm:
+        signal.setitimer(signal.ITIMER_REAL, alarm)
+    reports = runtestprotocol(item, log=False, nextitem=None)
+    hook = item.config.hook
+    data = [hook.pytest_report_to_serializable(config=item.config, report=r) for r in reports]
+    write_all(write_end, json.dumps(data).encode())
 
 
 def _failure(item: pytest.Item, reason: str) -> pytest.TestReport:
@@ -49,11 +43,10 @@ def _failure(item: pytest.Item, reason: str) -> pytest.TestReport:
     )
 
 
-def _describe(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        return f"signal {number} ({signal.Signals(number).name})"
-    return f"exit status {os.WEXITSTATUS(status)}"
+def _describe(exit_code: int) -> str:
+    if exit_code < 0:
+        return f"signal {-exit_code} ({signal.Signals(-exit_code).name})"
+    return f"exit status {exit_code}"
 
 
 def run_isolated(item: pytest.Item, seconds: float) -> list[Any]:
@@ -65,29 +58,13 @@ def run_isolated(item: pytest.Item, seconds: float) -> list[Any]:
     # into the child, where the test runs. Timers are not inherited by fork.
     alarm, _ = signal.getitimer(signal.ITIMER_REAL)
     signal.setitimer(signal.ITIMER_REAL, 0)
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
-        pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        if alarm:
-            signal.setitimer(signal.ITIMER_REAL, alarm)
-        _child(item, write_end)
-    os.close(write_end)
-    try:
-        data, finished = read_to_eof(read_end, time.monotonic() + seconds)
-    finally:
-        os.close(read_end)
-    if not finished:
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    if not finished:
+    answer = answer_from_child(lambda fd: _run_and_report(item, alarm, fd), seconds)
+    if not answer.in_time:
         return [_failure(item, f"killed after {seconds:.0f} s: the test hung (backend blocked?)")]
-    if not data:
-        return [_failure(item, f"the test process died with {_describe(status)}")]
+    if not answer.data:
+        return [_failure(item, f"the test process died with {_describe(answer.exit_code)}")]
     hook = item.config.hook
     return [
         hook.pytest_report_from_serializable(config=item.config, data=entry)
-        for entry in json.loads(data)
+        for entry in json.loads(answer.data)
     ]

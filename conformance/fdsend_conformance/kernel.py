@@ -18,7 +18,6 @@ import pwd
 import re
 import resource
 import select
-import signal
 import socket
 import struct
 import time
@@ -29,7 +28,7 @@ from typing import TypeVar, cast
 
 import pytest
 
-from fdsend_conformance.processes import fork_call, read_to_eof, reap, write_all
+from fdsend_conformance.processes import answer_from_child, write_all
 from fdsend_conformance.sockets import socket_pair
 
 __all__ = [
@@ -330,10 +329,8 @@ def call_in_child(function: Callable[[], T], seconds: float = CHILD_TIMEOUT) -> 
     child's traceback; :class:`ChildSkip` skips the test. A child that
     outlives ``seconds`` is killed. The child is always reaped.
     """
-    read_end, write_end = os.pipe()
 
-    def child() -> None:
-        os.close(read_end)
+    def child(write_end: int) -> None:
         try:
             outcome: tuple[str, object] = ("ok", function())
         except ChildSkip as exc:
@@ -342,22 +339,12 @@ def call_in_child(function: Callable[[], T], seconds: float = CHILD_TIMEOUT) -> 
             outcome = ("error", traceback.format_exc())
         write_all(write_end, pickle.dumps(outcome))
 
-    try:
-        pid = fork_call(child)
-    finally:
-        os.close(write_end)
-    try:
-        data, finished = read_to_eof(read_end, time.monotonic() + seconds)
-    finally:
-        os.close(read_end)
-    if not finished:
-        os.kill(pid, signal.SIGKILL)
-    code = reap(pid)
-    if not finished:
+    answer = answer_from_child(child, seconds)
+    if not answer.in_time:
         raise AssertionError(f"child killed after {seconds:.0f} s: it hung")
-    if not data:
-        raise AssertionError(f"child died without an answer (exit code {code})")
-    kind, value = pickle.loads(data)
+    if not answer.data:
+        raise AssertionError(f"child died without an answer (exit code {answer.exit_code})")
+    kind, value = pickle.loads(answer.data)
     if kind == "skip":
         pytest.skip(str(value))
     if kind == "error":

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import socket
 import time
 import traceback
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fdsend_conformance.sockets import set_io_timeout
 
-__all__ = ["fork_call", "read_to_eof", "reap", "send_file_from_child", "write_all"]
+__all__ = [
+    "ChildAnswer",
+    "answer_from_child",
+    "fork_call",
+    "read_to_eof",
+    "reap",
+    "send_file_from_child",
+    "write_all",
+]
 
 
 def fork_call(function: Callable[[], object]) -> int:
@@ -70,6 +80,40 @@ def read_to_eof(read_end: int, deadline: float) -> tuple[bytes, bool]:
             if not chunk:
                 return b"".join(chunks), True
             chunks.append(chunk)
+
+
+@dataclass(frozen=True)
+class ChildAnswer:
+    """What a forked child wrote before it ended, and how it ended."""
+
+    data: bytes
+    in_time: bool  # EOF came before the deadline (else the child was killed)
+    exit_code: int  # negative: killed by that signal
+
+
+def answer_from_child(answer: Callable[[int], object], seconds: float) -> ChildAnswer:
+    """Fork; the child calls ``answer(fd)`` to write its answer to ``fd``.
+
+    The parent reads the answer until EOF, kills a child that is still at it
+    after ``seconds``, and always reaps it.
+    """
+    read_end, write_end = os.pipe()
+
+    def child() -> None:
+        os.close(read_end)
+        answer(write_end)
+
+    try:
+        pid = fork_call(child)
+    finally:
+        os.close(write_end)
+    try:
+        data, in_time = read_to_eof(read_end, time.monotonic() + seconds)
+    finally:
+        os.close(read_end)
+    if not in_time:
+        os.kill(pid, signal.SIGKILL)
+    return ChildAnswer(data, in_time, reap(pid))
 
 
 def send_file_from_child(address: str, backend_name: str, path: str, payload: bytes) -> None:
