@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["describe", "leaked_since", "open_fds"]
+__all__ = ["describe", "leaked_since", "open_below", "open_fds"]
 
 _FD_DIR = "/proc/self/fd"
 
@@ -41,3 +41,12 @@ def describe(fd: int) -> str:
 def leaked_since(before: frozenset[int]) -> list[int]:
     """Return the fds open now that were not open in ``before``, sorted."""
     return sorted(open_fds() - before)
+
+
+def open_below(limit: int) -> frozenset[int]:
+    """The open fds below ``limit``, found without opening one.
+
+    For a process at its RLIMIT_NOFILE, where listing /proc/self/fd would
+    need a free descriptor.
+    """
+    return frozenset(fd for fd in range(limit) if _is_open(fd))

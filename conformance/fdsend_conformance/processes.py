@@ -7,6 +7,7 @@ be imported there (built-in, entry point, ``module:attr`` on the path) works.
 from __future__ import annotations
 
 import os
+import resource
 import select
 import signal
 import socket
@@ -22,6 +23,7 @@ __all__ = [
     "ChildAnswer",
     "answer_from_child",
     "fork_call",
+    "leave_free_fds",
     "read_to_eof",
     "reap",
     "send_file_from_child",
@@ -114,6 +116,27 @@ def answer_from_child(answer: Callable[[int], object], seconds: float) -> ChildA
     if not in_time:
         os.kill(pid, signal.SIGKILL)
     return ChildAnswer(data, in_time, reap(pid))
+
+
+def leave_free_fds(free: int) -> int:
+    """Lower this process's soft RLIMIT_NOFILE so that ``free`` more fds fit.
+
+    Holes below the highest open fd are filled first (with /dev/null, never
+    closed: meant for a child process about to exit), so the free numbers are
+    exactly the top ones. Returns the new limit.
+    """
+    from fdsend_conformance import fdtable
+
+    while True:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        if fd == max(fdtable.open_fds()):
+            os.close(fd)
+            break
+    limit = max(fdtable.open_fds()) + 1 + free
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    )
+    return limit
 
 
 def send_file_from_child(address: str, backend_name: str, path: str, payload: bytes) -> None:

@@ -10,6 +10,8 @@ import pytest
 
 import fdsend
 from fdsend_conformance import fdtable
+from fdsend_conformance.kernel import call_in_child
+from fdsend_conformance.processes import leave_free_fds
 from fdsend_conformance.sockets import distinct_fds, identity, socket_pair
 
 
@@ -182,3 +184,29 @@ def test_a_parse_failure_closes_the_installed_fds(pair, monkeypatch):
     finally:
         for fd in sent:
             os.close(fd)
+
+
+def _strict_receive_at_fd_limit(sock: socket.socket) -> tuple[bool, list[int]]:
+    """In a child: leave two fd numbers free, receive 8 fds strictly."""
+    limit = leave_free_fds(2)
+    before = fdtable.open_below(limit)
+    try:
+        fdsend.recvfds(sock, 16, numfds=8, strict=True)
+    except fdsend.TruncatedError:
+        raised = True
+    else:
+        raised = False
+    return raised, sorted(fdtable.open_below(limit) - before)
+
+
+def test_strict_receive_at_the_fd_limit_closes_what_arrived(pair):
+    a, b = pair
+    sent = distinct_fds(8)
+    try:
+        fdsend.sendfds(a, b"limit", fds=sent)
+        raised, new = call_in_child(lambda: _strict_receive_at_fd_limit(b))
+    finally:
+        for fd in sent:
+            os.close(fd)
+    assert raised, "fds were dropped at RLIMIT_NOFILE and strict mode did not raise"
+    assert new == [], f"strict mode kept fds it received: {new}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import array
 import json
 import os
-import resource
 import select
 import signal
 import socket
@@ -19,7 +18,7 @@ import pytest
 from fdsend_conformance import fdtable
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.checks import receive_truncated
-from fdsend_conformance.processes import fork_call, reap
+from fdsend_conformance.processes import fork_call, leave_free_fds, reap
 from fdsend_conformance.sockets import IO_TIMEOUT, distinct_fds, identity, pending
 
 RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
@@ -213,33 +212,12 @@ def test_killed_sender_leaves_what_it_sent_then_eof(backend, pair, closer):
     assert (msg, list(fds)) == (b"", []), "EOF must read as an empty message without fds"
 
 
-def _open_below(limit: int) -> set[int]:
-    """The open fds below ``limit``, found without opening one (no room for it)."""
-    found = set()
-    for fd in range(limit):
-        try:
-            os.fstat(fd)
-        except OSError:
-            continue
-        found.add(fd)
-    return found
-
-
 def _child_at_fd_limit(backend: Any, sock: socket.socket, slots: int, report: int) -> None:
     """In a child: leave ``slots`` free fd numbers, receive 8 fds, report."""
-    fillers = []
-    while True:  # fill the holes, so that the free numbers are the top ones
-        fd = os.open(os.devnull, os.O_RDONLY)
-        if fd == max(fdtable.open_fds()):
-            os.close(fd)
-            break
-        fillers.append(fd)
-    limit = max(fdtable.open_fds()) + 1 + slots
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
-    before = _open_below(limit)
+    limit = leave_free_fds(slots)
+    before = fdtable.open_below(limit)
     got = receive_truncated(backend, lambda: backend.recvfds(sock, 16, 0, 8))
-    new = sorted(_open_below(limit) - before)
+    new = sorted(fdtable.open_below(limit) - before)
     result = {"reported": got.reported, "returned": sorted(got.fds or []), "new": new}
     os.write(report, json.dumps(result).encode())
 
