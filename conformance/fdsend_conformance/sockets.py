@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import sys
 import tempfile
 from collections.abc import Callable
 
@@ -70,7 +71,7 @@ def pending(sock: socket.socket) -> bool:
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             for start in range(0, len(payload) - len(payload) % 4, 4):
-                os.close(int.from_bytes(payload[start : start + 4], "little", signed=True))
+                os.close(int.from_bytes(payload[start : start + 4], sys.byteorder, signed=True))
     return bool(data or ancdata)
 
 

@@ -29,10 +29,13 @@ from __future__ import annotations
 import _socket
 import contextlib
 import errno
+import operator
+import os
 import socket
 import struct
 from array import array
 from collections.abc import Iterable
+from itertools import islice
 from typing import Any, Union
 
 __all__ = [
@@ -60,6 +63,7 @@ _AF_UNIX = int(socket.AF_UNIX)
 _SOCK_STREAM = int(socket.SOCK_STREAM)
 _INT_MAX = 2**31 - 1
 _SocketBase = _socket.socket
+_getdefaulttimeout = _socket.getdefaulttimeout
 # The C-level getters give plain ints; socket.socket's properties build enums.
 _family_of = _socket.socket.family.__get__
 _type_of = _socket.socket.type.__get__
@@ -129,9 +133,15 @@ class Received(tuple):  # type: ignore[type-arg]
 
 
 def _fileno(obj: Any) -> int:
-    """An fd from an int or a ``fileno()`` object, by PyObject_AsFileDescriptor's rules."""
+    """An fd from an int or a ``fileno()`` object, by PyObject_AsFileDescriptor's rules.
+
+    One addition, as ``os.dup()`` and the fast path's ``array`` have it:
+    objects with ``__index__`` (numpy integers, say) count as ints.
+    """
     if isinstance(obj, int):
         fd = obj
+    elif hasattr(type(obj), "__index__"):
+        fd = operator.index(obj)
     else:
         method = getattr(obj, "fileno", None)
         if method is None:
@@ -156,24 +166,45 @@ def _fd_array(fds: Iterable[FdLike]) -> array[int]:
     fails with EBADF and :func:`sendfds` turns that into OverflowError.
     """
     if type(fds) is not list and type(fds) is not tuple:
-        fds = list(fds)  # TypeError for a non-iterable
+        # TypeError for a non-iterable; one past the limit is enough to refuse
+        fds = list(islice(fds, SCM_MAX_FD + 1))
     try:
         packed = array("I", fds)
     except (TypeError, OverflowError):
         packed = array("I", [_fileno(obj) for obj in fds])
     if len(packed) > SCM_MAX_FD:
-        raise OSError(
-            errno.EINVAL, f"{len(packed)} fds: more than SCM_MAX_FD ({SCM_MAX_FD}) per message"
-        )
+        raise OSError(errno.EINVAL, f"more than SCM_MAX_FD ({SCM_MAX_FD}) fds in one message")
     return packed
 
 
 def _refuse_silent_loss(sock: Any, msg: Any) -> None:
-    """Raise ValueError where the kernel would accept fds and then drop them."""
+    """Raise ValueError where the kernel would accept fds and then drop them.
+
+    Called off the fast path: for any socket that is not AF_UNIX, and for a
+    SOCK_STREAM one whose payload is empty or not plain bytes.
+    """
     if _family_of(sock) != _AF_UNIX:
         raise ValueError("fds can only be passed over AF_UNIX sockets; the kernel drops them")
-    if _type_of(sock) == _SOCK_STREAM and not (msg if type(msg) is bytes else memoryview(msg)):
+    # nbytes, not truthiness: some buffers (ctypes, PickleBuffer) are always true
+    if _type_of(sock) == _SOCK_STREAM and memoryview(msg).nbytes == 0:
         raise ValueError("fds need at least one payload byte on SOCK_STREAM; else they are lost")
+
+
+def _borrow(fd: Any) -> Any:
+    """A socket object on the caller's fd, which the caller must ``detach()``.
+
+    With ``socket.setdefaulttimeout()`` in force the constructor makes the fd
+    non-blocking (a flag of the open file, shared with the caller): put the
+    caller's own mode back, so the call behaves as the fd says and leaves it
+    as it was.
+    """
+    number = _fileno(fd)
+    if _getdefaulttimeout() is None:
+        return _SocketBase(fileno=number)
+    blocking = os.get_blocking(number)  # EBADF here for a closed fd, as below
+    sock = _SocketBase(fileno=number)
+    sock.settimeout(None if blocking else 0.0)
+    return sock
 
 
 def _check_range(packed: array[int]) -> None:
@@ -209,11 +240,13 @@ def sendfds(fd: Any, msg: Any, flags: int = 0, fds: Iterable[FdLike] | None = No
             packed = _fd_array(fds)
         elif len(packed) > SCM_MAX_FD:
             _fd_array(packed)  # raises the EINVAL
-    sock = fd if isinstance(fd, _SocketBase) else _SocketBase(fileno=_fileno(fd))
+    sock = fd if isinstance(fd, _SocketBase) else _borrow(fd)
     try:
         if not packed:
             return sock.sendmsg((msg,), (), flags)
-        if _family_of(sock) != _AF_UNIX or (not msg and _type_of(sock) == _SOCK_STREAM):
+        if _family_of(sock) != _AF_UNIX or (
+            (type(msg) is not bytes or not msg) and _type_of(sock) == _SOCK_STREAM
+        ):
             _refuse_silent_loss(sock, msg)
         return sock.sendmsg((msg,), ((_SOL_SOCKET, _SCM_RIGHTS, packed),), flags)
     except OSError as exc:
@@ -254,12 +287,16 @@ def recvfds(
         numfds = SCM_MAX_FD
     if cloexec:
         flags = int(flags) | _MSG_CMSG_CLOEXEC if flags else _MSG_CMSG_CLOEXEC
+    try:
+        space = _CONTROL_SPACE[numfds]
+    except TypeError:
+        raise TypeError(f"numfds must be an int, not {type(numfds).__name__}") from None
     if isinstance(fd, _SocketBase):
-        msg, ancillary, msg_flags, _ = fd.recvmsg(len, _CONTROL_SPACE[numfds], flags)
+        msg, ancillary, msg_flags, _ = fd.recvmsg(len, space, flags)
     else:
-        sock = _SocketBase(fileno=_fileno(fd))
+        sock = _borrow(fd)
         try:
-            msg, ancillary, msg_flags, _ = sock.recvmsg(len, _CONTROL_SPACE[numfds], flags)
+            msg, ancillary, msg_flags, _ = sock.recvmsg(len, space, flags)
         finally:
             sock.detach()
     if not ancillary:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import array
+import ctypes
 import errno
+import itertools
 import os
+import pickle
 import socket
 import struct
+from collections.abc import Iterator
 
 import pytest
 
@@ -66,6 +70,23 @@ def test_empty_payload_with_fds_on_a_stream_is_refused(pair, pipe):
     assert not pending(b)
 
 
+class _Empty(ctypes.Structure):
+    _fields_ = []  # type: ignore[var-annotated]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [bytearray, lambda: memoryview(b""), lambda: pickle.PickleBuffer(b""), _Empty],
+    ids=["bytearray", "memoryview", "PickleBuffer", "ctypes-struct"],
+)
+def test_empty_buffer_of_any_type_with_fds_on_a_stream_is_refused(pair, pipe, make):
+    # PickleBuffer and a ctypes struct are true whatever their size.
+    a, b = pair
+    with pytest.raises(ValueError, match="payload byte"):
+        fdsend.sendfds(a, make(), fds=[pipe[0]])
+    assert not pending(b)
+
+
 def test_empty_payload_without_fds_is_allowed(pair):
     a, _ = pair
     assert fdsend.sendfds(a, b"") == 0
@@ -109,6 +130,44 @@ def test_more_than_scm_max_fd_is_einval_before_any_syscall(pipe):
     assert raised.value.errno == errno.EINVAL
 
 
+def _endless(fd: int) -> Iterator[int]:
+    """``fd`` for ever; fails (rather than fill the memory) long past the limit."""
+    for count in itertools.count():
+        assert count <= 10 * fdsend.SCM_MAX_FD, "sendfds kept reading an endless iterable"
+        yield fd
+
+
+def test_endless_generator_of_fds_is_einval(pair, pipe):
+    a, b = pair
+    with pytest.raises(OSError) as raised:
+        fdsend.sendfds(a, b"x", fds=_endless(pipe[0]))
+    assert raised.value.errno == errno.EINVAL
+    assert not pending(b)
+
+
+class _Index:
+    """An int-like that is not an int (as numpy integers are)."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["alone", "beside-a-file"])
+def test_index_objects_count_as_ints(pair, pipe, tmp_path, mixed):
+    a, b = pair
+    with open(tmp_path / "f", "wb") as file:
+        sent = [_Index(pipe[0]), file] if mixed else [_Index(pipe[0])]
+        fdsend.sendfds(a, b"i", fds=sent)
+        fds = fdsend.recvfds(b, 16).fds
+        assert len(fds) == len(sent)
+        assert identity(fds[0]) == identity(pipe[0])
+        for fd in fds:
+            os.close(fd)
+
+
 @pytest.mark.parametrize(
     ("bad", "error"),
     [
@@ -142,6 +201,42 @@ def test_negative_sizes_are_valueerror(pair, length, numfds):
     _, b = pair
     with pytest.raises(ValueError):
         fdsend.recvfds(b, length, numfds=numfds)
+
+
+def test_non_int_numfds_is_typeerror(pair):
+    _, b = pair
+    with pytest.raises(TypeError, match="numfds must be an int"):
+        fdsend.recvfds(b, 16, numfds=2.0)
+
+
+@pytest.fixture
+def default_timeout() -> Iterator[None]:
+    """``socket.setdefaulttimeout(5)`` for the test, then back as it was."""
+    saved = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(5)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(saved)
+
+
+@pytest.mark.parametrize("blocking", [True, False], ids=["blocking", "non-blocking"])
+@pytest.mark.usefixtures("default_timeout")
+def test_int_socket_keeps_its_mode_under_a_default_timeout(pair, pipe, blocking):
+    # A socket object built on the caller's fd would make it non-blocking.
+    a, b = pair
+    a.setblocking(blocking)
+    b.setblocking(blocking)
+    fdsend.sendfds(a.fileno(), b"m", fds=[pipe[0]])
+    fds = fdsend.recvfds(b.fileno(), 16).fds
+    for fd in fds:
+        os.close(fd)
+    assert len(fds) == 1
+    assert os.get_blocking(a.fileno()) is blocking
+    assert os.get_blocking(b.fileno()) is blocking
+    if not blocking:  # and the call used the fd's own mode
+        with pytest.raises(BlockingIOError):
+            fdsend.recvfds(b.fileno(), 16)
 
 
 def test_credentials_do_not_crowd_out_fds(pair):
