@@ -69,7 +69,10 @@ def test_quick_run_writes_json_with_the_expected_keys(tmp_path):
         assert row["median_ns"] > 0
         assert set(row["ratios"]) == {"inline", "call-floor", "c-floor"}
         assert {"fds", "payload", "cross_process", "label"} <= set(row["case"])
-    assert all({"what", "measured", "limit", "met"} <= set(t) for t in data["targets"])
+    assert all(
+        {"what", "measured", "spread", "limit", "met", "within_noise"} <= set(t)
+        for t in data["targets"]
+    )
 
 
 def test_main_in_process_with_a_chosen_case(capsys):
@@ -175,3 +178,27 @@ def test_table_scaling_and_targets_render_from_results():
     assert checked["reference / call-floor, 1 fd"].measured == pytest.approx(1.0)
     assert checked["reference / multiprocessing, 253 fds"].met is None
     assert all(t.line() for t in checked.values())
+
+
+def test_a_target_whose_spread_straddles_the_limit_is_within_noise():
+    case = Case(1, 16, False)
+    floor = [1000.0, 1000.0, 1000.0, 1000.0, 1000.0]
+    results = [
+        Result(case, "call-floor", 100, floor),
+        Result(case, "stdlib", 100, floor),
+        # per-repetition ratios 1.00 .. 1.20 to both: median 1.10, quartiles 1.05-1.15
+        Result(case, "reference", 100, [1000.0, 1050.0, 1100.0, 1150.0, 1200.0]),
+    ]
+    checked = {t.what: t for t in targets(results)}
+    to_floor = checked["reference / call-floor, 1 fd"]  # limit 1.15: at the top quartile
+    assert to_floor.spread == pytest.approx((1.05, 1.15))
+    assert to_floor.met is True
+    assert to_floor.within_noise
+    assert "within noise" in to_floor.line()
+    to_stdlib = checked["reference / stdlib, 1 fd"]  # limit 1.10: the median itself
+    assert to_stdlib.met is True
+    assert to_stdlib.within_noise
+    clear = Result(case, "reference", 100, [900.0, 910.0, 920.0, 930.0, 940.0])
+    checked = {t.what: t for t in targets([*results[:2], clear])}
+    assert not checked["reference / call-floor, 1 fd"].within_noise
+    assert "within noise" not in checked["reference / call-floor, 1 fd"].line()

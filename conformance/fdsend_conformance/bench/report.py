@@ -25,6 +25,7 @@ __all__ = [
     "machine",
     "plot",
     "ratio",
+    "ratio_quartiles",
     "table",
     "targets",
     "to_json",
@@ -68,14 +69,34 @@ def _find(results: Sequence[Result], case: Case, name: str) -> Result | None:
     return None
 
 
-def ratio(results: Sequence[Result], case: Case, name: str, base: str) -> float | None:
-    """Median over repetitions of ``name``'s time / ``base``'s time in ``case``."""
+def _ratios(results: Sequence[Result], case: Case, name: str, base: str) -> list[float]:
+    """Per-repetition ratios of ``name``'s time to ``base``'s time in ``case``.
+
+    Unpaired results (different repetition counts) give the ratio of medians.
+    """
     mine, theirs = _find(results, case, name), _find(results, case, base)
     if mine is None or theirs is None or not mine.samples_ns or not theirs.samples_ns:
+        return []
+    if len(mine.samples_ns) != len(theirs.samples_ns):
+        return [mine.median_ns / theirs.median_ns]
+    return [x / y for x, y in zip(mine.samples_ns, theirs.samples_ns)]
+
+
+def ratio(results: Sequence[Result], case: Case, name: str, base: str) -> float | None:
+    """Median over repetitions of ``name``'s time / ``base``'s time in ``case``."""
+    ratios = _ratios(results, case, name, base)
+    return statistics.median(ratios) if ratios else None
+
+
+def ratio_quartiles(
+    results: Sequence[Result], case: Case, name: str, base: str
+) -> tuple[float, float] | None:
+    """Lower and upper quartiles of the per-repetition ratios (their spread)."""
+    ratios = _ratios(results, case, name, base)
+    if len(ratios) < 2:
         return None
-    if len(mine.samples_ns) != len(theirs.samples_ns):  # not paired: ratio of medians
-        return mine.median_ns / theirs.median_ns
-    return statistics.median(x / y for x, y in zip(mine.samples_ns, theirs.samples_ns))
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return q1, q3
 
 
 def _cases(results: Sequence[Result]) -> list[Case]:
@@ -135,20 +156,34 @@ def scaling(results: Sequence[Result]) -> list[str]:
 
 @dataclass
 class Target:
-    """One of the issue's performance targets, checked on this run."""
+    """One of the issue's performance targets, checked on this run.
+
+    ``measured`` is the median ratio; ``spread`` the quartiles of the
+    per-repetition ratios, when there are any. A verdict whose spread
+    straddles the limit is flagged as within noise: one run cannot tell.
+    """
 
     what: str
     measured: float | None
     limit: float
+    spread: tuple[float, float] | None = None
 
     @property
     def met(self) -> bool | None:
         return None if self.measured is None else self.measured <= self.limit
 
+    @property
+    def within_noise(self) -> bool:
+        """Whether the limit lies inside the interquartile range of the ratios."""
+        return self.spread is not None and self.spread[0] <= self.limit <= self.spread[1]
+
     def line(self) -> str:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[self.met]
+        if self.within_noise:
+            verdict += " (within noise)"
         value = "-" if self.measured is None else f"{self.measured:.3f}"
-        return f"  {self.what:<56}{value:>7} <= {self.limit:<6}{verdict}"
+        spread = "" if self.spread is None else f"[{self.spread[0]:.3f}-{self.spread[1]:.3f}]"
+        return f"  {self.what:<48}{value:>7} {spread:<15} <= {self.limit:<6}{verdict}"
 
 
 TARGET_CASES = {n: Case(n, 16, False) for n in (1, 16, 253)}
@@ -156,18 +191,24 @@ TARGET_CASES = {n: Case(n, 16, False) for n in (1, 16, 253)}
 
 def targets(results: Sequence[Result], name: str = "reference") -> list[Target]:
     """The reference's targets on 16 B in-process rounds (informational)."""
-    one, many = TARGET_CASES[1], TARGET_CASES[253]
-    checks = [
-        Target(f"{name} / call-floor, 1 fd", ratio(results, one, name, "call-floor"), 1.15),
-        Target(f"{name} / call-floor, 253 fds", ratio(results, many, name, "call-floor"), 1.04),
-        Target(f"{name} / stdlib, 1 fd", ratio(results, one, name, "stdlib"), 1.10),
-        Target(f"{name} / stdlib, 253 fds", ratio(results, many, name, "stdlib"), 1.00),
-        Target(
-            f"{name} / multiprocessing, 253 fds",
-            ratio(results, many, name, "multiprocessing"),
-            1.00,
-        ),
+    limits = [
+        (1, "call-floor", 1.15),
+        (253, "call-floor", 1.04),
+        (1, "stdlib", 1.10),
+        (253, "stdlib", 1.00),
+        (253, "multiprocessing", 1.00),
     ]
+    checks = []
+    for fds, base, limit in limits:
+        case = TARGET_CASES[fds]
+        checks.append(
+            Target(
+                f"{name} / {base}, {fds} fd{'s' if fds > 1 else ''}",
+                ratio(results, case, name, base),
+                limit,
+                ratio_quartiles(results, case, name, base),
+            )
+        )
     # No worse than linear: the cost per fd never grows from one count to the next.
     per_fd = [_find(results, TARGET_CASES[n], name) for n in (1, 16, 253)]
     present = [r for r in per_fd if r is not None]
@@ -242,7 +283,14 @@ def to_json(
         "contestants": list(contestants),
         "results": rows,
         "targets": [
-            {"what": t.what, "measured": t.measured, "limit": t.limit, "met": t.met}
+            {
+                "what": t.what,
+                "measured": t.measured,
+                "spread": None if t.spread is None else list(t.spread),
+                "limit": t.limit,
+                "met": t.met,
+                "within_noise": t.within_noise,
+            }
             for t in checked
         ],
         "notes": list(notes),
