@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fdsend_conformance.sockets import set_io_timeout
+from fdsend_conformance.sockets import IO_TIMEOUT, set_io_timeout
 
 __all__ = [
     "ChildAnswer",
@@ -53,10 +53,34 @@ def fork_call(function: Callable[[], object]) -> int:
         os._exit(status)
 
 
-def reap(pid: int) -> int:
-    """Wait for child ``pid`` and return its exit code (negative: signal)."""
+def reap(pid: int, seconds: float = IO_TIMEOUT) -> int:
+    """Wait for child ``pid`` and return its exit code (negative: signal).
+
+    A child still running after ``seconds`` is killed and reaped, and the
+    wait fails with TimeoutError: a stuck child never hangs the test.
+    """
+    if not _exits_within(pid, seconds):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise TimeoutError(f"child {pid} was still running after {seconds:g} s; killed it")
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+def _exits_within(pid: int, seconds: float) -> bool:
+    """Whether child ``pid`` exits within ``seconds`` (waits on its pidfd).
+
+    Without pidfds (Linux < 5.3) it cannot tell and says yes: the caller's
+    waitpid then blocks, and pytest-timeout stays the backstop.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return True
+    try:
+        return bool(select.select([pidfd], [], [], seconds)[0])
+    finally:
+        os.close(pidfd)
 
 
 def write_all(fd: int, data: bytes) -> None:

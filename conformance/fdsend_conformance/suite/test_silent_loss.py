@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 
 import pytest
@@ -25,14 +26,31 @@ def test_fds_arrive_beside_credentials(backend, pair, closer, count):
     )
 
 
+#: The errnos that say "this cannot be sent" rather than some other failure
+#: (EBADF, EPIPE, ...), for backends that refuse with OSError.
+REFUSAL_ERRNOS = frozenset({errno.EINVAL, errno.EOPNOTSUPP, errno.EAFNOSUPPORT})
+
+
+def assert_refused(error: BaseException) -> None:
+    """A refusal is ValueError, or OSError with one of :data:`REFUSAL_ERRNOS`."""
+    if isinstance(error, OSError):
+        assert error.errno in REFUSAL_ERRNOS, (
+            f"failed with {errno.errorcode.get(error.errno or 0, error.errno)}, "
+            f"not a refusal ({', '.join(sorted(errno.errorcode[e] for e in REFUSAL_ERRNOS))})"
+        )
+    else:
+        assert isinstance(error, ValueError), f"refused with {type(error).__name__}"
+
+
 @pytest.mark.clause("LOSS-2")
 @pytest.mark.requires(Feature.PAYLOAD)
 def test_empty_payload_with_fds_on_a_stream_is_refused(backend, pair, closer):
     a, b = pair
     sent = distinct_fds(1)
     closer.fds(*sent)
-    with pytest.raises((ValueError, OSError)):
+    with pytest.raises((ValueError, OSError)) as raised:
         backend.sendfds(a, b"", 0, sent)
+    assert_refused(raised.value)
     assert not pending(b), "something reached the peer"
 
 
@@ -61,6 +79,7 @@ def test_fds_on_an_inet_socket_are_refused(backend, request, closer, transport):
     a, b = request.getfixturevalue("tcp" if transport == "tcp" else "udp_pair")
     sent = distinct_fds(1)
     closer.fds(*sent)
-    with pytest.raises((ValueError, OSError)):
+    with pytest.raises((ValueError, OSError)) as raised:
         backend.sendfds(a, b"x", 0, sent)
+    assert_refused(raised.value)
     assert not pending(b), "the payload went out and the fds were dropped"

@@ -93,10 +93,12 @@ def test_received_fds_outlive_the_senders_copies(backend, pair, closer):
     read_end, write_end = os.pipe()
     closer.fds(read_end)
     a, b = pair
+    expected = identity(write_end)
     backend.sendfds(a, b"p", 0, [write_end])
     os.close(write_end)
     _, fds = backend.recvfds(b, 16, 0, 4)
     closer.fds(*fds)
+    assert [identity(fd) for fd in fds] == [expected]  # else the read below could block
     os.write(fds[0], b"still open")
     assert os.read(read_end, 100) == b"still open"
 
@@ -131,7 +133,7 @@ def _receive_exactly(backend: Backend, sock: socket.socket, size: int, numfds: i
     [b"\x00", b"a\x00b\x00\x00c", bytes(range(256)) * 4, os.urandom(65536)],
     ids=["nul", "embedded-nuls", "all-bytes", "64KiB"],
 )
-@pytest.mark.parametrize("kind", ["stream", "seqpacket"])
+@pytest.mark.parametrize("kind", ["stream", "seqpacket", "dgram"])
 def test_payload_arrives_intact(backend, make_pair, closer, payload, kind):
     a, b = make_pair(SOCKET_TYPES[kind])
     read_end, write_end = os.pipe()
@@ -173,10 +175,13 @@ def test_forked_sender(backend, pair, closer, tmp_path):
             backend.sendfds(a, b"forked", 0, [file.fileno()])
 
     pid = fork_call(child)
-    a.close()
-    msg, fds = backend.recvfds(b, 16, 0, 4)
-    closer.fds(*fds)
-    assert reap(pid) == 0
+    try:
+        a.close()
+        msg, fds = backend.recvfds(b, 16, 0, 4)
+        closer.fds(*fds)
+    finally:
+        status = reap(pid)  # bounded: a child stuck in a broken send is killed
+    assert status == 0
     check_payload(backend, msg, b"forked")
     [received] = fds
     assert os.lseek(received, 0, os.SEEK_CUR) == 5
