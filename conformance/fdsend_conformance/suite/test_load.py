@@ -141,7 +141,8 @@ def test_soak_between_two_processes(backend, pytestconfig, spawn_context):
     total = int(os.environ.get("FDSEND_SOAK_FDS", "50000"))
     name = pytestconfig.getoption("fdsend_backend") or backend.name
     result = soak(name, total)
-    assert result.received == result.sent, f"{result.sent - result.received} fds lost"
-    assert result.wrong == 0, f"{result.wrong} fds arrived as another file or out of order"
-    assert result.receiver_fds_after == result.receiver_fds_before, "the receiver leaked fds"
-    assert result.rss_end_kib - result.rss_early_kib < 4096, "receiver memory grew"
+    assert result.sent == total
+    # Lost, duplicated, out of order; a change in either side's fd table or
+    # RSS growth beyond the bound on either side.
+    problems = result.problems()
+    assert not problems, "; ".join(problems)
