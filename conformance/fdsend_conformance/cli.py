@@ -7,6 +7,7 @@
     fdsend-conformance list
     fdsend-conformance bench [options]      (see fdsend_conformance.bench)
     fdsend-conformance matrix [options]     (see fdsend_conformance.matrix)
+    fdsend-conformance compare OLD.json NEW.json   (clauses that changed between two reports)
 
 Options that ``run`` and ``gate`` do not know go to pytest unchanged. The
 suite runs with an empty pytest configuration, so the calling project's own
@@ -30,6 +31,7 @@ __all__ = ["main", "pytest_args"]
 _DELEGATED = {
     "bench": "fdsend_conformance.bench.cli:main",
     "matrix": "fdsend_conformance.matrix:main",
+    "compare": "fdsend_conformance.compare:main",
 }
 
 
