@@ -50,7 +50,13 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     for cid in [*after, *(c for c in before if c not in after)]:
         was, now = before.get(cid), after.get(cid)
         if was is None or now is None:
-            found.append(Change(cid, was and was["status"], now and now["status"]))
+            found.append(
+                Change(
+                    cid,
+                    None if was is None else was["status"],
+                    None if now is None else now["status"],
+                )
+            )
             continue
         failed_before, failed_now = set(was["failures"]), set(now["failures"])
         if was["status"] != now["status"] or failed_before != failed_now:
