@@ -2,6 +2,7 @@
 
 Derandomised, with no example database: a failure reproduces on every run
 and every machine, and hypothesis prints the smallest failing example.
+Every example checks its own fds: none may stay open after it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import socket
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fdsend_conformance import fdtable
 from fdsend_conformance.backend import Backend, Feature
 from fdsend_conformance.checks import receive_truncated
-from fdsend_conformance.sockets import identity, make_fd, socket_pair
+from fdsend_conformance.sockets import identity, make_fd, pending, socket_pair
 
 SOCKET_TYPES = {
     "stream": socket.SOCK_STREAM,
@@ -25,9 +26,12 @@ SOCKET_TYPES = {
     "dgram": socket.SOCK_DGRAM,
 }
 KINDS = ["pipe-read", "pipe-write", "file", "devnull", "unix", "memfd"]
+#: 1.3 to 2.5 s for the reference and stdlib backends (CPython 3.11, Linux 6.18,
+#: two busy cores).
+MAX_EXAMPLES = 400
 
 reproducible = settings(
-    max_examples=40,
+    max_examples=MAX_EXAMPLES,
     deadline=None,
     derandomize=True,
     database=None,
@@ -47,10 +51,16 @@ def transfers(draw: Any) -> dict[str, Any]:
     smallest = 1 if kind == "stream" else 0
     size = draw(st.one_of(st.integers(smallest, 64), st.integers(smallest, 65536)))
     numfds = draw(st.integers(0, 260))
-    # On a stream `len` covers the payload (the rest is read after); on
-    # message sockets it may cut it.
-    length = size if kind == "stream" else draw(st.integers(0, size + 8))
+    # On message sockets `len` may cut the payload; on a stream it may make
+    # the read short, and the rest is read after.
+    length = draw(st.one_of(st.integers(0, 16), st.integers(0, size + 8)))
     return {"kind": kind, "kinds": kinds, "size": size, "numfds": numfds, "len": length}
+
+
+def _case(kind: str, fds: int, size: int) -> dict[str, Any]:
+    """A case that receives all ``fds`` and the whole payload of ``size``."""
+    kinds = [KINDS[index % len(KINDS)] for index in range(fds)]
+    return {"kind": kind, "kinds": kinds, "size": size, "numfds": fds, "len": size}
 
 
 def _check_transfer(backend: Backend, case: dict[str, Any]) -> None:
@@ -92,20 +102,40 @@ def _check_transfer(backend: Backend, case: dict[str, Any]) -> None:
 
 def _check_payload(got: Any, payload: bytes, case: dict[str, Any], b: socket.socket) -> None:
     if case["kind"] == "stream":
+        assert len(got.msg) <= case["len"], f"{len(got.msg)} bytes read with len {case['len']}"
+        assert payload.startswith(got.msg), "the first read is not a prefix of the payload"
         rest = b""
         while len(got.msg) + len(rest) < len(payload):
-            chunk = b.recv(len(payload))
+            chunk, ancdata, _flags, _addr = b.recvmsg(len(payload), socket.CMSG_SPACE(4 * 253))
+            assert not ancdata, "fds came with a later read, not with the first"
             assert chunk, "the stream ended before the payload did"
             rest += chunk
         assert got.msg + rest == payload
-        return
-    assert got.msg == payload[: case["len"]]
-    if case["len"] < len(payload):
-        assert getattr(got.result, "msg_truncated", False), "payload cut and not reported"
+    else:
+        assert got.msg == payload[: case["len"]]
+        if case["len"] < len(payload):
+            assert getattr(got.result, "msg_truncated", False), "payload cut and not reported"
+    assert not pending(b), "something is left to read after the payload"
 
 
 @pytest.mark.clause("PROP-1")
 @reproducible
 @given(case=transfers())
+# The most in one message of each type; the kernel takes 64 KiB in one
+# datagram under the default SO_SNDBUF (wmem_default, 208 KiB here).
+@example(case=_case("stream", 253, 65536))
+@example(case=_case("seqpacket", 253, 65536))
+@example(case=_case("dgram", 253, 65536))
+# Nothing at all: an empty message is still a message.
+@example(case=_case("seqpacket", 0, 0))
+@example(case=_case("dgram", 0, 0))
 def test_transfer_invariants(backend, case):
-    _check_transfer(backend, case)
+    before = fdtable.open_fds()
+    try:
+        _check_transfer(backend, case)
+    finally:
+        leaked = fdtable.leaked_since(before)
+        described = [fdtable.describe(fd) for fd in leaked]
+        for fd in leaked:
+            os.close(fd)
+    assert not leaked, f"fds left open: {described}"
