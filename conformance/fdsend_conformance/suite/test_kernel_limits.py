@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
+import random
 import socket
 
 import pytest
@@ -13,8 +16,8 @@ from fdsend_conformance.kernel import (
     CAP_SYS_ADMIN,
     CAP_SYS_RESOURCE,
     SCM_MAX_FD,
+    ChildSkip,
     at_eof,
-    become_unprivileged,
     call_in_child,
     fd_space,
     has_capability,
@@ -97,38 +100,98 @@ def test_receiver_at_its_fd_limit_gets_the_fds_that_fit():
 # KERNEL-3: the lowered limit, and how many sends to try.
 IN_FLIGHT_LIMIT = 32
 ATTEMPTS = 4 * IN_FLIGHT_LIMIT
+# Where to pick a fresh id: above the usual account, container and systemd
+# ranges, below the ids a 32-bit signed field cannot hold.
+FRESH_IDS = range(1 << 24, (1 << 31) - 1)
 
 
-def _fill_in_flight(unprivileged: bool) -> tuple[int, int | None]:
+def _ids_in_use() -> set[int]:
+    """Every uid and gid an account, a group or a running process has."""
+    used = {entry.pw_uid for entry in pwd.getpwall()}
+    used |= {entry.pw_gid for entry in pwd.getpwall()}
+    used |= {entry.gr_gid for entry in grp.getgrall()}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/status", "rb") as status:
+                for line in status:
+                    if line.startswith((b"Uid:", b"Gid:")):
+                        used.update(int(field) for field in line.split()[1:])
+        except OSError:
+            continue  # gone, or not ours to read
+    return used
+
+
+def _fresh_id() -> int:
+    """An id no one has: a user of its own, with nothing in flight yet.
+
+    Random, so that two runs at once (other suites, other checkouts) do not
+    pick the same one.
+    """
+    used = _ids_in_use()
+    chooser = random.SystemRandom()
+    while True:
+        candidate = chooser.choice(FRESH_IDS)
+        if candidate not in used:
+            return candidate
+
+
+def _become_a_fresh_user() -> bool:
+    """In a forked child: drop root to a fresh uid/gid; False if not root.
+
+    The in-flight count is per user: under 'nobody' or the caller's own
+    uid, fds other processes have in flight would count too.
+    """
+    if os.geteuid() != 0:
+        return False
+    fresh = _fresh_id()
+    try:
+        os.setgroups([])
+        os.setgid(fresh)
+        os.setuid(fresh)
+    except OSError as exc:  # EPERM, or EINVAL for an id a namespace does not map
+        raise ChildSkip(f"cannot drop root to the fresh uid/gid {fresh}: {exc}") from exc
+    for bit in (CAP_SYS_RESOURCE, CAP_SYS_ADMIN):
+        if has_capability(bit):
+            raise ChildSkip(f"capability {bit} survived the drop to uid {fresh}")
+    return True
+
+
+def _fill_in_flight(unprivileged: bool) -> tuple[int, int | None, bool]:
     """In a forked child: send one fd at a time, never received, until an error.
 
-    Returns how many sends succeeded and the errno that stopped them (None
-    if all ATTEMPTS succeeded).
+    Returns how many sends succeeded, the errno that stopped them (None if
+    all ATTEMPTS succeeded), and whether they were made by a fresh user.
     """
     a, _b = socket_pair()
     read_end, _write_end = os.pipe()
-    if unprivileged:
-        become_unprivileged()
+    fresh = _become_a_fresh_user() if unprivileged else False
     set_soft_nofile(IN_FLIGHT_LIMIT)
     for sent in range(ATTEMPTS):
         try:
             send_fds(a, b"f", [read_end], socket.MSG_DONTWAIT)
         except OSError as exc:
-            return sent, exc.errno
-    return ATTEMPTS, None
+            return sent, exc.errno, fresh
+    return ATTEMPTS, None, fresh
 
 
 @pytest.mark.clause("KERNEL-3")
 def test_in_flight_fds_beyond_the_limit_fail_with_etoomanyrefs():
     if not kernel_at_least(4, 5):
         pytest.skip("the in-flight fd limit (ETOOMANYREFS) came with Linux 4.5")
-    problem = unprivileged_problem()
+    problem = None if os.geteuid() == 0 else unprivileged_problem()
     if problem:
         pytest.skip(problem)
-    sent, error = call_in_child(lambda: _fill_in_flight(unprivileged=True))
+    sent, error, fresh = call_in_child(lambda: _fill_in_flight(unprivileged=True))
     assert error is not None, f"{sent} fds in flight under a limit of {IN_FLIGHT_LIMIT}"
     assert error == errno.ETOOMANYREFS, f"after {sent} sends: {errno.errorcode.get(error)}"
-    assert sent <= IN_FLIGHT_LIMIT + 1
+    # Refused once more than the limit are in flight: the send that makes
+    # it limit + 1 still succeeds.
+    assert sent <= IN_FLIGHT_LIMIT + 1, f"{sent} sends succeeded"
+    if fresh:
+        # A user of its own had nothing else in flight, so no send before
+        # that one may fail. (Not as an ordinary user: its other processes,
+        # other tests among them, may have fds in flight.)
+        assert sent >= IN_FLIGHT_LIMIT + 1, f"refused after only {sent} sends"
 
 
 @pytest.mark.clause("KERNEL-3")
@@ -137,6 +200,6 @@ def test_cap_sys_resource_lifts_the_in_flight_limit():
         pytest.skip("needs CAP_SYS_RESOURCE or CAP_SYS_ADMIN (run as root)")
     if not in_initial_user_namespace():
         pytest.skip("in a user namespace: the kernel checks the capability in the initial one")
-    sent, error = call_in_child(lambda: _fill_in_flight(unprivileged=False))
+    sent, error, _fresh = call_in_child(lambda: _fill_in_flight(unprivileged=False))
     assert error is None, f"after {sent} sends: {errno.errorcode.get(error or 0)}"
     assert sent == ATTEMPTS
