@@ -51,6 +51,7 @@ def tcp_pair() -> tuple[socket.socket, socket.socket]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
+        listener.settimeout(IO_TIMEOUT)
         client = socket.create_connection(listener.getsockname(), timeout=IO_TIMEOUT)
         server, _ = listener.accept()
     for sock in (client, server):

@@ -29,6 +29,7 @@ def _tcp(family: int, host: str, closer) -> tuple[socket.socket, socket.socket]:
     with socket.socket(family, socket.SOCK_STREAM) as listener:
         listener.bind((host, 0))
         listener.listen(1)
+        listener.settimeout(IO_TIMEOUT)
         client = socket.create_connection(listener.getsockname()[:2], timeout=IO_TIMEOUT)
         closer.objects(client)
         server, _ = listener.accept()
