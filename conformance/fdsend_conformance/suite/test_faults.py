@@ -11,11 +11,12 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from fdsend_conformance import fdtable
+from fdsend_conformance import blocked, fdtable
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.checks import receive_truncated
 from fdsend_conformance.processes import fork_call, leave_free_fds, reap
@@ -28,22 +29,84 @@ class Interrupted(Exception):
     """Raised by a signal handler to abandon a blocking call."""
 
 
-@contextmanager
-def alarm(handler: Callable[[], None], seconds: float = 0.05) -> Iterator[None]:
-    """Run ``handler`` from SIGALRM once, ``seconds`` from now.
+#: The signal the EINTR tests send. Not SIGALRM: that one is pytest-timeout's,
+#: whose alarm stays armed (and its handler in place) through these tests.
+SIGNAL = signal.SIGUSR1
 
-    pytest-timeout may have an alarm of its own armed: it is put back after.
-    """
-    previous_timer, _ = signal.getitimer(signal.ITIMER_REAL)
-    previous = signal.signal(signal.SIGALRM, lambda signum, frame: handler())
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+@dataclass
+class Interruption:
+    """What happened to a call that :func:`signal_when_blocked` watched."""
+
+    expected: frozenset[int]  # the system calls the call may sleep in
+    seen: blocked.Reading | None = None  # the watcher's look before signalling
+    on_the_socket: bool | None = None  # the blocked transfer was on the test's socket
+    handled: list[blocked.Reading | None] = field(default_factory=list)
+
+    def check(self) -> None:
+        """Assert the handler ran once, sent while the call slept in the kernel."""
+        assert self.seen is not None, "the call never blocked in the kernel"
+        assert self.handled == [self.seen], "the handler did not run exactly once"
+        assert self.seen.blocked_in(self.expected)
+        assert self.on_the_socket is not False, "the call blocked on some other fd"
+
+
+def _same_socket(fd: int, sock: socket.socket) -> bool:
+    """Whether fd ``fd`` of this process is the socket ``sock``."""
     try:
-        yield
+        return identity(fd) == identity(sock.fileno())
+    except OSError:
+        return False
+
+
+@contextmanager
+def signal_when_blocked(
+    syscall: str, sock: socket.socket, handler: Callable[[], None]
+) -> Iterator[Interruption]:
+    """Run ``handler`` from a signal sent once this thread sleeps in ``syscall``.
+
+    A watcher thread reads this thread's /proc entry until it is asleep in
+    ``syscall`` on ``sock`` (or in an event loop's wait, for a backend that
+    waits for its non-blocking socket there), then sends :data:`SIGNAL` to
+    this thread only. Nothing else wakes the call (no data comes until the
+    handler runs), so the signal finds it blocked. If the call never blocks
+    the watcher gives up without a signal; :meth:`Interruption.check` says so.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread only")
+    tid, ident = threading.get_native_id(), threading.get_ident()
+    try:
+        transfer = blocked.syscall_numbers(syscall)
+        waits = blocked.syscall_numbers(*blocked.EVENT_LOOP_WAITS)
+        blocked.read(tid)
+    except blocked.Unavailable as exc:
+        pytest.skip(f"cannot tell when the call blocks in the kernel: {exc}")
+    interruption = Interruption(transfer | waits)
+    stop = threading.Event()
+
+    def watch() -> None:
+        reading = blocked.wait_until_blocked(tid, interruption.expected, IO_TIMEOUT, stop=stop)
+        if reading is None:
+            return
+        if reading.syscall in transfer:
+            interruption.on_the_socket = _same_socket(reading.args[0], sock)
+        interruption.seen = reading
+        signal.pthread_kill(ident, SIGNAL)
+
+    def on_signal(signum: int, frame: object) -> None:
+        interruption.handled.append(interruption.seen)
+        handler()
+
+    previous = signal.signal(SIGNAL, on_signal)
+    watcher = threading.Thread(target=watch, name=f"watch-{syscall}", daemon=True)
+    watcher.start()
+    try:
+        yield interruption
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if previous_timer:
-            signal.setitimer(signal.ITIMER_REAL, previous_timer)
+        stop.set()
+        watcher.join(IO_TIMEOUT)
+        signal.signal(SIGNAL, previous)
+    assert not watcher.is_alive(), "the watcher thread did not stop"
 
 
 @pytest.mark.clause("FAULT-1")
@@ -51,9 +114,14 @@ def test_signal_during_receive_is_retried(backend, pair, closer):
     a, b = pair
     sent = distinct_fds(1)
     closer.fds(*sent)
-    with alarm(lambda: backend.sendfds(a, b"late", 0, sent)):
+
+    def send() -> None:
+        backend.sendfds(a, b"late", 0, sent)
+
+    with signal_when_blocked("recvmsg", b, send) as interruption:
         msg, fds = backend.recvfds(b, 16, 0, 1)  # blocks until the handler sends
     closer.fds(*fds)
+    interruption.check()
     assert [identity(fd) for fd in fds] == [identity(sent[0])]
     if backend.supports(Feature.PAYLOAD):
         assert msg == b"late"
@@ -70,8 +138,10 @@ def test_signal_handler_exception_leaves_the_message_queued(backend, pair, close
         raise Interrupted
 
     before = fdtable.open_fds()
-    with alarm(send_then_raise), pytest.raises(Interrupted):
+    raised = pytest.raises(Interrupted)
+    with signal_when_blocked("recvmsg", b, send_then_raise) as interruption, raised:
         backend.recvfds(b, 16, 0, 1)
+    interruption.check()
     assert fdtable.open_fds() == before, "the interrupted receive installed fds and lost them"
     _, fds = backend.recvfds(b, 16, 0, 1)
     closer.fds(*fds)
@@ -119,9 +189,13 @@ def test_signal_during_a_blocked_send_is_retried(backend, pair, closer):
     sent = distinct_fds(1)
     closer.fds(*sent)
     drained: list[int] = []
-    with alarm(lambda: drained.append(len(b.recv(1 << 16)))):  # makes room; the send goes on
-        assert backend.sendfds(a, b"after", 0, sent) == len(b"after")
-    assert drained, "the send never blocked"
+
+    def make_room() -> None:
+        drained.append(len(b.recv(1 << 16)))
+
+    with signal_when_blocked("sendmsg", a, make_room) as interruption:
+        assert backend.sendfds(a, b"after", 0, sent) == len(b"after")  # the send goes on
+    interruption.check()
     data, fds = _drain(b, filler - drained[0] + len(b"after"))
     closer.fds(*fds)
     assert data.endswith(b"after")
@@ -139,8 +213,10 @@ def test_signal_handler_exception_during_a_blocked_send_sends_nothing(backend, p
     def interrupt() -> None:
         raise Interrupted
 
-    with alarm(interrupt), pytest.raises(Interrupted):
+    raised = pytest.raises(Interrupted)
+    with signal_when_blocked("sendmsg", a, interrupt) as interruption, raised:
         backend.sendfds(a, b"never", 0, sent)
+    interruption.check()
     _, fds = _drain(b, filler)
     closer.fds(*fds)
     assert fds == [], "an abandoned send still delivered fds"
@@ -174,42 +250,168 @@ def test_non_blocking_full_send_queues_nothing(backend, pair, closer):
     assert not pending(b), "the refused send queued something"
 
 
+def _assert_eof(backend: Any, sock: socket.socket) -> None:
+    """The next receive on ``sock`` reports end-of-file, the way FAULT-4 allows."""
+    try:
+        msg, fds = backend.recvfds(sock, 2, 0, 1)
+    except EOFError:
+        return  # EOF reported by raising it: fine
+    assert (msg, list(fds)) == (b"", []), "EOF must read as an empty message without fds"
+
+
+def _wait_for_parent(hold: int) -> None:
+    """In a child: wait to be killed, or for the parent to go (EOF on ``hold``).
+
+    Bounded, so a child whose parent hangs without dying still ends.
+    """
+    select.select([hold], [], [], IO_TIMEOUT * 4)
+
+
 @pytest.mark.clause("FAULT-4")
 def test_killed_sender_leaves_what_it_sent_then_eof(backend, pair, closer):
     a, b = pair
     files = distinct_fds(4)
     closer.fds(*files)
     done_read, done_write = os.pipe()
-    closer.fds(done_read)
+    hold_read, hold_write = os.pipe()  # the parent never writes: it kills
+    closer.fds(done_read, hold_write)
 
     def child() -> None:
         b.close()
         os.close(done_read)
+        os.close(hold_write)
         for index, fd in enumerate(files):
             backend.sendfds(a, b"m%d" % index, 0, [fd])
         os.write(done_write, b"!")  # everything is queued
-        select.select([], [], [])  # then wait to be killed
+        _wait_for_parent(hold_read)
 
     pid = fork_call(child)
     os.close(done_write)
+    os.close(hold_read)
     a.close()
     try:
         received = [backend.recvfds(b, 2, 0, 1) for _ in range(2)]
         assert select.select([done_read], [], [], IO_TIMEOUT)[0], "the sender never finished"
     finally:
         os.kill(pid, signal.SIGKILL)
-        assert reap(pid) == -signal.SIGKILL
+        status = reap(pid)
+    assert status == -signal.SIGKILL, "the sender ended before it was killed"
     received += [backend.recvfds(b, 2, 0, 1) for _ in range(2)]
     for _, fds in received:
         closer.fds(*fds)
     assert [[identity(fd) for fd in fds] for _, fds in received] == [[identity(fd)] for fd in files]
     if backend.supports(Feature.PAYLOAD):
         assert [msg for msg, _ in received] == [b"m0", b"m1", b"m2", b"m3"]
+    _assert_eof(backend, b)
+
+
+def _drain_to_eof(sock: socket.socket) -> list[int]:
+    """Read a stream to EOF with plain recvmsg; return the fds that came along."""
+    fds: list[int] = []
+    while True:
+        data, ancillary, _, _ = sock.recvmsg(1 << 20, socket.CMSG_SPACE(4 * 16))
+        for level, kind, cmsg in ancillary:
+            if (level, kind) == RIGHTS:
+                fds.extend(array.array("i", cmsg[: len(cmsg) - len(cmsg) % 4]))
+        if not data and not ancillary:
+            return fds
+
+
+def _socket_link(sock: socket.socket) -> str:
+    """What /proc/<pid>/fd/N reads for an fd of ``sock``, in any process."""
+    return f"socket:[{os.fstat(sock.fileno()).st_ino}]"
+
+
+def _blocked_on(pid: int, reading: blocked.Reading, link: str, transfer: frozenset[int]) -> bool:
+    """Whether child ``pid``'s blocked ``reading`` is a transfer on the socket ``link``.
+
+    A wait of an event loop names no socket: it is taken as it is.
+    """
+    if reading.syscall not in transfer:
+        return True
     try:
+        return os.readlink(f"/proc/{pid}/fd/{reading.args[0]}") == link
+    except OSError:
+        return False
+
+
+@pytest.mark.clause("FAULT-4")
+@pytest.mark.parametrize("receiver", ["drains", "closes"])
+def test_sender_killed_inside_a_blocked_send(backend, pair, closer, receiver):
+    """The sender dies in sendfds, waiting for room behind queued messages.
+
+    Queued: two messages with a file each, one carrying the write end of a
+    pipe, then filler bytes up to a full buffer. The blocked send carries
+    the same write end. After the kill the write end lives on only in the
+    queue: the receiver gets every queued message with its fds, then EOF,
+    and once it has drained the socket or closed it, nothing holds the
+    write end (its pipe reads EOF).
+    """
+    a, b = pair
+    files = distinct_fds(2)
+    closer.fds(*files)
+    pipe_read, pipe_write = os.pipe()
+    ready_read, ready_write = os.pipe()
+    closer.fds(pipe_read, ready_read)
+    try:
+        transfer = blocked.syscall_numbers("sendmsg")
+        expected = transfer | blocked.syscall_numbers(*blocked.EVENT_LOOP_WAITS)
+    except blocked.Unavailable as exc:
+        pytest.skip(f"cannot tell when the sender blocks in the kernel: {exc}")
+    link = _socket_link(a)
+
+    def child() -> None:
+        b.close()
+        os.close(pipe_read)
+        os.close(ready_read)
+        for index, fd in enumerate(files):
+            backend.sendfds(a, b"m%d" % index, 0, [fd])
+        backend.sendfds(a, b"mw", 0, [pipe_write])
+        _fill(a)
+        a.setblocking(True)
+        os.write(ready_write, b"!")  # next: the send that blocks
+        backend.sendfds(a, b"mx", 0, [pipe_write])  # bounded by SO_SNDTIMEO
+
+    pid = fork_call(child)
+    os.close(pipe_write)
+    os.close(ready_write)
+    a.close()
+    try:
+        assert select.select([ready_read], [], [], IO_TIMEOUT)[0], "the sender never filled up"
+        try:
+            blocked.read(pid, pid)
+        except blocked.Unavailable as exc:
+            pytest.skip(f"cannot tell when the sender blocks in the kernel: {exc}")
+        reading = blocked.wait_until_blocked(pid, expected, IO_TIMEOUT, pid=pid)
+        assert reading is not None, "the sender never blocked in sendfds on a full buffer"
+        assert _blocked_on(pid, reading, link, transfer), "the sender blocked on another fd"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        status = reap(pid)
+    assert status == -signal.SIGKILL, "the sender ended before it was killed"
+    assert not select.select([pipe_read], [], [], 0)[0], "a queued write end was let go"
+    received = [backend.recvfds(b, 2, 0, 1) for _ in files]
+    for _, fds in received:
+        closer.fds(*fds)
+    assert [[identity(fd) for fd in fds] for _, fds in received] == [[identity(fd)] for fd in files]
+    if backend.supports(Feature.PAYLOAD):
+        assert [msg for msg, _ in received] == [b"m0", b"m1"]
+    if receiver == "drains":
         msg, fds = backend.recvfds(b, 2, 0, 1)
-    except EOFError:
-        return  # EOF reported by raising it: fine
-    assert (msg, list(fds)) == (b"", []), "EOF must read as an empty message without fds"
+        closer.fds(*fds)
+        assert [identity(fd) for fd in fds] == [identity(pipe_read)], "the write end was lost"
+        if backend.supports(Feature.PAYLOAD):
+            assert msg == b"mw"
+        rest = _drain_to_eof(b)
+        closer.fds(*rest)
+        assert rest == [], "the killed send delivered fds"
+        _assert_eof(backend, b)
+        for fd in fds:
+            closer.close(fd)
+    else:
+        b.close()
+    assert select.select([pipe_read], [], [], IO_TIMEOUT)[0], "the write end was never released"
+    assert os.read(pipe_read, 1) == b"", "the pipe has a writer left"
 
 
 def _child_at_fd_limit(backend: Any, sock: socket.socket, slots: int, report: int) -> None:
