@@ -10,13 +10,14 @@ import sys
 import textwrap
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 GITLAB = REPO / "ci" / "gitlab" / "fdsend-conformance.yml"
-GITHUB = REPO / "ci" / "github" / "fdsend-conformance.yml"
+GITHUB = REPO / ".github" / "workflows" / "fdsend-conformance.yml"
 
 EXAMPLE = {
     "pyproject.toml": """
@@ -31,6 +32,7 @@ EXAMPLE = {
         [project.entry-points."fdsend.backends"]
         example-good = "example_fdpass.good"
         example-broken = "example_fdpass.broken"
+        example-inheritable = "example_fdpass.inheritable"
     """,
     "example_fdpass/__init__.py": '"""Example fd-passing backends for the gate test."""\n',
     "example_fdpass/good.py": """
@@ -50,6 +52,18 @@ EXAMPLE = {
         def sendfds(sock, msg, flags=0, fds=None):
             fds = list(fds or [])[:1]  # loses every fd but the first, silently
             return fdsend.sendfds(sock, msg, flags, fds)
+    """,
+    "example_fdpass/inheritable.py": """
+        import fdsend
+
+        name = "example-inheritable"
+        version = "0.1"
+        sendfds = fdsend.sendfds
+
+
+        def recvfds(sock, len, flags=0, numfds=64):
+            # breaks only a SHOULD clause (OWN-2: received fds are close-on-exec)
+            return fdsend.recvfds(sock, len, flags, numfds, cloexec=False)
     """,
 }
 
@@ -143,12 +157,52 @@ def test_gate_with_an_expected_file_documents_the_deviation(example_site, tmp_pa
 
 
 def test_gate_strict_fails_on_a_should_clause(example_site, tmp_path):
-    # The reference passes SHOULD clauses too, so strict passes; the broken
-    # backend fails MUST clauses, so strict fails as well: exit codes agree.
     good = run_gate(example_site, tmp_path, FDSEND_BACKEND="example-good", FDSEND_STRICT="1")
     assert good.returncode == 0
     report = json.loads((tmp_path / "fdsend-conformance.json").read_text())
     assert report["level"] == "strict"
+    # Inheritable received fds break a SHOULD clause only: core passes, strict fails.
+    core = run_gate(example_site, tmp_path, FDSEND_BACKEND="example-inheritable")
+    assert core.returncode == 0, core.stdout + core.stderr
+    report = json.loads((tmp_path / "fdsend-conformance.json").read_text())
+    assert _status(report, "OWN-2") == "NON-STRICT"
+    assert report["conforming"] is True
+    strict = run_gate(
+        example_site, tmp_path, FDSEND_BACKEND="example-inheritable", FDSEND_STRICT="1"
+    )
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    report = json.loads((tmp_path / "fdsend-conformance.json").read_text())
+    assert _status(report, "OWN-2") == "NON-STRICT"
+    assert report["conforming"] is False
+
+
+def _status(report: dict[str, Any], clause: str) -> str:
+    [status] = [c["status"] for c in report["clauses"] if c["id"] == clause]
+    return str(status)
+
+
+def test_ci_github_is_the_reusable_workflow_itself():
+    # GitHub runs reusable workflows only from .github/workflows/.
+    assert (REPO / "ci" / "github" / "fdsend-conformance.yml").resolve() == GITHUB.resolve()
+
+
+def test_both_ci_files_need_a_requirement_for_fdsend():
+    # fdsend is not on PyPI: there is no default that could install it.
+    workflow = yaml.safe_load(GITHUB.read_text())
+    trigger = workflow.get("on", workflow.get(True))
+    assert trigger["workflow_call"]["inputs"]["fdsend-requirement"]["required"] is True
+    script = yaml.safe_load(GITLAB.read_text())[".fdsend-conformance"]["script"]
+    [install] = [line for line in script if "FDSEND_REQUIREMENT" in line]
+    missing = subprocess.run(
+        ["sh", "-c", install.replace("python -m pip install", "echo")],
+        env={**os.environ, "FDSEND_REQUIREMENT": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode != 0
+    assert "set FDSEND_REQUIREMENT" in missing.stderr
 
 
 def test_github_workflow_is_reusable_and_calls_the_gate():
