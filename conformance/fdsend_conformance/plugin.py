@@ -1,10 +1,9 @@
-"""The pytest plugin: options, clause bookkeeping and the conformance report.
+"""The pytest plugin: clause bookkeeping and the conformance report.
 
 Registered through the ``pytest11`` entry point, so it loads in every pytest
 run of an environment where fdsend is installed. It stays inert there: it
-adds its options (each also spelled ``--fdsend-NAME``, in case another
-plugin owns the short one) and touches only tests that live in
-:mod:`fdsend_conformance.suite`. The suite's fixtures are in
+adds its options (:mod:`fdsend_conformance.options`) and touches only tests
+that live in :mod:`fdsend_conformance.suite`. The suite's fixtures are in
 :mod:`fdsend_conformance.fixtures`, loaded by the suite's own conftest.
 """
 
@@ -17,9 +16,10 @@ from typing import Any
 import pytest
 
 from fdsend_conformance.backend import Backend
-from fdsend_conformance.contract import LEVELS, cross_check, load_contract
+from fdsend_conformance.contract import cross_check, load_contract
 from fdsend_conformance.expected import ExpectedFailure, builtin_expected_file, parse_expected
 from fdsend_conformance.isolation import run_isolated
+from fdsend_conformance.options import DEFAULT_BACKEND, add_options, shadowed
 from fdsend_conformance.registry import UnknownBackendError, available_backends, load_backend
 from fdsend_conformance.report import (
     EXPECTED_PREFIX,
@@ -32,53 +32,8 @@ from fdsend_conformance.report import (
 __all__ = ["SUITE_DIR", "backend_of", "call_failed"]
 
 SUITE_DIR = Path(__file__).with_name("suite")
-DEFAULT_BACKEND = "reference"
 _CLAUSE_PROPERTY = "fdsend_clause"
-
-# Options as (name, help, extra keyword arguments). Each is added as
-# --fdsend-NAME and, unless another plugin owns it, as --NAME.
-_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
-    (
-        "backend",
-        "fd-passing implementation to test: a registered name (see --list-backends) "
-        f"or package.module[:attr]; default {DEFAULT_BACKEND}",
-        {"metavar": "NAME", "default": None},
-    ),
-    (
-        "list-backends",
-        "list the registered backends with their versions and exit",
-        {"action": "store_true", "default": False},
-    ),
-    (
-        "level",
-        "conformance level that fails the run: core (MUST clauses, default) "
-        "or strict (MUST and SHOULD)",
-        {"choices": LEVELS, "default": "core"},
-    ),
-    (
-        "conformance-report",
-        "write the per-clause conformance report as JSON to PATH",
-        {"metavar": "PATH", "default": None},
-    ),
-    (
-        "expected",
-        "expected-failure file (default: the built-in file of the backend, if any); "
-        "'none' to use none",
-        {"metavar": "PATH", "default": None},
-    ),
-    (
-        "isolate",
-        "run each conformance test in a forked child so a crashing backend cannot end "
-        "the run: auto (default: yes unless under pytest-xdist, which replaces crashed "
-        "workers itself, or --pdb), yes, no",
-        {"choices": ("auto", "yes", "no"), "default": "auto"},
-    ),
-    (
-        "test-timeout",
-        "seconds before a conformance test is failed as hung (pytest-timeout); default 20",
-        {"metavar": "SECONDS", "type": float, "default": 20.0},
-    ),
-]
+_USAGE_PREFIX = "fdsend: "  # of every usage error the plugin raises
 
 #: Seconds an isolated test may outlive its own timeout before it is killed.
 _ISOLATION_GRACE = 10.0
@@ -88,42 +43,8 @@ _CALL_FAILED = pytest.StashKey[bool]()
 _CLAUSES = pytest.StashKey["tuple[str, ...]"]()
 
 
-# Short option names another plugin had already taken, seen by the latest
-# pytest_addoption (one per pytest run; copied into the run's state).
-_shadowed: set[str] = set()
-
-
-def _option_names(parser: pytest.Parser) -> set[str]:
-    """Option strings other plugins registered so far.
-
-    pytest has no public way to ask; read its option groups where they are
-    and assume every name is free where they are not.
-    """
-    groups = [getattr(parser, "_anonymous", None), *getattr(parser, "_groups", [])]
-    return {
-        name
-        for group in groups
-        for option in getattr(group, "options", [])
-        for name in option.names()
-    }
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("fdsend", "fdsend conformance suite")
-    _shadowed.clear()
-    taken = _option_names(parser)
-    for name, help_text, kwargs in _OPTIONS:
-        dest = "fdsend_" + name.replace("-", "_")
-        if f"--{name}" not in taken:
-            group.addoption(f"--{name}", f"--fdsend-{name}", dest=dest, help=help_text, **kwargs)
-        else:  # another plugin, loaded earlier, owns --NAME
-            _shadowed.add(name)
-            group.addoption(
-                f"--fdsend-{name}",
-                dest=dest,
-                help=help_text + f" (--{name} belongs to another plugin)",
-                **kwargs,
-            )
+    add_options(parser)
 
 
 class _State:
@@ -137,7 +58,8 @@ class _State:
         self.expected: list[ExpectedFailure] = []
         self.expected_source: str | None = None
         self.clauses_by_test: dict[str, list[str]] = {}
-        self.shadowed = frozenset(_shadowed)
+        self.shadowed = shadowed()
+        self.refused = False
 
     @property
     def backend(self) -> Backend:
@@ -183,7 +105,14 @@ class _State:
         if ids and outcome is not None:
             self.report.record(report.nodeid, ids, outcome)
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        # Under xdist, a worker's usage error (see _refuse_on_worker).
+        if report.failed and str(report.longrepr).startswith(_USAGE_PREFIX):
+            self.refused = True
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.refused:  # the exit status a serial run's UsageError has
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
         path = self.config.getoption("fdsend_conformance_report")
         if path and self.report.active and not hasattr(self.config, "workerinput"):
             self.report.write_json(Path(path), self.backend, self.level)
@@ -224,8 +153,10 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption("fdsend_list_backends"):
         return None
     for entry in available_backends():
-        status = entry.version if entry.error is None else f"unavailable ({entry.error})"
-        print(f"{entry.name:<20} {status:<30} {entry.origin}")
+        if entry.error is None:
+            print(f"{entry.name:<20} {entry.version or '?':<30} {entry.origin}")
+        else:  # registered, but its package is missing (or it is broken)
+            print(f"{entry.name:<20} {'unavailable':<30} {entry.origin}  ({entry.error})")
     print("or any package.module[:attr] with sendfds/recvfds")
     return 0
 
@@ -265,6 +196,16 @@ def pytest_collection_modifyitems(
     suite_items = [item for item in items if _in_suite(item)]
     if not suite_items:
         return
+    try:
+        _prepare(config, suite_items)
+    except pytest.UsageError as exc:
+        if not hasattr(config, "workerinput"):
+            raise
+        _refuse_on_worker(config, items, suite_items[0], str(exc))
+
+
+def _prepare(config: pytest.Config, suite_items: list[pytest.Item]) -> None:
+    """Mark the suite's tests with their clauses, expected failures and timeout."""
     state = config.stash[_STATE]
     if "backend" in state.shadowed and not config.getoption("fdsend_backend"):
         raise pytest.UsageError(
@@ -285,7 +226,22 @@ def pytest_collection_modifyitems(
         state.report.clauses, [(i.nodeid, i.stash[_CLAUSES]) for i in suite_items], complete
     )
     if problems:
-        raise pytest.UsageError("fdsend: contract and tests disagree:\n  " + "\n  ".join(problems))
+        raise pytest.UsageError("\n  ".join(["fdsend: contract and tests disagree:", *problems]))
+
+
+def _refuse_on_worker(
+    config: pytest.Config, items: list[pytest.Item], sample: pytest.Item, message: str
+) -> None:
+    """The usage error ``message`` on an xdist worker: no test runs, the controller says why.
+
+    A worker's exceptions never reach the controller, so the worker reports
+    a failed collection of the suite instead, which the controller shows and
+    turns into a usage error's exit status (:meth:`_State.pytest_collectreport`).
+    """
+    suite = [node for node in sample.listchain() if getattr(node, "path", None) == SUITE_DIR]
+    nodeid = suite[0].nodeid if suite else ""
+    config.hook.pytest_collectreport(report=pytest.CollectReport(nodeid, "failed", message, []))
+    items.clear()
 
 
 def _test_id(nodeid: str) -> str:

@@ -26,7 +26,7 @@ ENTRY_POINT_GROUP = "fdsend.backends"
 
 
 class UnknownBackendError(LookupError):
-    """No backend of that name; the message lists the available ones."""
+    """No backend loads by that name; the message lists the available ones."""
 
 
 @dataclass(frozen=True)
@@ -64,24 +64,28 @@ def load_backend(name: str) -> Backend:
 
     ``name`` is a registered entry-point name (built-in or third party) or a
     dotted path ``package.module[:attr]`` to an object with ``sendfds`` and
-    ``recvfds``. Raises :class:`UnknownBackendError` naming the available
-    backends when it is neither.
+    ``recvfds``. Raises :class:`UnknownBackendError`, naming the available
+    backends, when it is neither or cannot be imported.
     """
     entry_points = _entry_points()
     if name in entry_points:
         entry_point = entry_points[name]
-        return Backend.from_object(name, entry_point.load(), origin=entry_point.value)
-    looks_like_path = ":" in name or "." in name
-    if looks_like_path:
+        try:
+            obj = entry_point.load()
+        except ImportError as exc:  # an optional backend whose package is missing
+            raise UnknownBackendError(
+                f"backend {name!r} is unavailable here ({_reason(exc)}); {_choices()}"
+            ) from exc
+        return Backend.from_object(name, obj, origin=entry_point.value)
+    if ":" in name or "." in name:
         try:
             obj = _load_path(name)
         except (ImportError, AttributeError) as exc:
-            raise UnknownBackendError(f"cannot load backend {name!r}: {exc}") from exc
+            raise UnknownBackendError(
+                f"cannot load backend {name!r} ({_reason(exc)}); {_choices()}"
+            ) from exc
         return Backend.from_object(name, obj, origin=name)
-    names = ", ".join(sorted(entry_points)) or "(none registered)"
-    raise UnknownBackendError(
-        f"unknown backend {name!r}; available: {names}; or give a dotted path package.module[:attr]"
-    )
+    raise UnknownBackendError(f"unknown backend {name!r}; {_choices()}")
 
 
 def available_backends() -> list[Availability]:
@@ -91,9 +95,23 @@ def available_backends() -> list[Availability]:
         try:
             backend = Backend.from_object(name, entry_point.load(), origin=entry_point.value)
         except Exception as exc:  # a broken third-party backend must not hide the rest
-            result.append(
-                Availability(name, entry_point.value, None, f"{type(exc).__name__}: {exc}")
-            )
+            result.append(Availability(name, entry_point.value, None, _reason(exc)))
         else:
             result.append(Availability(name, entry_point.value, backend.version, None))
     return result
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _choices() -> str:
+    """What a usage error offers instead: the backends that load, and why others do not."""
+    registered = available_backends()
+    usable = [a.name for a in registered if a.error is None]
+    parts = [f"available: {', '.join(usable) or '(none)'}"]
+    unusable = [f"{a.name} ({a.error})" for a in registered if a.error is not None]
+    if unusable:
+        parts.append(f"unavailable here: {', '.join(unusable)}")
+    parts.append("or give a dotted path package.module[:attr]")
+    return "; ".join(parts)

@@ -1,4 +1,5 @@
-"""The plugin end to end: backend loading, report, exit status, expected failures.
+"""The plugin end to end: backend loading, report, exit status, expected failures,
+the clause/test cross-check.
 
 Each test runs the packaged suite (a selection of it) in a pytest subprocess
 against small example backends written here.
@@ -7,6 +8,7 @@ against small example backends written here.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from typing import Any
 
@@ -86,11 +88,56 @@ def statuses(report: dict[str, Any]) -> dict[str, str]:
     return {c["id"]: c["status"] for c in report["clauses"]}
 
 
+def register(pytester: pytest.Pytester, **entry_points: str) -> None:
+    """Install a distribution registering ``entry_points`` as fdsend backends."""
+    dist_info = pytester.path / "examples_ep-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: examples-ep\nVersion: 0.1\n")
+    lines = [f"{name.replace('_', '-')} = {value}" for name, value in entry_points.items()]
+    (dist_info / "entry_points.txt").write_text("[fdsend.backends]\n" + "\n".join(lines) + "\n")
+
+
+def offered(line: str) -> tuple[list[str], str]:
+    """The available backends a usage-error line names, and its unavailable part."""
+    match = re.search(r"; available: ([^;]*); unavailable here: ([^;]*);", line)
+    assert match, line
+    return match[1].split(", "), match[2]
+
+
 def test_unknown_backend_is_a_usage_error_naming_the_available(run):
     result, report = run("--backend=no-such-backend")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown backend 'no-such-backend'*available:*reference*stdlib*"])
     assert "passed" not in result.stdout.str()
+    assert report == {}
+
+
+def test_unimportable_dotted_path_is_a_usage_error_naming_the_available(run, pytester):
+    register(pytester, example_good="examples:good", example_gone="examples_not_installed")
+    result, report = run("--backend=no.such:thing")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    [line] = [line for line in result.errlines if "no.such:thing" in line]
+    assert "cannot load backend 'no.such:thing' (ModuleNotFoundError: No module named 'no')" in line
+    available, unavailable = offered(line)
+    assert {"example-good", "reference", "stdlib"} <= set(available)
+    assert "example-gone" not in available
+    gone = "example-gone (ModuleNotFoundError: No module named 'examples_not_installed')"
+    assert gone in unavailable
+    assert report == {}
+
+
+def test_registered_backend_that_cannot_import_is_unavailable(run, pytester):
+    register(pytester, example_gone="examples_not_installed")
+    listing = pytester.runpytest_subprocess("--list-backends", "-p", "no:cacheprovider")
+    assert listing.ret == 0
+    listing.stdout.fnmatch_lines(
+        ["example-gone*unavailable*examples_not_installed*(ModuleNotFoundError: *)", "reference*"]
+    )
+    result, report = run("--backend=example-gone")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    [line] = [line for line in result.errlines if "example-gone" in line]
+    assert "backend 'example-gone' is unavailable here (ModuleNotFoundError: " in line
+    assert "reference" in offered(line)[0]
     assert report == {}
 
 
@@ -112,10 +159,7 @@ def test_module_attr_backend_passes_and_is_named_in_the_report(run):
 
 
 def test_entry_point_backend_is_listed_and_loaded(run, pytester: pytest.Pytester):
-    dist_info = pytester.path / "examples_ep-0.1.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: examples-ep\nVersion: 0.1\n")
-    (dist_info / "entry_points.txt").write_text("[fdsend.backends]\nexample-good = examples:good\n")
+    register(pytester, example_good="examples:good")
     listing = pytester.runpytest_subprocess("--list-backends", "-p", "no:cacheprovider")
     listing.stdout.fnmatch_lines(["example-good*0.1*examples:good"])
     result, report = run("--backend=example-good", "-k", ORDER_TEST)
@@ -183,6 +227,9 @@ def test_expected_entry_without_reason_is_a_usage_error(run, pytester: pytest.Py
     result.stderr.fnmatch_lines(["*XFER-1*needs a one-line reason*"])
 
 
+MODES = {"serial": (), "xdist": ("-n", "2")}
+
+
 def test_parallel_run_reports_what_a_serial_run_does(run):
     selection = ("-k", f"{ORDER_TEST} or {CLOEXEC_TEST} or test_zero_fds")
     serial_result, serial = run("--backend=examples:inheritable", *selection)
@@ -213,11 +260,59 @@ def pytest_addoption(parser):
 """
 
 
-def test_backend_option_owned_by_another_plugin(run, pytester: pytest.Pytester):
+@pytest.mark.parametrize("mode", list(MODES))
+def test_backend_option_owned_by_another_plugin(run, pytester: pytest.Pytester, mode):
     pytester.makepyfile(otherplugin=OTHER_PLUGIN)
-    result, _ = run("-p", "otherplugin", "-k", ORDER_TEST)
+    result, _ = run("-p", "otherplugin", "-k", ORDER_TEST, *MODES[mode])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*another plugin owns --backend*--fdsend-backend=NAME*"])
-    result, report = run("-p", "otherplugin", "--fdsend-backend=examples:good", "-k", ORDER_TEST)
+    output = pytest.LineMatcher(result.outlines + result.errlines)
+    output.fnmatch_lines(["*another plugin owns --backend*--fdsend-backend=NAME*"])
+    args = ("-p", "otherplugin", "--fdsend-backend=examples:good", "-k", ORDER_TEST)
+    result, report = run(*args, *MODES[mode])
     assert result.ret == 0
     assert report["backend"]["name"] == "good"
+
+
+ZERO_FDS_TEST = "test_zero_fds_is_a_plain_message"
+
+# -p plugins that change the clause markers of the suite's zero-fds tests (XFER-5).
+CLAUSE_EDITS = {
+    "unmarked": f"""
+def pytest_itemcollected(item):
+    if item.originalname == "{ZERO_FDS_TEST}":
+        item.own_markers[:] = [m for m in item.own_markers if m.name != "clause"]
+""",
+    "moved": f"""
+import pytest
+
+def pytest_itemcollected(item):
+    if item.originalname == "{ZERO_FDS_TEST}":
+        item.own_markers[:] = [m for m in item.own_markers if m.name != "clause"]
+        item.add_marker(pytest.mark.clause("XFER-1"))
+""",
+}
+
+PROBLEMS = {
+    "unmarked": [
+        f"*{ZERO_FDS_TEST}[[]None[]]: no @pytest.mark.clause",
+        f"*{ZERO_FDS_TEST}[[]empty-list[]]: no @pytest.mark.clause",
+        "*clause XFER-5 has no test",
+    ],
+    "moved": ["*clause XFER-5 has no test"],
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("edit", list(CLAUSE_EDITS))
+def test_contract_and_tests_disagreeing_is_a_usage_error(run, pytester, edit, mode):
+    pytester.makepyfile(clause_edit=CLAUSE_EDITS[edit])
+    # -k deselects after the check: a clause whose tests are deselected still has them.
+    result, report = run("-p", "clause_edit", "-k", ORDER_TEST, *MODES[mode])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    # Serially on stderr; under xdist as the suite's collection error, on stdout.
+    output = pytest.LineMatcher(result.outlines + result.errlines)
+    output.fnmatch_lines(["*fdsend: contract and tests disagree:", *PROBLEMS[edit]])
+    if edit == "moved":
+        output.no_fnmatch_line("*no @pytest.mark.clause*")
+    assert "passed" not in result.stdout.str()
+    assert report == {}

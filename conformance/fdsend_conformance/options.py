@@ -1,0 +1,105 @@
+"""The plugin's command-line options, each also spelled ``--fdsend-NAME``.
+
+A short name (``--backend``) is added only where no plugin loaded earlier
+owns it; the long one always is. Which short names were lost that way is
+kept for the run to explain itself (see :func:`shadowed`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fdsend_conformance.contract import LEVELS
+
+__all__ = ["DEFAULT_BACKEND", "add_options", "shadowed"]
+
+DEFAULT_BACKEND = "reference"
+
+# Options as (name, help, extra keyword arguments); the dest is fdsend_NAME.
+_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
+    (
+        "backend",
+        "fd-passing implementation to test: a registered name (see --list-backends) "
+        f"or package.module[:attr]; default {DEFAULT_BACKEND}",
+        {"metavar": "NAME", "default": None},
+    ),
+    (
+        "list-backends",
+        "list the registered backends with their versions and exit",
+        {"action": "store_true", "default": False},
+    ),
+    (
+        "level",
+        "conformance level that fails the run: core (MUST clauses, default) "
+        "or strict (MUST and SHOULD)",
+        {"choices": LEVELS, "default": "core"},
+    ),
+    (
+        "conformance-report",
+        "write the per-clause conformance report as JSON to PATH",
+        {"metavar": "PATH", "default": None},
+    ),
+    (
+        "expected",
+        "expected-failure file (default: the built-in file of the backend, if any); "
+        "'none' to use none",
+        {"metavar": "PATH", "default": None},
+    ),
+    (
+        "isolate",
+        "run each conformance test in a forked child so a crashing backend cannot end "
+        "the run: auto (default: yes unless under pytest-xdist, which replaces crashed "
+        "workers itself, or --pdb), yes, no",
+        {"choices": ("auto", "yes", "no"), "default": "auto"},
+    ),
+    (
+        "test-timeout",
+        "seconds before a conformance test is failed as hung (pytest-timeout); default 20",
+        {"metavar": "SECONDS", "type": float, "default": 20.0},
+    ),
+]
+
+# Short names another plugin had already taken, seen by the latest
+# add_options (one per pytest run; the run copies it at configure time).
+_shadowed: set[str] = set()
+
+
+def _option_names(parser: pytest.Parser) -> set[str]:
+    """Option strings other plugins registered so far.
+
+    pytest has no public way to ask; read its option groups where they are
+    and assume every name is free where they are not.
+    """
+    groups = [getattr(parser, "_anonymous", None), *getattr(parser, "_groups", [])]
+    return {
+        name
+        for group in groups
+        for option in getattr(group, "options", [])
+        for name in option.names()
+    }
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Add every option to the ``fdsend`` group (from ``pytest_addoption``)."""
+    group = parser.getgroup("fdsend", "fdsend conformance suite")
+    _shadowed.clear()
+    taken = _option_names(parser)
+    for name, help_text, kwargs in _OPTIONS:
+        dest = "fdsend_" + name.replace("-", "_")
+        if f"--{name}" not in taken:
+            group.addoption(f"--{name}", f"--fdsend-{name}", dest=dest, help=help_text, **kwargs)
+        else:  # another plugin, loaded earlier, owns --NAME
+            _shadowed.add(name)
+            group.addoption(
+                f"--fdsend-{name}",
+                dest=dest,
+                help=help_text + f" (--{name} belongs to another plugin)",
+                **kwargs,
+            )
+
+
+def shadowed() -> frozenset[str]:
+    """Short names (``backend``, ...) that belong to another plugin in this run."""
+    return frozenset(_shadowed)
