@@ -1,7 +1,9 @@
 """The plugin's command-line options, each also spelled ``--fdsend-NAME``.
 
-A short name (``--backend``) is added only where no plugin loaded earlier
-owns it; the long one always is. Which short names were lost that way is
+They are added after every plugin and the project's initial conftests
+have added theirs (see the plugin's ``pytest_load_initial_conftests``). A
+short name (``--backend``) is added only where none of those owns it; the
+long one always is. Which short names were lost that way is
 kept for the run to explain itself (see :func:`shadowed`).
 """
 
@@ -82,7 +84,7 @@ def _option_names(parser: pytest.Parser) -> set[str]:
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Add every option to the ``fdsend`` group (from ``pytest_addoption``)."""
+    """Add every option to the ``fdsend`` group, after the other plugins' options."""
     group = parser.getgroup("fdsend", "fdsend conformance suite")
     _shadowed.clear()
     taken = _option_names(parser)
@@ -90,7 +92,7 @@ def add_options(parser: pytest.Parser) -> None:
         dest = "fdsend_" + name.replace("-", "_")
         if f"--{name}" not in taken:
             group.addoption(f"--{name}", f"--fdsend-{name}", dest=dest, help=help_text, **kwargs)
-        else:  # another plugin, loaded earlier, owns --NAME
+        else:  # another plugin or a conftest owns --NAME
             _shadowed.add(name)
             group.addoption(
                 f"--fdsend-{name}",

@@ -43,7 +43,16 @@ _CALL_FAILED = pytest.StashKey[bool]()
 _CLAUSES = pytest.StashKey["tuple[str, ...]"]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+@pytest.hookimpl(hookwrapper=True)
+def pytest_load_initial_conftests(parser: pytest.Parser) -> Any:
+    """Add the options once plugins and the project's conftests have added theirs.
+
+    Not in ``pytest_addoption``: a project's conftest.py registers options
+    after every plugin, and argparse would refuse its ``--backend`` if this
+    plugin had taken the name first. This hook runs before the command line
+    is parsed for good, so the options are there for every run.
+    """
+    yield
     add_options(parser)
 
 

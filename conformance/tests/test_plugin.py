@@ -273,6 +273,25 @@ def test_backend_option_owned_by_another_plugin(run, pytester: pytest.Pytester, 
     assert report["backend"]["name"] == "good"
 
 
+def test_backend_option_owned_by_a_conftest(run, pytester: pytest.Pytester):
+    # A project's own conftest.py registers its options after every plugin:
+    # the short name must still be free for it, in its plain runs too.
+    pytester.makeconftest(OTHER_PLUGIN)
+    pytester.makepyfile(
+        test_plain="def test_theirs(request):\n"
+        '    assert request.config.getoption("backend") == "theirs"\n'
+    )
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_plain.py")
+    assert plain.ret == 0, plain.stdout.str() + plain.stderr.str()
+    result, report = run("--fdsend-backend=examples:good", "-k", ORDER_TEST)
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    assert report["backend"]["name"] == "good"
+    result, _ = run("-k", ORDER_TEST)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    output = pytest.LineMatcher(result.outlines + result.errlines)
+    output.fnmatch_lines(["*another plugin owns --backend*--fdsend-backend=NAME*"])
+
+
 ZERO_FDS_TEST = "test_zero_fds_is_a_plain_message"
 
 # -p plugins that change the clause markers of the suite's zero-fds tests (XFER-5).
