@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,6 +73,27 @@ closes_callers = Broken("closes-callers", send=_close_callers)
 """
 
 SELECTION = "test_several_fds_arrive_in_order or test_caller_socket_and_fds_untouched"
+#: How many tests SELECTION picks: 4 fd counts, 3 socket spellings.
+SELECTED = 7
+#: The --test-timeout given to the suite, and what a test may take beyond it
+#: (its timeout firing, the failure being written up, teardown).
+TEST_TIMEOUT = 3.0
+MARGIN = 2.0
+
+
+def junit_durations(junit: Path) -> dict[str, float]:
+    """Each test's own duration in seconds (setup, call and teardown), by name."""
+    cases = ElementTree.parse(junit).getroot().iter("testcase")
+    return {
+        f"{case.get('classname')}.{case.get('name')}": float(case.get("time", "nan"))
+        for case in cases
+    }
+
+
+def assert_each_test_bounded(durations: dict[str, float]) -> None:
+    assert len(durations) == SELECTED, sorted(durations)
+    slow = {name: t for name, t in durations.items() if not t <= TEST_TIMEOUT + MARGIN}
+    assert not slow, f"tests outlived the {TEST_TIMEOUT} s test timeout: {slow}"
 
 
 @pytest.fixture
@@ -78,8 +101,9 @@ def run(pytester: pytest.Pytester):
     pytester.makepyfile(broken=BROKEN)
     pytester.syspathinsert()
 
-    def run_suite(backend: str, *args: str) -> tuple[Any, dict[str, str], float]:
+    def run_suite(backend: str, *args: str) -> tuple[Any, dict[str, str], dict[str, float]]:
         report = pytester.path / "report.json"
+        junit = pytester.path / "junit.xml"
         started = time.monotonic()
         result = pytester.runpytest_subprocess(
             "--pyargs",
@@ -90,40 +114,45 @@ def run(pytester: pytest.Pytester):
             "-k",
             SELECTION,
             f"--conformance-report={report}",
-            "--test-timeout=3",
+            f"--test-timeout={TEST_TIMEOUT:g}",
+            f"--junitxml={junit}",
             *args,
             timeout=300,
         )
-        elapsed = time.monotonic() - started
+        # Seven tests: a hang costs at most the test timeout each, plus start-up.
+        assert time.monotonic() - started < 60
         data = json.loads(report.read_text())
-        return result, {c["id"]: c["status"] for c in data["clauses"]}, elapsed
+        return result, {c["id"]: c["status"] for c in data["clauses"]}, junit_durations(junit)
 
     return run_suite
 
 
-MODES = {"serial": (), "xdist": ("-n", "2")}
+MODES = {"serial": (), "xdist": ("-n", "auto")}
 
 
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("backend", ["hangs", "raises", "aborts", "leaks"])
 def test_broken_backend_fails_every_clause_it_touches(run, mode, backend):
-    result, statuses, elapsed = run(backend, "--expected=none", *MODES[mode])
+    result, statuses, durations = run(backend, "--expected=none", *MODES[mode])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert statuses["XFER-1"] == "FAIL"
     assert statuses["OWN-1"] == "FAIL"
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) + outcomes.get("error", 0) + outcomes.get("errors", 0) >= 4
-    # Seven tests: a hang costs at most the 3 s test timeout each, plus start-up.
-    assert elapsed < 60
+    assert_each_test_bounded(durations)
+    if backend == "hangs":  # the durations are real: the hung tests ran into their timeout
+        assert max(durations.values()) >= TEST_TIMEOUT - 0.5
 
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_backend_closing_the_callers_fds_fails_ownership(run, mode):
-    result, statuses, _ = run("closes_callers", "--expected=none", *MODES[mode])
+    result, statuses, durations = run("closes_callers", "--expected=none", *MODES[mode])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert statuses["OWN-1"] == "FAIL"
+    assert_each_test_bounded(durations)
 
 
 def test_a_crash_is_reported_with_its_signal(run):
-    result, _, _ = run("aborts", "--isolate=yes")
+    result, _, durations = run("aborts", "--isolate=yes")
     result.stdout.fnmatch_lines(["*died with signal 6 (SIGABRT)*"])
+    assert_each_test_bounded(durations)
