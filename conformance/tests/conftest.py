@@ -1,3 +1,28 @@
-"""The project's own tests of the conformance plugin (not conformance clauses)."""
+"""The project's own tests of the conformance plugin (not conformance clauses).
+
+Every test here is leak-checked: no fd may outlive the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from fdsend_conformance import fdtable
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(autouse=True)
+def no_fd_leaks() -> Iterator[None]:
+    before = fdtable.open_fds()
+    yield
+    leaked = fdtable.leaked_since(before)
+    described = [fdtable.describe(fd) for fd in leaked]
+    for fd in leaked:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    assert not leaked, f"leaked fds: {described}"
