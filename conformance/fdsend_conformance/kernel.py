@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import array
 import fcntl
+import grp
 import os
 import pickle
 import platform
 import pwd
+import random
 import re
 import resource
 import select
@@ -42,7 +44,7 @@ __all__ = [
     "ChildSkip",
     "Message",
     "at_eof",
-    "become_unprivileged",
+    "become_a_fresh_user",
     "call_in_child",
     "close_on_exec",
     "fd_space",
@@ -269,19 +271,9 @@ def in_initial_user_namespace() -> bool:
         return True  # no user namespaces at all
 
 
-def _nobody() -> tuple[int, int] | None:
-    try:
-        entry = pwd.getpwnam("nobody")
-    except KeyError:
-        return None
-    return entry.pw_uid, entry.pw_gid
-
-
 def unprivileged_problem() -> str | None:
     """Why a forked child cannot run without limit-lifting privileges, or None."""
     if os.geteuid() == 0:
-        if _nobody() is None:
-            return "running as root and there is no user 'nobody' to drop to"
         return None
     for bit, name in ((CAP_SYS_RESOURCE, "CAP_SYS_RESOURCE"), (CAP_SYS_ADMIN, "CAP_SYS_ADMIN")):
         if has_capability(bit):
@@ -293,26 +285,60 @@ class ChildSkip(Exception):
     """Raised in a child of :func:`call_in_child` to skip the test in the parent."""
 
 
-def become_unprivileged() -> None:
-    """In a forked child: drop root to user 'nobody' (no-op when not root).
+# Where to pick a fresh id: above the usual account, container and systemd
+# ranges, below the ids a 32-bit signed field cannot hold.
+FRESH_IDS = range(1 << 24, (1 << 31) - 1)
 
-    Raises ChildSkip when the drop is refused (e.g. setgroups denied in a
-    user namespace).
-    """
-    if os.geteuid() == 0:
-        ids = _nobody()
-        if ids is None:
-            raise ChildSkip("no user 'nobody' to drop to")
-        uid, gid = ids
+
+def _ids_in_use() -> set[int]:
+    """Every uid and gid an account, a group or a running process has."""
+    used = {entry.pw_uid for entry in pwd.getpwall()}
+    used |= {entry.pw_gid for entry in pwd.getpwall()}
+    used |= {entry.gr_gid for entry in grp.getgrall()}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
-        except PermissionError as exc:
-            raise ChildSkip(f"cannot drop root to nobody: {exc}") from exc
+            with open(f"/proc/{pid}/status", "rb") as status:
+                for line in status:
+                    if line.startswith((b"Uid:", b"Gid:")):
+                        used.update(int(field) for field in line.split()[1:])
+        except OSError:
+            continue  # gone, or not ours to read
+    return used
+
+
+def _fresh_id() -> int:
+    """An id no one has: a user of its own, with nothing in flight yet.
+
+    Random, so that two runs at once (other suites, other checkouts) do not
+    pick the same one.
+    """
+    used = _ids_in_use()
+    chooser = random.SystemRandom()
+    while True:
+        candidate = chooser.choice(FRESH_IDS)
+        if candidate not in used:
+            return candidate
+
+
+def become_a_fresh_user() -> bool:
+    """In a forked child: drop root to a fresh uid/gid; False if not root.
+
+    The in-flight count is per user: under 'nobody' or the caller's own
+    uid, fds other processes have in flight would count too.
+    """
+    if os.geteuid() != 0:
+        return False
+    fresh = _fresh_id()
+    try:
+        os.setgroups([])
+        os.setgid(fresh)
+        os.setuid(fresh)
+    except OSError as exc:  # EPERM, or EINVAL for an id a namespace does not map
+        raise ChildSkip(f"cannot drop root to the fresh uid/gid {fresh}: {exc}") from exc
     for bit in (CAP_SYS_RESOURCE, CAP_SYS_ADMIN):
         if has_capability(bit):
-            raise ChildSkip(f"capability {bit} survived the drop")
+            raise ChildSkip(f"capability {bit} survived the drop to uid {fresh}")
+    return True
 
 
 def set_soft_nofile(limit: int) -> int:

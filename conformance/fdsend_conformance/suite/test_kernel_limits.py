@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import errno
-import grp
 import os
-import pwd
-import random
 import socket
 
 import pytest
@@ -16,8 +13,8 @@ from fdsend_conformance.kernel import (
     CAP_SYS_ADMIN,
     CAP_SYS_RESOURCE,
     SCM_MAX_FD,
-    ChildSkip,
     at_eof,
+    become_a_fresh_user,
     call_in_child,
     fd_space,
     has_capability,
@@ -100,60 +97,6 @@ def test_receiver_at_its_fd_limit_gets_the_fds_that_fit():
 # KERNEL-3: the lowered limit, and how many sends to try.
 IN_FLIGHT_LIMIT = 32
 ATTEMPTS = 4 * IN_FLIGHT_LIMIT
-# Where to pick a fresh id: above the usual account, container and systemd
-# ranges, below the ids a 32-bit signed field cannot hold.
-FRESH_IDS = range(1 << 24, (1 << 31) - 1)
-
-
-def _ids_in_use() -> set[int]:
-    """Every uid and gid an account, a group or a running process has."""
-    used = {entry.pw_uid for entry in pwd.getpwall()}
-    used |= {entry.pw_gid for entry in pwd.getpwall()}
-    used |= {entry.gr_gid for entry in grp.getgrall()}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/status", "rb") as status:
-                for line in status:
-                    if line.startswith((b"Uid:", b"Gid:")):
-                        used.update(int(field) for field in line.split()[1:])
-        except OSError:
-            continue  # gone, or not ours to read
-    return used
-
-
-def _fresh_id() -> int:
-    """An id no one has: a user of its own, with nothing in flight yet.
-
-    Random, so that two runs at once (other suites, other checkouts) do not
-    pick the same one.
-    """
-    used = _ids_in_use()
-    chooser = random.SystemRandom()
-    while True:
-        candidate = chooser.choice(FRESH_IDS)
-        if candidate not in used:
-            return candidate
-
-
-def _become_a_fresh_user() -> bool:
-    """In a forked child: drop root to a fresh uid/gid; False if not root.
-
-    The in-flight count is per user: under 'nobody' or the caller's own
-    uid, fds other processes have in flight would count too.
-    """
-    if os.geteuid() != 0:
-        return False
-    fresh = _fresh_id()
-    try:
-        os.setgroups([])
-        os.setgid(fresh)
-        os.setuid(fresh)
-    except OSError as exc:  # EPERM, or EINVAL for an id a namespace does not map
-        raise ChildSkip(f"cannot drop root to the fresh uid/gid {fresh}: {exc}") from exc
-    for bit in (CAP_SYS_RESOURCE, CAP_SYS_ADMIN):
-        if has_capability(bit):
-            raise ChildSkip(f"capability {bit} survived the drop to uid {fresh}")
-    return True
 
 
 def _fill_in_flight(unprivileged: bool) -> tuple[int, int | None, bool]:
@@ -164,7 +107,7 @@ def _fill_in_flight(unprivileged: bool) -> tuple[int, int | None, bool]:
     """
     a, _b = socket_pair()
     read_end, _write_end = os.pipe()
-    fresh = _become_a_fresh_user() if unprivileged else False
+    fresh = become_a_fresh_user() if unprivileged else False
     set_soft_nofile(IN_FLIGHT_LIMIT)
     for sent in range(ATTEMPTS):
         try:
