@@ -9,7 +9,8 @@
     fdsend-conformance matrix [options]     (see fdsend_conformance.matrix)
     fdsend-conformance compare OLD.json NEW.json   (clauses that changed between two reports)
 
-Options that ``run`` and ``gate`` do not know go to pytest unchanged. The
+``fdsend-conformance COMMAND --help`` tells more about one command. Options
+that ``run`` and ``gate`` do not know go to pytest unchanged. The
 suite runs with an empty pytest configuration, so the calling project's own
 pytest settings (addopts, plugins' options) do not change its result.
 """
@@ -105,6 +106,9 @@ def _delegate(name: str, argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fdsend-conformance`` and ``python -m fdsend_conformance``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["-h"], ["--help"], ["help"]):
+        print(__doc__)
+        return 0
     command = args[0] if args and not args[0].startswith("-") else "run"
     rest = args[1:] if args and args[0] == command else args
     if command == "run":
@@ -115,9 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list(rest)
     if command in _DELEGATED:
         return _delegate(command, rest)
-    if command in ("-h", "--help", "help"):
-        print(__doc__)
-        return 0
     print(f"fdsend-conformance: unknown command {command!r}", file=sys.stderr)
     print(__doc__, file=sys.stderr)
     return 2
