@@ -178,5 +178,9 @@ def send_file_from_child(address: str, backend_name: str, path: str, payload: by
         with open(path, "rb") as file:
             file.seek(1)
             backend.sendfds(sock, payload, 0, [file.fileno()])
-            # Wait for the receiver to finish before closing our copy.
+            # Wait for the receiver to finish before closing our copy. A
+            # backend may have left the socket non-blocking (OWN-1 tests that);
+            # this wait is the child's own, so make it blocking again. The
+            # kernel's SO_RCVTIMEO still bounds it.
+            sock.setblocking(True)
             sock.recv(1)
