@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -40,12 +40,12 @@ def real_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    return cast("dict[str, Any]", json.loads(path.read_text()))
 
 
 def _clause(report: dict[str, Any], cid: str) -> dict[str, Any]:
-    [clause] = [c for c in report["clauses"] if c["id"] == cid]
+    clauses: list[dict[str, Any]] = report["clauses"]
+    [clause] = [c for c in clauses if c["id"] == cid]
     return clause
 
 

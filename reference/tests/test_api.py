@@ -71,7 +71,7 @@ def test_empty_payload_with_fds_on_a_stream_is_refused(pair, pipe):
 
 
 class _Empty(ctypes.Structure):
-    _fields_ = []  # type: ignore[var-annotated]
+    _fields_ = []
 
 
 @pytest.mark.parametrize(
@@ -206,7 +206,7 @@ def test_negative_sizes_are_valueerror(pair, length, numfds):
 def test_non_int_numfds_is_typeerror(pair):
     _, b = pair
     with pytest.raises(TypeError, match="numfds must be an int"):
-        fdsend.recvfds(b, 16, numfds=2.0)
+        fdsend.recvfds(b, 16, numfds=2.0)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -137,7 +137,7 @@ def test_numfds_zero_returns_payload_and_closes_fds(pair, pipe):
     fdsend.sendfds(a, b"zero", fds=[pipe[0], pipe[1]])
     before = fdtable.open_fds()
     result = fdsend.recvfds(b, 16, numfds=0)
-    assert result == (b"zero", ())
+    assert tuple(result) == (b"zero", ())
     assert result.truncated
     assert fdtable.open_fds() == before
 
