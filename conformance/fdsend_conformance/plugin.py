@@ -112,7 +112,8 @@ class _State:
         ids = self.clauses_by_test.get(report.nodeid)
         outcome = _outcome_of(report) if ids else None
         if ids and outcome is not None:
-            self.report.record(report.nodeid, ids, outcome)
+            reason = _skip_reason(report) if outcome in Outcome.SKIPS else None
+            self.report.record(report.nodeid, ids, outcome, reason)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         # Under xdist, a worker's usage error (see _refuse_on_worker).
@@ -322,6 +323,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.wasxfail = NON_STRICT_PREFIX + ", ".join(ids)
 
 
+def _skip_reason(report: pytest.TestReport) -> str:
+    """The message a skipped test gave (pytest keeps it in ``longrepr``).
+
+    A (path, line, message) tuple, or a list once it crossed a process (the
+    isolation child's report).
+    """
+    longrepr = report.longrepr
+    reason = str(longrepr[2]) if isinstance(longrepr, (tuple, list)) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
 def _outcome_of(report: pytest.TestReport) -> str | None:
     wasxfail = getattr(report, "wasxfail", None)
     if report.failed:
@@ -331,8 +343,8 @@ def _outcome_of(report: pytest.TestReport) -> str | None:
             return (
                 Outcome.NON_STRICT if wasxfail.startswith(NON_STRICT_PREFIX) else Outcome.EXPECTED
             )
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        return Outcome.UNSUPPORTED if UNSUPPORTED_PREFIX in reason else Outcome.SKIPPED
+        unsupported = UNSUPPORTED_PREFIX in _skip_reason(report)
+        return Outcome.UNSUPPORTED if unsupported else Outcome.SKIPPED
     if report.when == "call":
         return Outcome.UNEXPECTEDLY_PASSED if wasxfail is not None else Outcome.PASSED
     return None

@@ -49,6 +49,7 @@ class Outcome:
 
     FAILURES = frozenset({FAILED, EXPECTED, NON_STRICT})
     PASSES = frozenset({PASSED, UNEXPECTEDLY_PASSED})
+    SKIPS = frozenset({UNSUPPORTED, SKIPPED})
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Verdict:
     counts: dict[str, int]
     failures: list[str]
     unexpected_passes: list[str]
+    #: Why each skipped (or UNSUPPORTED) test was skipped, by test id.
+    skips: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +77,7 @@ class Verdict:
             "tests": self.counts,
             "failures": self.failures,
             "unexpected_passes": self.unexpected_passes,
+            "skips": self.skips,
         }
 
 
@@ -95,14 +99,21 @@ class ClauseReport:
 
     clauses: dict[str, Clause]
     outcomes: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    skip_reasons: dict[str, str] = field(default_factory=dict)
 
-    def record(self, test_id: str, clause_ids: Iterable[str], outcome: str) -> None:
-        """File ``outcome`` for ``test_id``; a worse phase outcome wins."""
+    def record(
+        self, test_id: str, clause_ids: Iterable[str], outcome: str, reason: str | None = None
+    ) -> None:
+        """File ``outcome`` for ``test_id`` (with a skip's ``reason``); a worse phase wins."""
         ids = tuple(clause_ids)
         previous = self.outcomes.get(test_id)
         if previous is not None and _rank(previous[1]) >= _rank(outcome):
             return
         self.outcomes[test_id] = (ids, outcome)
+        if reason is not None and outcome in Outcome.SKIPS:
+            self.skip_reasons[test_id] = reason
+        else:
+            self.skip_reasons.pop(test_id, None)
 
     @property
     def active(self) -> bool:
@@ -130,6 +141,7 @@ class ClauseReport:
                     unexpected_passes=sorted(
                         t for t, o in entries if o == Outcome.UNEXPECTEDLY_PASSED
                     ),
+                    skips={t: self.skip_reasons[t] for t, _ in entries if t in self.skip_reasons},
                 )
             )
         return verdicts
@@ -169,6 +181,9 @@ class ClauseReport:
                 f"{v.clause.keyword:<6} {v.clause.title}  [{counts or 'no tests'}]"
             )
             out.extend(f"{'':<{width}}  unexpectedly passing: {t}" for t in v.unexpected_passes)
+            if v.status in ("SKIPPED", "UNSUPPORTED"):  # say why, once per reason
+                reasons = dict.fromkeys(v.skips.values())
+                out.extend(f"{'':<{width}}  skipped: {reason}" for reason in reasons)
         totals = Counter(v.status for v in verdicts)
         env = environment()
         out.append("totals: " + ", ".join(f"{n} {status}" for status, n in sorted(totals.items())))

@@ -190,6 +190,14 @@ def test_undeclared_feature_is_unsupported_not_failed(run):
     result, report = run("--backend=examples:no_payload", "-k", "test_payload_arrives_intact")
     assert result.ret == 0
     assert statuses(report)["XFER-6"] == "UNSUPPORTED"
+    # Why, per test in the JSON and once in the terminal summary.
+    [xfer6] = [c for c in report["clauses"] if c["id"] == "XFER-6"]
+    reasons = set(xfer6["skips"].values())
+    assert reasons == {"UNSUPPORTED: no-payload lacks payload"}
+    assert len(xfer6["skips"]) == xfer6["tests"]["unsupported"]
+    result.stdout.fnmatch_lines(
+        ["XFER-6 *UNSUPPORTED*", "*skipped: UNSUPPORTED: no-payload lacks payload"]
+    )
 
 
 def test_truncation_style_none_fails_truncation_clause(run):
