@@ -6,9 +6,10 @@ after, and describe whatever appeared in between.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
-__all__ = ["describe", "leaked_since", "open_below", "open_fds"]
+__all__ = ["close_leaked", "describe", "leaked_since", "open_below", "open_fds"]
 
 _FD_DIR = "/proc/self/fd"
 
@@ -41,6 +42,19 @@ def describe(fd: int) -> str:
 def leaked_since(before: frozenset[int]) -> list[int]:
     """Return the fds open now that were not open in ``before``, sorted."""
     return sorted(open_fds() - before)
+
+
+def close_leaked(before: frozenset[int]) -> list[str]:
+    """Close every fd opened since ``before``; return what each was (none: no leak).
+
+    For leak checks: one leak is reported, then cannot spill into the next test.
+    """
+    leaked = leaked_since(before)
+    described = [describe(fd) for fd in leaked]
+    for fd in leaked:
+        with contextlib.suppress(OSError):  # closed meanwhile, by another thread
+            os.close(fd)
+    return described
 
 
 def open_below(limit: int) -> frozenset[int]:

@@ -3,7 +3,6 @@ appear in other projects' test runs."""
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import socket
@@ -63,15 +62,9 @@ def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """
     before = fdtable.open_fds()
     yield
-    leaked = fdtable.leaked_since(before)
-    if not leaked:
-        return
-    described = [fdtable.describe(fd) for fd in leaked]
-    for fd in leaked:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    if not call_failed(request.node):
-        pytest.fail(f"leaked {len(leaked)} fd(s): {'; '.join(described)}", pytrace=False)
+    leaked = fdtable.close_leaked(before)
+    if leaked and not call_failed(request.node):
+        pytest.fail(f"leaked {len(leaked)} fd(s): {'; '.join(leaked)}", pytrace=False)
 
 
 class Closer:

@@ -5,8 +5,6 @@ Every test here is leak-checked: no fd may outlive the test.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -20,9 +18,5 @@ pytest_plugins = ["pytester"]
 def no_fd_leaks() -> Iterator[None]:
     before = fdtable.open_fds()
     yield
-    leaked = fdtable.leaked_since(before)
-    described = [fdtable.describe(fd) for fd in leaked]
-    for fd in leaked:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    assert not leaked, f"leaked fds: {described}"
+    leaked = fdtable.close_leaked(before)
+    assert not leaked, f"leaked fds: {leaked}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 from collections.abc import Iterator
@@ -17,12 +16,8 @@ from fdsend_conformance.sockets import socket_pair
 def no_fd_leaks() -> Iterator[None]:
     before = fdtable.open_fds()
     yield
-    leaked = fdtable.leaked_since(before)
-    described = [fdtable.describe(fd) for fd in leaked]
-    for fd in leaked:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    assert not leaked, f"leaked fds: {described}"
+    leaked = fdtable.close_leaked(before)
+    assert not leaked, f"leaked fds: {leaked}"
 
 
 @pytest.fixture

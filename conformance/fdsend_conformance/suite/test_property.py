@@ -140,8 +140,5 @@ def test_transfer_invariants(backend, case):
     try:
         _check_transfer(backend, case)
     finally:
-        leaked = fdtable.leaked_since(before)
-        described = [fdtable.describe(fd) for fd in leaked]
-        for fd in leaked:
-            os.close(fd)
-    assert not leaked, f"fds left open: {described}"
+        leaked = fdtable.close_leaked(before)
+    assert not leaked, f"fds left open: {leaked}"
