@@ -162,7 +162,8 @@ def _fd_array(fds: Iterable[FdLike]) -> array[int]:
     """The fds as a native int array; raises before anything is sent.
 
     Plain ints take the fast path: ``array('I')`` itself refuses negatives
-    and non-ints. Ints in (INT_MAX, UINT_MAX] slip through it; the kernel then
+    and non-ints (objects with ``__index__`` pass, as :func:`_fileno` takes
+    them too). Ints in (INT_MAX, UINT_MAX] slip through it; the kernel then
     fails with EBADF and :func:`sendfds` turns that into OverflowError.
     """
     if type(fds) is not list and type(fds) is not tuple:
@@ -203,7 +204,11 @@ def _borrow(fd: Any) -> Any:
         return _SocketBase(fileno=number)
     blocking = os.get_blocking(number)  # EBADF here for a closed fd, as below
     sock = _SocketBase(fileno=number)
-    sock.settimeout(None if blocking else 0.0)
+    try:
+        sock.settimeout(None if blocking else 0.0)
+    except BaseException:
+        sock.detach()  # else collecting it would close the caller's fd
+        raise
     return sock
 
 
