@@ -117,6 +117,26 @@ CONSIDERED: tuple[tuple[str, str, str], ...] = (
         "0.3.3",
         "passes fds only inside varlink messages on its own connections",
     ),
+    (
+        "dbus-fast",
+        "5.2.0",
+        "passes fds only inside D-Bus messages (Message.unix_fds) on its bus connections",
+    ),
+    (
+        "jeepney",
+        "0.9.0",
+        "passes fds only inside D-Bus messages (FileDescriptor, enable_fds=True)",
+    ),
+    (
+        "sdbus",
+        "0.14.3",
+        "passes fds only as D-Bus 'h' arguments, through libsystemd's sd-bus",
+    ),
+    (
+        "systemd-python",
+        "235",
+        "systemd.daemon.notify(fds=...) sends fds only to $NOTIFY_SOCKET (sd_pid_notify_with_fds)",
+    ),
 )
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from fdsend_conformance import matrix
 from fdsend_conformance.contract import Clause, load_contract
-from fdsend_conformance.expected import parse_expected
+from fdsend_conformance.expected import EXPECTED_DIR, parse_expected
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 COMMITTED_JSON = DOCS / "compatibility.json"
@@ -63,6 +63,40 @@ def test_every_fail_and_non_strict_cell_is_explained(committed):
     assert committed["unexplained_cells"] == 0
 
 
+def test_every_committed_explanation_is_in_the_backends_expected_file(committed):
+    """Editing an expected-failure file without regenerating docs/ fails here."""
+    files = {b["name"]: b["expected_file"] for b in committed["backends"]}
+    stale = []
+    for backend, expected_file in files.items():
+        cells = [
+            (row["id"], row["results"][backend])
+            for row in committed["clauses"]
+            if not row["backend_independent"]
+        ]
+        shown = [
+            (clause_id, e["selector"], e["reason"])
+            for clause_id, cell in cells
+            for e in cell.get("explanations", [])
+        ]
+        if not shown:
+            continue
+        assert expected_file == f"expected/{backend}.txt", (
+            f"{backend}: cells are explained from {expected_file!r}, not its own file"
+        )
+        path = EXPECTED_DIR / f"{backend}.txt"
+        text = path.read_text(encoding="utf-8")
+        entries = {(e.selector, e.reason) for e in parse_expected(text, str(path))}
+        stale += [
+            f"{backend} x {clause_id}: {selector}  {reason}"
+            for clause_id, selector, reason in shown
+            if (selector, reason) not in entries
+        ]
+    assert stale == [], (
+        f"explanations no longer in expected/<backend>.txt (run `{REGENERATE}`):\n  "
+        + "\n  ".join(stale)
+    )
+
+
 def test_committed_markdown_is_rendered_from_the_committed_json(committed):
     assert COMMITTED_MD.read_text(encoding="utf-8") == matrix.render_markdown(committed), (
         f"docs/compatibility.md and compatibility.json disagree: run `{REGENERATE}`"
@@ -84,6 +118,17 @@ def test_committed_matrix_covers_the_built_in_backends_and_passfd(committed):
     assert "passfd" in [u["package"] for u in committed["not_installable"]]
     for backend in committed["backends"]:
         assert backend["version"] not in ("", "unknown")
+
+
+def test_committed_matrix_lists_the_packages_of_this_matrix_module(committed):
+    considered = [(u["package"], u["version"], u["outcome"]) for u in committed["considered"]]
+    assert considered == list(matrix.CONSIDERED), f"run `{REGENERATE}`"
+    unusable = [
+        (u["package"], u["version"], u["outcome"], u["error"]) for u in committed["not_installable"]
+    ]
+    assert unusable == [
+        (u.package, u.version, u.outcome, u.error) for u in matrix.NOT_INSTALLABLE
+    ], f"run `{REGENERATE}`"
 
 
 # Building and rendering, on made-up reports.
