@@ -64,7 +64,13 @@ def run_isolated(item: pytest.Item, seconds: float) -> list[Any]:
     if not answer.data:
         return [_failure(item, f"the test process died with {_describe(answer.exit_code)}")]
     hook = item.config.hook
-    return [
+    reports = [
         hook.pytest_report_from_serializable(config=item.config, data=entry)
         for entry in json.loads(answer.data)
     ]
+    for report in reports:
+        # JSON made a skip's (path, line, reason) tuple a list; pytest's
+        # reporters (junitxml among them) insist on the tuple.
+        if isinstance(report.longrepr, list):
+            report.longrepr = tuple(report.longrepr)
+    return reports

@@ -324,13 +324,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
-    """The message a skipped test gave (pytest keeps it in ``longrepr``).
-
-    A (path, line, message) tuple, or a list once it crossed a process (the
-    isolation child's report).
-    """
+    """The message a skipped test gave (pytest keeps it in ``longrepr``)."""
     longrepr = report.longrepr
-    reason = str(longrepr[2]) if isinstance(longrepr, (tuple, list)) else str(longrepr)
+    reason = str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr)
     return reason.removeprefix("Skipped: ")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+import xml.etree.ElementTree as ElementTree
 from typing import Any
 
 import pytest
@@ -186,9 +187,16 @@ def test_should_failure_is_non_strict_and_fails_only_at_strict_level(run):
     assert report["conforming"] is False
 
 
-def test_undeclared_feature_is_unsupported_not_failed(run):
-    result, report = run("--backend=examples:no_payload", "-k", "test_payload_arrives_intact")
-    assert result.ret == 0
+def test_undeclared_feature_is_unsupported_not_failed(run, pytester: pytest.Pytester):
+    # Serial, so each test runs isolated in a forked child: its skip report
+    # crosses a pipe and must still suit pytest's own reporters (JUnit XML).
+    junit = pytester.path / "junit.xml"
+    result, report = run(
+        "--backend=examples:no_payload", "-k", "test_payload_arrives_intact", f"--junitxml={junit}"
+    )
+    assert result.ret == 0, result.stdout.str()
+    skipped = ElementTree.parse(junit).getroot().iter("skipped")
+    assert {s.get("message") for s in skipped} == {"UNSUPPORTED: no-payload lacks payload"}
     assert statuses(report)["XFER-6"] == "UNSUPPORTED"
     # Why, per test in the JSON and once in the terminal summary.
     [xfer6] = [c for c in report["clauses"] if c["id"] == "XFER-6"]
