@@ -253,7 +253,7 @@ def test_pytest_command_runs_the_packaged_suite_in_isolation(tmp_path):
 
 def _write_reference_report(directory: Path, status: str) -> None:
     failures = ["suite/test_transfer.py::test_made_up"] if status == "FAIL" else []
-    statuses = {cid: ("PASS", []) for cid in load_contract()}
+    statuses: dict[str, tuple[str, list[str]]] = {cid: ("PASS", []) for cid in load_contract()}
     first = next(iter(statuses))
     statuses[first] = (status, failures)
     (directory / "reference.json").write_text(
