@@ -3,8 +3,8 @@
 The child runs the whole test protocol (setup, call, teardown) and sends the
 serialised reports back through a pipe. If it dies (``os.abort()``, a
 segfault) or outlives its deadline, the parent kills it and reports the test
-as failed with the reason. Under pytest-xdist this is not needed: a crashed
-worker is replaced and its test reported failed.
+as failed with the reason. Under pytest-xdist too: xdist replaces a crashed
+worker, but not one whose interpreter a backend left broken.
 """
 
 from __future__ import annotations

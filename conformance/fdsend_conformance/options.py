@@ -51,9 +51,8 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ),
     (
         "isolate",
-        "run each conformance test in a forked child so a crashing backend cannot end "
-        "the run: auto (default: yes unless under pytest-xdist, which replaces crashed "
-        "workers itself, or --pdb), yes, no",
+        "run each conformance test in a forked child so a crashing or hanging backend "
+        "cannot end or break the run: auto (default: yes, but not with --pdb), yes, no",
         {"choices": ("auto", "yes", "no"), "default": "auto"},
     ),
     (
