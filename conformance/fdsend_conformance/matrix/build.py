@@ -145,7 +145,7 @@ CONSIDERED: tuple[tuple[str, str, str], ...] = (
 
 def _default_output_dir() -> Path:
     """``docs/`` of the checkout this module lives in, else ``./docs``."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     if (root / "pyproject.toml").is_file() and (root / "conformance").is_dir():
         return root / "docs"
     return Path("docs")
