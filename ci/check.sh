@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 venv="${FDSEND_VENV:-.venv-ci}"
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e '.[dev]'
+"$venv/bin/python" -m pip install -q -e '.[dev,plot]'
 export PATH="$PWD/$venv/bin:$PATH"
 
 echo "== lint and types"
