@@ -308,11 +308,17 @@ def plot_available() -> bool:
 
 
 def plot(results: Sequence[Result], path: Path) -> None:
-    """A PNG: each contestant's time relative to the call floor, per case (log scale)."""
+    """A PNG: each contestant's time relative to the call floor, per case (log scale).
+
+    Bars are the median ratios; whiskers span their quartiles.
+    """
     import matplotlib  # type: ignore[import-not-found, unused-ignore]
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
+    from matplotlib.ticker import FuncFormatter  # type: ignore[import-not-found, unused-ignore]
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.8, not 8 x 10^-1
 
     cases = _cases(results)
     places = [p for p in (False, True) if any(c.cross_process is p for c in cases)]
@@ -325,15 +331,20 @@ def plot(results: Sequence[Result], path: Path) -> None:
     for axis, place in zip(axes, places):
         shown = [c for c in cases if c.cross_process is place]
         for index, name in enumerate(names):
-            xs, ys = [], []
+            xs, ys, below, above = [], [], [], []
             for position, case in enumerate(shown):
                 value = ratio(results, case, name, "call-floor")
                 if value is not None:
+                    low, high = ratio_quartiles(results, case, name, "call-floor") or (value, value)
                     xs.append(position + (index - (len(names) - 1) / 2) * width)
                     ys.append(value)
-            axis.bar(xs, ys, width, label=name)
+                    below.append(value - low)
+                    above.append(high - value)
+            axis.bar(xs, ys, width, yerr=[below, above], capsize=2, label=name)
         axis.axhline(1.0, color="black", linewidth=0.8)
         axis.set_yscale("log")
+        axis.yaxis.set_major_formatter(plain)
+        axis.yaxis.set_minor_formatter(plain)
         axis.set_xticks(range(len(shown)))
         axis.set_xticklabels([f"{c.fds} fd, {c.size}" for c in shown], fontsize=8)
         axis.set_ylabel("round time / call floor")
