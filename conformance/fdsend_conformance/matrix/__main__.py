@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from fdsend_conformance.matrix.build import main
+from fdsend_conformance.matrix.cli import main
 
 raise SystemExit(main())

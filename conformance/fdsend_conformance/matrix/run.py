@@ -1,0 +1,64 @@
+"""One run of the packaged suite against one backend, for the matrix.
+
+Each run is its own interpreter, with an empty pytest configuration, under
+pytest-xdist with every test in a forked child when xdist is there; it
+leaves the backend's conformance report as ``<backend>.json`` in a work
+directory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["pytest_command", "run_backend"]
+
+#: Seconds one backend's run may take before it is abandoned.
+_RUN_TIMEOUT = 1800.0
+
+
+def _has_xdist() -> bool:
+    return importlib.util.find_spec("xdist") is not None
+
+
+def pytest_command(backend: str, report: Path, workdir: Path, workers: str) -> list[str]:
+    """The command that runs the packaged suite against ``backend``."""
+    command = [sys.executable, "-m", "pytest", "--pyargs", "fdsend_conformance"]
+    command += ["-c", os.devnull, "--rootdir", str(workdir), "-p", "no:cacheprovider", "-q"]
+    command += [f"--fdsend-backend={backend}", f"--fdsend-conformance-report={report}"]
+    if workers != "0" and _has_xdist():
+        # Each test in a forked child as well: a worker that dies takes no
+        # other test's result with it.
+        command += ["-n", workers, "--fdsend-isolate=yes"]
+    return command
+
+
+def run_backend(backend: str, workdir: Path, workers: str = "auto") -> tuple[dict[str, Any], str]:
+    """Run the suite against ``backend``; return (its report, a note on the run).
+
+    The report is None-free: a run that wrote no report raises RuntimeError
+    with the end of its output.
+    """
+    report = workdir / f"{backend}.json"
+    report.unlink(missing_ok=True)
+    started = time.monotonic()
+    done = subprocess.run(
+        pytest_command(backend, report, workdir, workers),
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=_RUN_TIMEOUT,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    if not report.is_file():
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise RuntimeError(f"pytest exited {done.returncode} and wrote no report:\n{tail}")
+    data: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
+    return data, f"exit {done.returncode} in {seconds:.0f} s"
