@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import errno
 import json
 import os
 import select
@@ -59,6 +60,17 @@ def _same_socket(fd: int, sock: socket.socket) -> bool:
         return False
 
 
+def _watchable(tid: int, syscall: str) -> tuple[frozenset[int], frozenset[int]]:
+    """The numbers of ``syscall`` and of the event-loop waits; skip if /proc can't tell."""
+    try:
+        transfer = blocked.syscall_numbers(syscall)
+        waits = blocked.syscall_numbers(*blocked.EVENT_LOOP_WAITS)
+        blocked.read(tid)
+    except blocked.Unavailable as exc:
+        pytest.skip(f"cannot tell when the call blocks in the kernel: {exc}")
+    return transfer, waits
+
+
 @contextmanager
 def signal_when_blocked(
     syscall: str, sock: socket.socket, handler: Callable[[], None]
@@ -75,12 +87,7 @@ def signal_when_blocked(
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers run in the main thread only")
     tid, ident = threading.get_native_id(), threading.get_ident()
-    try:
-        transfer = blocked.syscall_numbers(syscall)
-        waits = blocked.syscall_numbers(*blocked.EVENT_LOOP_WAITS)
-        blocked.read(tid)
-    except blocked.Unavailable as exc:
-        pytest.skip(f"cannot tell when the call blocks in the kernel: {exc}")
+    transfer, waits = _watchable(tid, syscall)
     interruption = Interruption(transfer | waits)
     stop = threading.Event()
 
@@ -470,3 +477,138 @@ def test_partial_send_delivers_fds_once_and_the_rest_follows(backend, pair, clos
     closer.fds(*result["fds"])
     assert result["data"] == payload
     assert [identity(fd) for fd in result["fds"]] == [identity(fd) for fd in sent]
+
+
+@dataclass
+class Wakeup:
+    """What :func:`wake_when_blocked` saw of a call that must not block."""
+
+    seen: blocked.Reading | None = None  # the call was asleep like this, and was woken
+    on_the_socket: bool | None = None  # it slept in a transfer on the test's socket
+    errors: list[BaseException] = field(default_factory=list)  # raised while waking it
+
+    def check(self) -> None:
+        """Assert the call never slept (so nothing had to wake it)."""
+        assert self.errors == [], f"waking the blocked call failed: {self.errors!r}"
+        if self.seen is not None:
+            where = {
+                None: "in an event loop's wait",
+                True: "on the test's socket",
+                False: "on another fd",
+            }[self.on_the_socket]
+            pytest.fail(
+                f"MSG_DONTWAIT ignored: the call blocked (system call {self.seen.syscall}, {where})"
+            )
+
+
+@contextmanager
+def wake_when_blocked(
+    syscall: str, sock: socket.socket, wake: Callable[[], None]
+) -> Iterator[Wakeup]:
+    """Run ``wake`` from a watcher thread if this thread falls asleep in ``syscall``.
+
+    For a call that must return at once: the watcher reads this thread's
+    /proc entry until it sleeps in ``syscall`` (or in an event loop's wait),
+    records that, and calls ``wake`` to let the call finish. The watcher
+    stops as soon as the block exits, so a call that returns without
+    sleeping is never woken; :meth:`Wakeup.check` fails if one was.
+    """
+    tid = threading.get_native_id()
+    transfer, waits = _watchable(tid, syscall)
+    wakeup = Wakeup()
+    stop = threading.Event()
+
+    def watch() -> None:
+        reading = blocked.wait_until_blocked(tid, transfer | waits, IO_TIMEOUT, stop=stop)
+        if reading is None:
+            return
+        if reading.syscall in transfer:
+            wakeup.on_the_socket = _same_socket(reading.args[0], sock)
+        wakeup.seen = reading
+        try:
+            wake()
+        except BaseException as exc:  # reported by check(), in the test's thread
+            wakeup.errors.append(exc)
+
+    watcher = threading.Thread(target=watch, name=f"wake-{syscall}", daemon=True)
+    watcher.start()
+    try:
+        yield wakeup
+    finally:
+        stop.set()
+        watcher.join(IO_TIMEOUT)
+    assert not watcher.is_alive(), "the watcher thread did not stop"
+
+
+def _blocking(sock: socket.socket) -> bool:
+    """Whether ``sock`` is in blocking mode, for Python and for the kernel."""
+    return sock.gettimeout() is None and os.get_blocking(sock.fileno())
+
+
+@pytest.mark.clause("FAULT-7")
+@pytest.mark.requires(Feature.FLAGS)
+def test_dontwait_receive_on_an_empty_blocking_socket(backend, pair, closer):
+    a, b = pair
+    assert _blocking(b)
+    before = fdtable.open_fds()
+    outcome: list[Any] = []
+
+    def wake() -> None:
+        a.send(b"!")  # a plain message: the blocked receive returns it
+
+    with wake_when_blocked("recvmsg", b, wake) as wakeup:
+        try:
+            outcome.append(backend.recvfds(b, 16, socket.MSG_DONTWAIT, 4))
+        except BlockingIOError as exc:
+            outcome.append(exc)
+    if not isinstance(outcome[0], BaseException):
+        closer.fds(*outcome[0][1])
+    wakeup.check()
+    assert isinstance(outcome[0], BlockingIOError), f"returned {outcome[0]!r}"
+    assert outcome[0].errno == errno.EAGAIN
+    assert fdtable.open_fds() == before, "the refused receive installed fds"
+    assert _blocking(b), "the socket was left non-blocking"
+
+
+def _file_of(fd: int) -> tuple[int, int] | None:
+    """The file ``fd`` refers to (see :func:`identity`), or None if it is closed."""
+    try:
+        return identity(fd)
+    except OSError:
+        return None
+
+
+def _take(sock: socket.socket, size: int) -> None:
+    """Read and drop exactly ``size`` bytes that are already queued on a stream."""
+    while size:
+        size -= len(sock.recv(min(size, 1 << 16), socket.MSG_DONTWAIT))
+
+
+@pytest.mark.clause("FAULT-7")
+@pytest.mark.requires(Feature.FLAGS)
+def test_dontwait_send_on_a_full_blocking_socket(backend, pair, closer):
+    a, b = pair
+    filler = _fill(a)
+    a.setblocking(True)
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+    files = [_file_of(fd) for fd in sent]
+    outcome: list[Any] = []
+
+    def wake() -> None:
+        _take(b, filler)  # room at last: the blocked send goes through
+
+    with wake_when_blocked("sendmsg", a, wake) as wakeup:
+        try:
+            outcome.append(backend.sendfds(a, b"full", socket.MSG_DONTWAIT, sent))
+        except BlockingIOError as exc:
+            outcome.append(exc)
+    wakeup.check()
+    assert isinstance(outcome[0], BlockingIOError), f"returned {outcome[0]!r}"
+    assert outcome[0].errno == errno.EAGAIN
+    assert [_file_of(fd) for fd in sent] == files, "the caller's fds were closed or replaced"
+    assert _blocking(a), "the socket was left non-blocking"
+    _, fds = _drain(b, filler)
+    closer.fds(*fds)
+    assert fds == [], "the refused send delivered fds"
+    assert not pending(b), "the refused send queued something"
