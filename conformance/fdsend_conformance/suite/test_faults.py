@@ -10,9 +10,6 @@ import select
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -22,98 +19,13 @@ from fdsend_conformance.backend import Feature
 from fdsend_conformance.checks import receive_truncated
 from fdsend_conformance.processes import fork_call, leave_free_fds, reap
 from fdsend_conformance.sockets import IO_TIMEOUT, distinct_fds, identity, pending
+from fdsend_conformance.when_blocked import signal_when_blocked, wake_when_blocked
 
 RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
 
 
 class Interrupted(Exception):
     """Raised by a signal handler to abandon a blocking call."""
-
-
-#: The signal the EINTR tests send. Not SIGALRM: that one is pytest-timeout's,
-#: whose alarm stays armed (and its handler in place) through these tests.
-SIGNAL = signal.SIGUSR1
-
-
-@dataclass
-class Interruption:
-    """What happened to a call that :func:`signal_when_blocked` watched."""
-
-    expected: frozenset[int]  # the system calls the call may sleep in
-    seen: blocked.Reading | None = None  # the watcher's look before signalling
-    on_the_socket: bool | None = None  # the blocked transfer was on the test's socket
-    handled: list[blocked.Reading | None] = field(default_factory=list)
-
-    def check(self) -> None:
-        """Assert the handler ran once, sent while the call slept in the kernel."""
-        assert self.seen is not None, "the call never blocked in the kernel"
-        assert self.handled == [self.seen], "the handler did not run exactly once"
-        assert self.seen.blocked_in(self.expected)
-        assert self.on_the_socket is not False, "the call blocked on some other fd"
-
-
-def _same_socket(fd: int, sock: socket.socket) -> bool:
-    """Whether fd ``fd`` of this process is the socket ``sock``."""
-    try:
-        return identity(fd) == identity(sock.fileno())
-    except OSError:
-        return False
-
-
-def _watchable(tid: int, syscall: str) -> tuple[frozenset[int], frozenset[int]]:
-    """The numbers of ``syscall`` and of the event-loop waits; skip if /proc can't tell."""
-    try:
-        transfer = blocked.syscall_numbers(syscall)
-        waits = blocked.syscall_numbers(*blocked.EVENT_LOOP_WAITS)
-        blocked.read(tid)
-    except blocked.Unavailable as exc:
-        pytest.skip(f"cannot tell when the call blocks in the kernel: {exc}")
-    return transfer, waits
-
-
-@contextmanager
-def signal_when_blocked(
-    syscall: str, sock: socket.socket, handler: Callable[[], None]
-) -> Iterator[Interruption]:
-    """Run ``handler`` from a signal sent once this thread sleeps in ``syscall``.
-
-    A watcher thread reads this thread's /proc entry until it is asleep in
-    ``syscall`` on ``sock`` (or in an event loop's wait, for a backend that
-    waits for its non-blocking socket there), then sends :data:`SIGNAL` to
-    this thread only. Nothing else wakes the call (no data comes until the
-    handler runs), so the signal finds it blocked. If the call never blocks
-    the watcher gives up without a signal; :meth:`Interruption.check` says so.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signal handlers run in the main thread only")
-    tid, ident = threading.get_native_id(), threading.get_ident()
-    transfer, waits = _watchable(tid, syscall)
-    interruption = Interruption(transfer | waits)
-    stop = threading.Event()
-
-    def watch() -> None:
-        reading = blocked.wait_until_blocked(tid, interruption.expected, IO_TIMEOUT, stop=stop)
-        if reading is None:
-            return
-        if reading.syscall in transfer:
-            interruption.on_the_socket = _same_socket(reading.args[0], sock)
-        interruption.seen = reading
-        signal.pthread_kill(ident, SIGNAL)
-
-    def on_signal(signum: int, frame: object) -> None:
-        interruption.handled.append(interruption.seen)
-        handler()
-
-    previous = signal.signal(SIGNAL, on_signal)
-    watcher = threading.Thread(target=watch, name=f"watch-{syscall}", daemon=True)
-    watcher.start()
-    try:
-        yield interruption
-    finally:
-        stop.set()
-        watcher.join(IO_TIMEOUT)
-        signal.signal(SIGNAL, previous)
-    assert not watcher.is_alive(), "the watcher thread did not stop"
 
 
 @pytest.mark.clause("FAULT-1")
@@ -477,67 +389,6 @@ def test_partial_send_delivers_fds_once_and_the_rest_follows(backend, pair, clos
     closer.fds(*result["fds"])
     assert result["data"] == payload
     assert [identity(fd) for fd in result["fds"]] == [identity(fd) for fd in sent]
-
-
-@dataclass
-class Wakeup:
-    """What :func:`wake_when_blocked` saw of a call that must not block."""
-
-    seen: blocked.Reading | None = None  # the call was asleep like this, and was woken
-    on_the_socket: bool | None = None  # it slept in a transfer on the test's socket
-    errors: list[BaseException] = field(default_factory=list)  # raised while waking it
-
-    def check(self) -> None:
-        """Assert the call never slept (so nothing had to wake it)."""
-        assert self.errors == [], f"waking the blocked call failed: {self.errors!r}"
-        if self.seen is not None:
-            where = {
-                None: "in an event loop's wait",
-                True: "on the test's socket",
-                False: "on another fd",
-            }[self.on_the_socket]
-            pytest.fail(
-                f"MSG_DONTWAIT ignored: the call blocked (system call {self.seen.syscall}, {where})"
-            )
-
-
-@contextmanager
-def wake_when_blocked(
-    syscall: str, sock: socket.socket, wake: Callable[[], None]
-) -> Iterator[Wakeup]:
-    """Run ``wake`` from a watcher thread if this thread falls asleep in ``syscall``.
-
-    For a call that must return at once: the watcher reads this thread's
-    /proc entry until it sleeps in ``syscall`` (or in an event loop's wait),
-    records that, and calls ``wake`` to let the call finish. The watcher
-    stops as soon as the block exits, so a call that returns without
-    sleeping is never woken; :meth:`Wakeup.check` fails if one was.
-    """
-    tid = threading.get_native_id()
-    transfer, waits = _watchable(tid, syscall)
-    wakeup = Wakeup()
-    stop = threading.Event()
-
-    def watch() -> None:
-        reading = blocked.wait_until_blocked(tid, transfer | waits, IO_TIMEOUT, stop=stop)
-        if reading is None:
-            return
-        if reading.syscall in transfer:
-            wakeup.on_the_socket = _same_socket(reading.args[0], sock)
-        wakeup.seen = reading
-        try:
-            wake()
-        except BaseException as exc:  # reported by check(), in the test's thread
-            wakeup.errors.append(exc)
-
-    watcher = threading.Thread(target=watch, name=f"wake-{syscall}", daemon=True)
-    watcher.start()
-    try:
-        yield wakeup
-    finally:
-        stop.set()
-        watcher.join(IO_TIMEOUT)
-    assert not watcher.is_alive(), "the watcher thread did not stop"
 
 
 def _blocking(sock: socket.socket) -> bool:
