@@ -22,7 +22,14 @@ import pytest
 from fdsend_conformance import blocked
 from fdsend_conformance.sockets import IO_TIMEOUT, identity
 
-__all__ = ["SIGNAL", "Interruption", "Wakeup", "signal_when_blocked", "wake_when_blocked"]
+__all__ = [
+    "SIGNAL",
+    "Interruption",
+    "Sighting",
+    "Wakeup",
+    "signal_when_blocked",
+    "wake_when_blocked",
+]
 
 
 #: The signal the EINTR tests send. Not SIGALRM: that one is pytest-timeout's,
@@ -31,12 +38,18 @@ SIGNAL = signal.SIGUSR1
 
 
 @dataclass
-class Interruption:
+class Sighting:
+    """What a watcher saw of a call: how it slept, if it did, before acting."""
+
+    expected: frozenset[int] = frozenset()  # the system calls the call may sleep in
+    seen: blocked.Reading | None = None  # the watcher's look before it acted
+    on_the_socket: bool | None = None  # the blocked transfer was on the test's socket
+
+
+@dataclass
+class Interruption(Sighting):
     """What happened to a call that :func:`signal_when_blocked` watched."""
 
-    expected: frozenset[int]  # the system calls the call may sleep in
-    seen: blocked.Reading | None = None  # the watcher's look before signalling
-    on_the_socket: bool | None = None  # the blocked transfer was on the test's socket
     handled: list[blocked.Reading | None] = field(default_factory=list)
 
     def check(self) -> None:
@@ -47,76 +60,10 @@ class Interruption:
         assert self.on_the_socket is not False, "the call blocked on some other fd"
 
 
-def _same_socket(fd: int, sock: socket.socket) -> bool:
-    """Whether fd ``fd`` of this process is the socket ``sock``."""
-    try:
-        return identity(fd) == identity(sock.fileno())
-    except OSError:
-        return False
-
-
-def _watchable(tid: int, syscall: str) -> tuple[frozenset[int], frozenset[int]]:
-    """The numbers of ``syscall`` and of the event-loop waits; skip if /proc can't tell."""
-    try:
-        transfer = blocked.syscall_numbers(syscall)
-        waits = blocked.syscall_numbers(*blocked.EVENT_LOOP_WAITS)
-        blocked.read(tid)
-    except blocked.Unavailable as exc:
-        pytest.skip(f"cannot tell when the call blocks in the kernel: {exc}")
-    return transfer, waits
-
-
-@contextmanager
-def signal_when_blocked(
-    syscall: str, sock: socket.socket, handler: Callable[[], None]
-) -> Iterator[Interruption]:
-    """Run ``handler`` from a signal sent once this thread sleeps in ``syscall``.
-
-    A watcher thread reads this thread's /proc entry until it is asleep in
-    ``syscall`` on ``sock`` (or in an event loop's wait, for a backend that
-    waits for its non-blocking socket there), then sends :data:`SIGNAL` to
-    this thread only. Nothing else wakes the call (no data comes until the
-    handler runs), so the signal finds it blocked. If the call never blocks
-    the watcher gives up without a signal; :meth:`Interruption.check` says so.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signal handlers run in the main thread only")
-    tid, ident = threading.get_native_id(), threading.get_ident()
-    transfer, waits = _watchable(tid, syscall)
-    interruption = Interruption(transfer | waits)
-    stop = threading.Event()
-
-    def watch() -> None:
-        reading = blocked.wait_until_blocked(tid, interruption.expected, IO_TIMEOUT, stop=stop)
-        if reading is None:
-            return
-        if reading.syscall in transfer:
-            interruption.on_the_socket = _same_socket(reading.args[0], sock)
-        interruption.seen = reading
-        signal.pthread_kill(ident, SIGNAL)
-
-    def on_signal(signum: int, frame: object) -> None:
-        interruption.handled.append(interruption.seen)
-        handler()
-
-    previous = signal.signal(SIGNAL, on_signal)
-    watcher = threading.Thread(target=watch, name=f"watch-{syscall}", daemon=True)
-    watcher.start()
-    try:
-        yield interruption
-    finally:
-        stop.set()
-        watcher.join(IO_TIMEOUT)
-        signal.signal(SIGNAL, previous)
-    assert not watcher.is_alive(), "the watcher thread did not stop"
-
-
 @dataclass
-class Wakeup:
+class Wakeup(Sighting):
     """What :func:`wake_when_blocked` saw of a call that must not block."""
 
-    seen: blocked.Reading | None = None  # the call was asleep like this, and was woken
-    on_the_socket: bool | None = None  # it slept in a transfer on the test's socket
     errors: list[BaseException] = field(default_factory=list)  # raised while waking it
 
     def check(self) -> None:
@@ -133,40 +80,101 @@ class Wakeup:
             )
 
 
+def _same_socket(fd: int, sock: socket.socket) -> bool:
+    """Whether fd ``fd`` of this process is the socket ``sock``."""
+    try:
+        return identity(fd) == identity(sock.fileno())
+    except OSError:
+        return False
+
+
+@contextmanager
+def _watching(
+    syscall: str, sock: socket.socket, sighting: Sighting, act: Callable[[], None]
+) -> Iterator[None]:
+    """While the block runs, a thread watches this one and acts once it sleeps.
+
+    It reads this thread's /proc entry until it is asleep in ``syscall`` (or
+    an event loop's wait), records that in ``sighting`` and calls ``act``;
+    it stops when the block exits. Skips the test where /proc cannot tell.
+    """
+    tid = threading.get_native_id()
+    try:
+        transfer = blocked.syscall_numbers(syscall)
+        sighting.expected = transfer | blocked.syscall_numbers(*blocked.EVENT_LOOP_WAITS)
+        blocked.read(tid)
+    except blocked.Unavailable as exc:
+        pytest.skip(f"cannot tell when the call blocks in the kernel: {exc}")
+    stop = threading.Event()
+
+    def watch() -> None:
+        reading = blocked.wait_until_blocked(tid, sighting.expected, IO_TIMEOUT, stop=stop)
+        if reading is None:
+            return
+        if reading.syscall in transfer:
+            sighting.on_the_socket = _same_socket(reading.args[0], sock)
+        sighting.seen = reading
+        act()
+
+    watcher = threading.Thread(target=watch, name=f"watch-{syscall}", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(IO_TIMEOUT)
+    assert not watcher.is_alive(), "the watcher thread did not stop"
+
+
+@contextmanager
+def signal_when_blocked(
+    syscall: str, sock: socket.socket, handler: Callable[[], None]
+) -> Iterator[Interruption]:
+    """Run ``handler`` from a signal sent once this thread sleeps in ``syscall``.
+
+    A watcher thread waits until this thread is asleep in ``syscall`` on
+    ``sock`` (or in an event loop's wait, for a backend that waits for its
+    non-blocking socket there), then sends :data:`SIGNAL` to this thread
+    only. Nothing else wakes the call (no data comes until the handler
+    runs), so the signal finds it blocked. If the call never blocks the
+    watcher gives up without a signal; :meth:`Interruption.check` says so.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread only")
+    ident = threading.get_ident()
+    interruption = Interruption()
+
+    def on_signal(signum: int, frame: object) -> None:
+        interruption.handled.append(interruption.seen)
+        handler()
+
+    previous = signal.signal(SIGNAL, on_signal)
+    try:
+        with _watching(syscall, sock, interruption, lambda: signal.pthread_kill(ident, SIGNAL)):
+            yield interruption
+    finally:
+        signal.signal(SIGNAL, previous)
+
+
 @contextmanager
 def wake_when_blocked(
     syscall: str, sock: socket.socket, wake: Callable[[], None]
 ) -> Iterator[Wakeup]:
     """Run ``wake`` from a watcher thread if this thread falls asleep in ``syscall``.
 
-    For a call that must return at once: the watcher reads this thread's
-    /proc entry until it sleeps in ``syscall`` (or in an event loop's wait),
-    records that, and calls ``wake`` to let the call finish. The watcher
-    stops as soon as the block exits, so a call that returns without
-    sleeping is never woken; :meth:`Wakeup.check` fails if one was.
+    For a call that must return at once: the watcher waits until this
+    thread sleeps in ``syscall`` (or in an event loop's wait), records that,
+    and calls ``wake`` to let the call finish. It stops as soon as the block
+    exits, so a call that returns without sleeping is never woken;
+    :meth:`Wakeup.check` fails if one was.
     """
-    tid = threading.get_native_id()
-    transfer, waits = _watchable(tid, syscall)
     wakeup = Wakeup()
-    stop = threading.Event()
 
-    def watch() -> None:
-        reading = blocked.wait_until_blocked(tid, transfer | waits, IO_TIMEOUT, stop=stop)
-        if reading is None:
-            return
-        if reading.syscall in transfer:
-            wakeup.on_the_socket = _same_socket(reading.args[0], sock)
-        wakeup.seen = reading
+    def wake_and_record() -> None:
         try:
             wake()
         except BaseException as exc:  # reported by check(), in the test's thread
             wakeup.errors.append(exc)
 
-    watcher = threading.Thread(target=watch, name=f"wake-{syscall}", daemon=True)
-    watcher.start()
-    try:
+    with _watching(syscall, sock, wakeup, wake_and_record):
         yield wakeup
-    finally:
-        stop.set()
-        watcher.join(IO_TIMEOUT)
-    assert not watcher.is_alive(), "the watcher thread did not stop"
