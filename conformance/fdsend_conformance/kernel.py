@@ -31,7 +31,7 @@ from typing import TypeVar, cast
 import pytest
 
 from fdsend_conformance.processes import answer_from_child, write_all
-from fdsend_conformance.sockets import socket_pair
+from fdsend_conformance.sockets import rights_fds, socket_pair
 
 __all__ = [
     "CAP_SYS_ADMIN",
@@ -167,13 +167,7 @@ def receive(sock: socket.socket, bufsize: int, ancbufsize: int, flags: int = 0) 
     The caller owns (and must close) every fd in :attr:`Message.installed`.
     """
     data, ancdata, msg_flags, _address = sock.recvmsg(bufsize, ancbufsize, flags)
-    fds = [
-        fd
-        for level, kind, payload in ancdata
-        if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
-        for fd in _ints(payload)
-    ]
-    return Message(data, fds, msg_flags, list(ancdata))
+    return Message(data, rights_fds(ancdata), msg_flags, list(ancdata))
 
 
 def close_on_exec(fd: int) -> bool:

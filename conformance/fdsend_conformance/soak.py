@@ -24,7 +24,6 @@ import json
 import multiprocessing
 import os
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ from typing import Any
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.registry import load_backend
-from fdsend_conformance.sockets import distinct_fds, identity, set_io_timeout
+from fdsend_conformance.sockets import distinct_fds, identity, read_to_eof, set_io_timeout
 
 __all__ = ["RSS_GROWTH_BOUND_KIB", "SoakResult", "Usage", "main", "soak"]
 
@@ -137,18 +136,10 @@ def _warm(index: int, messages: int) -> bool:
 def _drain(sock: socket.socket) -> tuple[int, int]:
     """Read ``sock`` to end of stream; return the bytes and fds that came."""
     sock.setblocking(True)  # whatever the backend left; the kernel timeout holds
-    extra_bytes = extra_fds = 0
-    while True:
-        data, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(4 * PER_MESSAGE))
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                usable = len(payload) - len(payload) % 4
-                for start in range(0, usable, 4):
-                    os.close(int.from_bytes(payload[start : start + 4], sys.byteorder, signed=True))
-                    extra_fds += 1
-        if not data and not ancdata:
-            return extra_bytes, extra_fds
-        extra_bytes += len(data)
+    extra_bytes, fds = read_to_eof(sock)
+    for fd in fds:
+        os.close(fd)
+    return extra_bytes, len(fds)
 
 
 def _receiver(address: str, backend_name: str, identities: list[list[int]], total: int) -> None:

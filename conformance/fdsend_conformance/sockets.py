@@ -7,10 +7,10 @@ does with the fd (socket object, int, ``fileno()``).
 
 from __future__ import annotations
 
+import array
 import os
 import socket
 import struct
-import sys
 import tempfile
 from collections.abc import Callable
 
@@ -21,6 +21,8 @@ __all__ = [
     "identity",
     "make_fd",
     "pending",
+    "read_to_eof",
+    "rights_fds",
     "set_io_timeout",
     "socket_pair",
     "tcp_pair",
@@ -69,11 +71,37 @@ def pending(sock: socket.socket) -> bool:
     except BlockingIOError:
         return False
     # A peek installs the fds again: close them, they are only evidence.
+    for fd in rights_fds(ancdata):
+        os.close(fd)
+    return bool(data or ancdata)
+
+
+def rights_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+    """The fds of every SCM_RIGHTS message of a ``recvmsg`` result, in order.
+
+    Whole ints only: a cut message's trailing bytes are not an fd.
+    """
+    fds = array.array("i")
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            for start in range(0, len(payload) - len(payload) % 4, 4):
-                os.close(int.from_bytes(payload[start : start + 4], sys.byteorder, signed=True))
-    return bool(data or ancdata)
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    return list(fds)
+
+
+def read_to_eof(sock: socket.socket) -> tuple[int, list[int]]:
+    """Read a stream to its end with plain ``recvmsg``.
+
+    Returns the number of payload bytes and the fds that came along, which
+    the caller owns. Bounded by the socket's own (kernel) timeouts.
+    """
+    size = 0
+    fds: list[int] = []
+    while True:
+        data, ancdata, _flags, _addr = sock.recvmsg(1 << 16, socket.CMSG_SPACE(4 * 253))
+        fds += rights_fds(ancdata)
+        if not data and not ancdata:
+            return size, fds
+        size += len(data)
 
 
 def _regular_file() -> list[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import array
 import errno
 import json
 import os
@@ -18,10 +17,15 @@ from fdsend_conformance import blocked, fdtable
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.checks import receive_truncated
 from fdsend_conformance.processes import fork_call, leave_free_fds, reap
-from fdsend_conformance.sockets import IO_TIMEOUT, distinct_fds, identity, pending
+from fdsend_conformance.sockets import (
+    IO_TIMEOUT,
+    distinct_fds,
+    identity,
+    pending,
+    read_to_eof,
+    rights_fds,
+)
 from fdsend_conformance.when_blocked import signal_when_blocked, wake_when_blocked
-
-RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
 
 
 class Interrupted(Exception):
@@ -91,9 +95,7 @@ def _drain(sock: socket.socket, size: int) -> tuple[bytes, list[int]]:
     while got < size:
         data, ancillary, _, _ = sock.recvmsg(min(size - got, 1 << 20), socket.CMSG_SPACE(4 * 16))
         assert data, "EOF before every byte arrived"
-        for level, kind, cmsg in ancillary:
-            if (level, kind) == RIGHTS:
-                fds.extend(array.array("i", cmsg[: len(cmsg) - len(cmsg) % 4]))
+        fds += rights_fds(ancillary)
         chunks.append(data)
         got += len(data)
     return b"".join(chunks), fds
@@ -224,18 +226,6 @@ def test_killed_sender_leaves_what_it_sent_then_eof(backend, pair, closer):
     _assert_eof(backend, b)
 
 
-def _drain_to_eof(sock: socket.socket) -> list[int]:
-    """Read a stream to EOF with plain recvmsg; return the fds that came along."""
-    fds: list[int] = []
-    while True:
-        data, ancillary, _, _ = sock.recvmsg(1 << 20, socket.CMSG_SPACE(4 * 16))
-        for level, kind, cmsg in ancillary:
-            if (level, kind) == RIGHTS:
-                fds.extend(array.array("i", cmsg[: len(cmsg) - len(cmsg) % 4]))
-        if not data and not ancillary:
-            return fds
-
-
 def _socket_link(sock: socket.socket) -> str:
     """What /proc/<pid>/fd/N reads for an fd of ``sock``, in any process."""
     return f"socket:[{os.fstat(sock.fileno()).st_ino}]"
@@ -321,7 +311,7 @@ def test_sender_killed_inside_a_blocked_send(backend, pair, closer, receiver):
         assert [identity(fd) for fd in fds] == [identity(pipe_read)], "the write end was lost"
         if backend.supports(Feature.PAYLOAD):
             assert msg == b"mw"
-        rest = _drain_to_eof(b)
+        _, rest = read_to_eof(b)
         closer.fds(*rest)
         assert rest == [], "the killed send delivered fds"
         _assert_eof(backend, b)
@@ -429,12 +419,6 @@ def _file_of(fd: int) -> tuple[int, int] | None:
         return None
 
 
-def _take(sock: socket.socket, size: int) -> None:
-    """Read and drop exactly ``size`` bytes that are already queued on a stream."""
-    while size:
-        size -= len(sock.recv(min(size, 1 << 16), socket.MSG_DONTWAIT))
-
-
 @pytest.mark.clause("FAULT-7")
 @pytest.mark.requires(Feature.FLAGS)
 def test_dontwait_send_on_a_full_blocking_socket(backend, pair, closer):
@@ -447,7 +431,7 @@ def test_dontwait_send_on_a_full_blocking_socket(backend, pair, closer):
     outcome: list[Any] = []
 
     def wake() -> None:
-        _take(b, filler)  # room at last: the blocked send goes through
+        _drain(b, filler)  # room at last: the blocked send goes through
 
     with wake_when_blocked("sendmsg", a, wake) as wakeup:
         try:
