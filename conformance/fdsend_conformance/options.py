@@ -3,8 +3,8 @@
 They are added after every plugin and the project's initial conftests
 have added theirs (see the plugin's ``pytest_load_initial_conftests``). A
 short name (``--backend``) is added only where none of those owns it; the
-long one always is. Which short names were lost that way is
-kept for the run to explain itself (see :func:`shadowed`).
+long one always is. :func:`add_options` returns the short names lost that
+way, which the plugin keeps for the run to explain itself.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from fdsend_conformance.contract import LEVELS
 
-__all__ = ["DEFAULT_BACKEND", "add_options", "shadowed"]
+__all__ = ["DEFAULT_BACKEND", "add_options"]
 
 DEFAULT_BACKEND = "reference"
 
@@ -62,10 +62,6 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ),
 ]
 
-# Short names another plugin had already taken, seen by the latest
-# add_options (one per pytest run; the run copies it at configure time).
-_shadowed: set[str] = set()
-
 
 def _option_names(parser: pytest.Parser) -> set[str]:
     """Option strings other plugins registered so far.
@@ -82,25 +78,25 @@ def _option_names(parser: pytest.Parser) -> set[str]:
     }
 
 
-def add_options(parser: pytest.Parser) -> None:
-    """Add every option to the ``fdsend`` group, after the other plugins' options."""
+def add_options(parser: pytest.Parser) -> frozenset[str]:
+    """Add every option to the ``fdsend`` group, after the other plugins' options.
+
+    Returns the short names (``backend``, ...) that belong to another plugin
+    or a conftest in this run, so that only ``--fdsend-NAME`` was added.
+    """
     group = parser.getgroup("fdsend", "fdsend conformance suite")
-    _shadowed.clear()
+    shadowed: set[str] = set()
     taken = _option_names(parser)
     for name, help_text, kwargs in _OPTIONS:
         dest = "fdsend_" + name.replace("-", "_")
         if f"--{name}" not in taken:
             group.addoption(f"--{name}", f"--fdsend-{name}", dest=dest, help=help_text, **kwargs)
         else:  # another plugin or a conftest owns --NAME
-            _shadowed.add(name)
+            shadowed.add(name)
             group.addoption(
                 f"--fdsend-{name}",
                 dest=dest,
                 help=help_text + f" (--{name} belongs to another plugin)",
                 **kwargs,
             )
-
-
-def shadowed() -> frozenset[str]:
-    """Short names (``backend``, ...) that belong to another plugin in this run."""
-    return frozenset(_shadowed)
+    return frozenset(shadowed)

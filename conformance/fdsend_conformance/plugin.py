@@ -19,7 +19,7 @@ from fdsend_conformance.backend import Backend
 from fdsend_conformance.contract import cross_check, load_contract
 from fdsend_conformance.expected import ExpectedFailure, builtin_expected_file, parse_expected
 from fdsend_conformance.isolation import run_isolated
-from fdsend_conformance.options import DEFAULT_BACKEND, add_options, shadowed
+from fdsend_conformance.options import DEFAULT_BACKEND, add_options
 from fdsend_conformance.registry import UnknownBackendError, available_backends, load_backend
 from fdsend_conformance.report import (
     EXPECTED_PREFIX,
@@ -41,10 +41,12 @@ _ISOLATION_GRACE = 10.0
 _STATE = pytest.StashKey["_State"]()
 _CALL_FAILED = pytest.StashKey[bool]()
 _CLAUSES = pytest.StashKey["tuple[str, ...]"]()
+#: Short option names another plugin or a conftest owns in this run.
+_SHADOWED = pytest.StashKey[frozenset[str]]()
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_load_initial_conftests(parser: pytest.Parser) -> Any:
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser) -> Any:
     """Add the options once plugins and the project's conftests have added theirs.
 
     Not in ``pytest_addoption``: a project's conftest.py registers options
@@ -53,7 +55,7 @@ def pytest_load_initial_conftests(parser: pytest.Parser) -> Any:
     is parsed for good, so the options are there for every run.
     """
     yield
-    add_options(parser)
+    early_config.stash[_SHADOWED] = add_options(parser)
 
 
 class _State:
@@ -67,7 +69,7 @@ class _State:
         self.expected: list[ExpectedFailure] = []
         self.expected_source: str | None = None
         self.clauses_by_test: dict[str, list[str]] = {}
-        self.shadowed = shadowed()
+        self.shadowed = config.stash.get(_SHADOWED, frozenset())
         self.refused = False
 
     @property
