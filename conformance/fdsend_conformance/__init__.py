@@ -1,6 +1,6 @@
 """fdsend_conformance: run the fdsend contract against any fd-passing implementation.
 
-The suite is a pytest plugin (``-p fdsend_conformance.plugin``, registered
+The suite is a pytest plugin (``-p fdsend_conformance.plumbing.plugin``, registered
 automatically through the ``pytest11`` entry point) plus the test modules
 under ``fdsend_conformance.suite``.  Run it with::
 

@@ -1,5 +1,5 @@
 """``python -m fdsend_conformance``: the same as ``fdsend-conformance``."""
 
-from fdsend_conformance.cli import main
+from fdsend_conformance.tools.cli import main
 
 raise SystemExit(main())

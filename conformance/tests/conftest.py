@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fdsend_conformance import fdtable
+from fdsend_conformance.harness import fdtable
 
 pytest_plugins = ["pytester"]
 

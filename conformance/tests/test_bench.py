@@ -11,10 +11,11 @@ import sys
 
 import pytest
 
-from fdsend_conformance.bench.cli import main
-from fdsend_conformance.bench.floor_c import compile_floor, find_compiler
-from fdsend_conformance.bench.report import Result, scaling, table, targets
-from fdsend_conformance.bench.rounds import (
+from fdsend_conformance.plumbing.registry import load_backend
+from fdsend_conformance.tools.bench.cli import main
+from fdsend_conformance.tools.bench.floor_c import compile_floor, find_compiler
+from fdsend_conformance.tools.bench.report import Result, scaling, table, targets
+from fdsend_conformance.tools.bench.rounds import (
     CALL_FLOOR,
     INLINE,
     Case,
@@ -23,7 +24,6 @@ from fdsend_conformance.bench.rounds import (
     floor_recvfds,
     floor_sendfds,
 )
-from fdsend_conformance.registry import load_backend
 
 HAVE_REFERENCE = importlib.util.find_spec("fdsend") is not None
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -35,7 +35,7 @@ def _open_fds() -> set[str]:
 
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fdsend_conformance.bench", *args],
+        [sys.executable, "-m", "fdsend_conformance.tools.bench", *args],
         capture_output=True,
         text=True,
         timeout=240,
@@ -99,7 +99,7 @@ def test_a_payloadless_backend_skips_the_large_payload_with_a_note(capsys):
 
 def test_plot_without_matplotlib_says_so(tmp_path, capsys, monkeypatch):
     # As if it were not installed (the real check imports it).
-    monkeypatch.setattr("fdsend_conformance.bench.cli.plot_available", lambda: False)
+    monkeypatch.setattr("fdsend_conformance.tools.bench.cli.plot_available", lambda: False)
     assert main(["--quick", "--plot", str(tmp_path / "plot.png")]) == 2
     assert "needs matplotlib" in capsys.readouterr().err
 
@@ -173,7 +173,7 @@ def test_c_floor_compiles_and_measures(tmp_path):
 
 
 def test_no_compiler_is_a_note(monkeypatch):
-    monkeypatch.setattr("fdsend_conformance.bench.floor_c.find_compiler", lambda: None)
+    monkeypatch.setattr("fdsend_conformance.tools.bench.floor_c.find_compiler", lambda: None)
     floor, note = compile_floor()
     assert floor is None
     assert "no C compiler" in note

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fdsend_conformance.cli import main
+from fdsend_conformance.tools.cli import main
 
 
 @pytest.mark.parametrize("spelling", ["--help", "-h", "help"])

@@ -11,8 +11,8 @@ from typing import Any, cast
 
 import pytest
 
-from fdsend_conformance.cli import main as cli_main
-from fdsend_conformance.compare import changes
+from fdsend_conformance.tools.cli import main as cli_main
+from fdsend_conformance.tools.compare import changes
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from fdsend_conformance.contract import ContractError, cross_check, load_contract, parse_contract
+from fdsend_conformance.plumbing.contract import (
+    ContractError,
+    cross_check,
+    load_contract,
+    parse_contract,
+)
 
 SAMPLE = """\
 ## ABC: a section

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from fdsend_conformance.processes import fork_call, reap
+from fdsend_conformance.harness.processes import fork_call, reap
 
 
 def test_reap_returns_the_exit_code():

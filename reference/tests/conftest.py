@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from fdsend_conformance import fdtable
-from fdsend_conformance.sockets import socket_pair
+from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.sockets import socket_pair
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 import fdsend
-from fdsend_conformance import fdtable
-from fdsend_conformance.sockets import distinct_fds, identity, pending, tcp_pair
+from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.sockets import distinct_fds, identity, pending, tcp_pair
 
 
 def test_compat_keywords(pair, pipe):

@@ -8,8 +8,8 @@ import select
 import socket
 
 import fdsend
-from fdsend_conformance.processes import fork_call, reap
-from fdsend_conformance.sockets import set_io_timeout
+from fdsend_conformance.harness.processes import fork_call, reap
+from fdsend_conformance.harness.sockets import set_io_timeout
 
 
 def test_child_sends_an_open_file_to_the_parent(tmp_path):

@@ -1,6 +1,6 @@
 """Make the suite's fixtures available to the suite, and to it alone."""
 
-from fdsend_conformance.fixtures import (  # noqa: F401
+from fdsend_conformance.plumbing.fixtures import (  # noqa: F401
     backend,
     closer,
     make_pair,

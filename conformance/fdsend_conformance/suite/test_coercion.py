@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance.fdlikes import SOCKET_SPELLINGS, Fileno
-from fdsend_conformance.sockets import distinct_fds, identity, pending
+from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS, Fileno
+from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
 
 
 @pytest.mark.clause("COERCE-1")

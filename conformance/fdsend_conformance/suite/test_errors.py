@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from fdsend_conformance.backend import Feature
-from fdsend_conformance.sockets import distinct_fds, pending
+from fdsend_conformance.harness.sockets import distinct_fds, pending
 
 NON_SOCKETS = ["file", "pipe-read", "devnull"]
 

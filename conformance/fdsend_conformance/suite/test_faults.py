@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance import blocked, fdtable
 from fdsend_conformance.backend import Feature
-from fdsend_conformance.checks import receive_truncated
-from fdsend_conformance.processes import fork_call, leave_free_fds, reap
-from fdsend_conformance.sockets import (
+from fdsend_conformance.harness import blocked, fdtable
+from fdsend_conformance.harness.checks import receive_truncated
+from fdsend_conformance.harness.processes import fork_call, leave_free_fds, reap
+from fdsend_conformance.harness.sockets import (
     IO_TIMEOUT,
     distinct_fds,
     identity,
@@ -25,7 +25,7 @@ from fdsend_conformance.sockets import (
     read_to_eof,
     rights_fds,
 )
-from fdsend_conformance.when_blocked import signal_when_blocked, wake_when_blocked
+from fdsend_conformance.harness.when_blocked import signal_when_blocked, wake_when_blocked
 
 
 class Interrupted(Exception):

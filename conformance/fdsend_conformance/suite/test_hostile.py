@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance import fdtable
-from fdsend_conformance.fixtures import Closer
-from fdsend_conformance.sockets import distinct_fds, identity
+from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.sockets import distinct_fds, identity
+from fdsend_conformance.plumbing.fixtures import Closer
 
 RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
 

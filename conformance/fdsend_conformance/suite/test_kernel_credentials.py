@@ -8,8 +8,8 @@ import struct
 
 import pytest
 
-from fdsend_conformance import fdtable
-from fdsend_conformance.kernel import (
+from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.kernel import (
     CREDENTIALS_SIZE,
     Message,
     fd_space,
@@ -17,8 +17,8 @@ from fdsend_conformance.kernel import (
     send_fds,
     unix_pair,
 )
-from fdsend_conformance.processes import fork_call, reap
-from fdsend_conformance.sockets import distinct_fds, identity
+from fdsend_conformance.harness.processes import fork_call, reap
+from fdsend_conformance.harness.sockets import distinct_fds, identity
 
 pytestmark = pytest.mark.kernel
 

@@ -8,14 +8,14 @@ from collections.abc import Callable
 
 import pytest
 
-from fdsend_conformance.kernel import (
+from fdsend_conformance.harness.kernel import (
     at_eof,
     kick_unix_gc,
     send_fds,
     unix_socket_inodes,
     wait_until,
 )
-from fdsend_conformance.sockets import socket_pair
+from fdsend_conformance.harness.sockets import socket_pair
 
 pytestmark = pytest.mark.kernel
 

@@ -6,8 +6,15 @@ import os
 
 import pytest
 
-from fdsend_conformance.kernel import UNIX_TYPES, at_eof, fd_space, receive, send_fds, unix_pair
-from fdsend_conformance.sockets import identity
+from fdsend_conformance.harness.kernel import (
+    UNIX_TYPES,
+    at_eof,
+    fd_space,
+    receive,
+    send_fds,
+    unix_pair,
+)
+from fdsend_conformance.harness.sockets import identity
 
 pytestmark = pytest.mark.kernel
 

@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from fdsend_conformance import fdtable
-from fdsend_conformance.kernel import (
+from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.kernel import (
     CAP_SYS_ADMIN,
     CAP_SYS_RESOURCE,
     SCM_MAX_FD,
@@ -26,7 +26,7 @@ from fdsend_conformance.kernel import (
     unix_pair,
     unprivileged_problem,
 )
-from fdsend_conformance.sockets import distinct_fds, identity, pending, socket_pair
+from fdsend_conformance.harness.sockets import distinct_fds, identity, pending, socket_pair
 
 pytestmark = pytest.mark.kernel
 

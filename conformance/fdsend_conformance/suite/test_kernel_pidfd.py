@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from fdsend_conformance.kernel import (
+from fdsend_conformance.harness.kernel import (
     SCM_PIDFD,
     SO_PASSPIDFD,
     Message,
@@ -17,8 +17,8 @@ from fdsend_conformance.kernel import (
     send_fds,
     unix_pair,
 )
-from fdsend_conformance.processes import fork_call, reap
-from fdsend_conformance.sockets import distinct_fds, identity
+from fdsend_conformance.harness.processes import fork_call, reap
+from fdsend_conformance.harness.sockets import distinct_fds, identity
 
 pytestmark = pytest.mark.kernel
 

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from fdsend_conformance import fdtable
-from fdsend_conformance.kernel import (
+from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.kernel import (
     UNIX_TYPES,
     close_on_exec,
     fd_space,
@@ -16,7 +16,7 @@ from fdsend_conformance.kernel import (
     send_fds,
     unix_pair,
 )
-from fdsend_conformance.sockets import distinct_fds, identity, pending
+from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
 
 pytestmark = pytest.mark.kernel
 

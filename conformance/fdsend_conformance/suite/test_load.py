@@ -11,8 +11,8 @@ from collections.abc import Callable
 import pytest
 
 from fdsend_conformance.backend import Backend, Feature
-from fdsend_conformance.soak import soak
-from fdsend_conformance.sockets import IO_TIMEOUT, distinct_fds, identity, set_io_timeout
+from fdsend_conformance.harness.sockets import IO_TIMEOUT, distinct_fds, identity, set_io_timeout
+from fdsend_conformance.tools.soak import soak
 
 THREADS = 8
 MESSAGES = 200

@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
-from fdsend_conformance import fdtable
 from fdsend_conformance.backend import Feature
-from fdsend_conformance.fdlikes import SOCKET_SPELLINGS
-from fdsend_conformance.sockets import distinct_fds, identity, pending
+from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
+from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
 
 
 def _state(fd: int) -> tuple[tuple[int, int], int, int]:

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from fdsend_conformance import fdtable
 from fdsend_conformance.backend import Backend, Feature
-from fdsend_conformance.checks import receive_truncated
-from fdsend_conformance.sockets import identity, make_fd, pending, socket_pair
+from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.checks import receive_truncated
+from fdsend_conformance.harness.sockets import identity, make_fd, pending, socket_pair
 
 SOCKET_TYPES = {
     "stream": socket.SOCK_STREAM,

@@ -8,7 +8,13 @@ import socket
 import pytest
 
 from fdsend_conformance.backend import Feature
-from fdsend_conformance.sockets import distinct_fds, identity, pending, set_io_timeout, tcp_pair
+from fdsend_conformance.harness.sockets import (
+    distinct_fds,
+    identity,
+    pending,
+    set_io_timeout,
+    tcp_pair,
+)
 
 
 @pytest.mark.clause("LOSS-1")

@@ -10,9 +10,15 @@ from pathlib import Path
 import pytest
 
 from fdsend_conformance.backend import Backend, Feature
-from fdsend_conformance.checks import assert_same_file
-from fdsend_conformance.processes import fork_call, reap, send_file_from_child
-from fdsend_conformance.sockets import FD_KINDS, distinct_fds, identity, make_fd, set_io_timeout
+from fdsend_conformance.harness.checks import assert_same_file
+from fdsend_conformance.harness.processes import fork_call, reap, send_file_from_child
+from fdsend_conformance.harness.sockets import (
+    FD_KINDS,
+    distinct_fds,
+    identity,
+    make_fd,
+    set_io_timeout,
+)
 
 SOCKET_TYPES = {
     "stream": socket.SOCK_STREAM,

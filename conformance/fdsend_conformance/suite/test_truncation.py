@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from fdsend_conformance import fdtable
 from fdsend_conformance.backend import Feature
-from fdsend_conformance.checks import receive_truncated, unsupported
-from fdsend_conformance.sockets import distinct_fds, identity, pending
+from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.checks import receive_truncated, unsupported
+from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
 
 SENT = 8
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from _pytest.runner import runtestprotocol
 
-from fdsend_conformance.processes import answer_from_child, write_all
+from fdsend_conformance.harness.processes import answer_from_child, write_all
 
 __all__ = ["run_isolated"]
 

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fdsend_conformance.sockets import IO_TIMEOUT, set_io_timeout
+from fdsend_conformance.harness.sockets import IO_TIMEOUT, set_io_timeout
 
 __all__ = [
     "ChildAnswer",
@@ -149,7 +149,7 @@ def leave_free_fds(free: int) -> int:
     closed: meant for a child process about to exit), so the free numbers are
     exactly the top ones. Returns the new limit.
     """
-    from fdsend_conformance import fdtable
+    from fdsend_conformance.harness import fdtable
 
     while True:
         fd = os.open(os.devnull, os.O_RDONLY)
@@ -169,7 +169,7 @@ def send_file_from_child(address: str, backend_name: str, path: str, payload: by
     The file's offset is moved to 1 before sending, so the receiver can prove
     it shares the open file description.
     """
-    from fdsend_conformance.registry import load_backend
+    from fdsend_conformance.plumbing.registry import load_backend
 
     backend = load_backend(backend_name)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 __all__ = ["EXPECTED_DIR", "ExpectedFailure", "builtin_expected_file", "parse_expected"]
 
-EXPECTED_DIR = Path(__file__).with_name("expected")
+EXPECTED_DIR = Path(__file__).parent.parent / "expected"
 
 _CLAUSE_ID = re.compile(r"^[A-Z]+-\d+$")
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fdsend_conformance.backend import Backend, Feature
-from fdsend_conformance.processes import fork_call, reap
-from fdsend_conformance.sockets import set_io_timeout
+from fdsend_conformance.harness.processes import fork_call, reap
+from fdsend_conformance.harness.sockets import set_io_timeout
 
 __all__ = [
     "CALL_FLOOR",

@@ -2,7 +2,7 @@
 
 A *round* is one message: send ``n`` fds with a payload, receive it, close
 the received fds (across processes: a forked child receives and acks with a
-byte on a pipe; see :mod:`fdsend_conformance.bench.rounds`). Contestants run
+byte on a pipe; see :mod:`fdsend_conformance.tools.bench.rounds`). Contestants run
 interleaved (A B C A B C ...), each repetition one timed batch of rounds
 after a warm-up, and the report gives medians with their spread and ratios
 to three floors:
@@ -13,6 +13,6 @@ to three floors:
 - ``c-floor``: the same rounds in C, compiled at run time when a compiler
   is present.
 
-Run ``fdsend-conformance bench`` or ``python -m fdsend_conformance.bench``
-(entry point: :func:`fdsend_conformance.bench.cli.main`).
+Run ``fdsend-conformance bench`` or ``python -m fdsend_conformance.tools.bench``
+(entry point: :func:`fdsend_conformance.tools.bench.cli.main`).
 """

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fdsend_conformance.bench.rounds import Case
+from fdsend_conformance.tools.bench.rounds import Case
 
 __all__ = [
     "FLOORS",

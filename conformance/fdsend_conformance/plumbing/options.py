@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance.contract import LEVELS
+from fdsend_conformance.plumbing.contract import LEVELS
 
 __all__ = ["DEFAULT_BACKEND", "add_options"]
 

@@ -2,9 +2,9 @@
 
 Registered through the ``pytest11`` entry point, so it loads in every pytest
 run of an environment where fdsend is installed. It stays inert there: it
-adds its options (:mod:`fdsend_conformance.options`) and touches only tests
+adds its options (:mod:`fdsend_conformance.plumbing.options`) and touches only tests
 that live in :mod:`fdsend_conformance.suite`. The suite's fixtures are in
-:mod:`fdsend_conformance.fixtures`, loaded by the suite's own conftest.
+:mod:`fdsend_conformance.plumbing.fixtures`, loaded by the suite's own conftest.
 """
 
 from __future__ import annotations
@@ -16,12 +16,20 @@ from typing import Any
 import pytest
 
 from fdsend_conformance.backend import Backend
-from fdsend_conformance.contract import cross_check, load_contract
-from fdsend_conformance.expected import ExpectedFailure, builtin_expected_file, parse_expected
-from fdsend_conformance.isolation import run_isolated
-from fdsend_conformance.options import DEFAULT_BACKEND, add_options
-from fdsend_conformance.registry import UnknownBackendError, available_backends, load_backend
-from fdsend_conformance.report import (
+from fdsend_conformance.plumbing.contract import cross_check, load_contract
+from fdsend_conformance.plumbing.expected import (
+    ExpectedFailure,
+    builtin_expected_file,
+    parse_expected,
+)
+from fdsend_conformance.plumbing.isolation import run_isolated
+from fdsend_conformance.plumbing.options import DEFAULT_BACKEND, add_options
+from fdsend_conformance.plumbing.registry import (
+    UnknownBackendError,
+    available_backends,
+    load_backend,
+)
+from fdsend_conformance.plumbing.report import (
     EXPECTED_PREFIX,
     NON_STRICT_PREFIX,
     UNSUPPORTED_PREFIX,
@@ -31,7 +39,7 @@ from fdsend_conformance.report import (
 
 __all__ = ["SUITE_DIR", "backend_of", "call_failed"]
 
-SUITE_DIR = Path(__file__).with_name("suite")
+SUITE_DIR = Path(__file__).parent.parent / "suite"
 _CLAUSE_PROPERTY = "fdsend_clause"
 _USAGE_PREFIX = "fdsend: "  # of every usage error the plugin raises
 

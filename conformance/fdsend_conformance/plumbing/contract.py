@@ -23,7 +23,7 @@ __all__ = [
     "parse_contract",
 ]
 
-CONTRACT_PATH = Path(__file__).with_name("CONTRACT.md")
+CONTRACT_PATH = Path(__file__).parent.parent / "CONTRACT.md"
 
 #: Levels, weakest first: ``--level=core`` gates on core clauses only.
 LEVELS = ("core", "strict")

@@ -7,7 +7,7 @@
                              [--where in-process|cross-process|both] [--no-c-floor]
                              [--json PATH] [--plot PATH]
 
-(also ``python -m fdsend_conformance.bench``). The exit status is 0 when the
+(also ``python -m fdsend_conformance.tools.bench``). The exit status is 0 when the
 run completed, whatever the numbers; 2 for a usage error.
 """
 
@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fdsend_conformance.bench.floor_c import CFloor, compile_floor
-from fdsend_conformance.bench.report import (
+from fdsend_conformance.plumbing.registry import available_backends, load_backend
+from fdsend_conformance.tools.bench.floor_c import CFloor, compile_floor
+from fdsend_conformance.tools.bench.report import (
     Result,
     machine,
     plot,
@@ -33,7 +34,7 @@ from fdsend_conformance.bench.report import (
     targets,
     to_json,
 )
-from fdsend_conformance.bench.rounds import (
+from fdsend_conformance.tools.bench.rounds import (
     CALL_FLOOR,
     INLINE,
     Case,
@@ -41,7 +42,6 @@ from fdsend_conformance.bench.rounds import (
     backend_contestant,
     batch_ns,
 )
-from fdsend_conformance.registry import available_backends, load_backend
 
 __all__ = ["FULL_CASES", "QUICK_CASES", "main", "run"]
 

@@ -1,4 +1,4 @@
-"""The matrix's command line: ``python -m fdsend_conformance.matrix``.
+"""The matrix's command line: ``python -m fdsend_conformance.tools.matrix``.
 
 Also run as ``fdsend-conformance matrix``. It runs the suite once per
 available backend, or reads reports already made (``--from-reports``), writes
@@ -17,18 +17,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fdsend_conformance.contract import load_contract
-from fdsend_conformance.matrix.build import build_matrix, ordered_backends
-from fdsend_conformance.matrix.render import render_markdown
-from fdsend_conformance.matrix.run import run_backend
-from fdsend_conformance.registry import available_backends
+from fdsend_conformance.plumbing.contract import load_contract
+from fdsend_conformance.plumbing.registry import available_backends
+from fdsend_conformance.tools.matrix.build import build_matrix, ordered_backends
+from fdsend_conformance.tools.matrix.render import render_markdown
+from fdsend_conformance.tools.matrix.run import run_backend
 
 __all__ = ["main"]
 
 
 def _default_output_dir() -> Path:
     """``docs/`` of the checkout this module lives in, else ``./docs``."""
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[4]
     if (root / "pyproject.toml").is_file() and (root / "conformance").is_dir():
         return root / "docs"
     return Path("docs")
@@ -36,7 +36,7 @@ def _default_output_dir() -> Path:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m fdsend_conformance.matrix",
+        prog="python -m fdsend_conformance.tools.matrix",
         description="Run the conformance suite against every installed backend and write "
         "compatibility.md and compatibility.json.",
     )

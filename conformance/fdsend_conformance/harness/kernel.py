@@ -30,8 +30,8 @@ from typing import TypeVar, cast
 
 import pytest
 
-from fdsend_conformance.processes import answer_from_child, write_all
-from fdsend_conformance.sockets import rights_fds, socket_pair
+from fdsend_conformance.harness.processes import answer_from_child, write_all
+from fdsend_conformance.harness.sockets import rights_fds, socket_pair
 
 __all__ = [
     "CAP_SYS_ADMIN",

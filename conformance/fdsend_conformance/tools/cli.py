@@ -5,8 +5,8 @@
     fdsend-conformance [run] --backend NAME [pytest options]
     fdsend-conformance gate --backend NAME [--strict] [--junit-xml PATH] [--report PATH]
     fdsend-conformance list
-    fdsend-conformance bench [options]      (see fdsend_conformance.bench)
-    fdsend-conformance matrix [options]     (see fdsend_conformance.matrix)
+    fdsend-conformance bench [options]      (see fdsend_conformance.tools.bench)
+    fdsend-conformance matrix [options]     (see fdsend_conformance.tools.matrix)
     fdsend-conformance compare OLD.json NEW.json   (clauses that changed between two reports)
 
 ``fdsend-conformance COMMAND --help`` tells more about one command. Options
@@ -30,9 +30,9 @@ __all__ = ["main", "pytest_args"]
 
 #: Subcommands that belong to other modules: name -> "module:function".
 _DELEGATED = {
-    "bench": "fdsend_conformance.bench.cli:main",
-    "matrix": "fdsend_conformance.matrix:main",
-    "compare": "fdsend_conformance.compare:main",
+    "bench": "fdsend_conformance.tools.bench.cli:main",
+    "matrix": "fdsend_conformance.tools.matrix:main",
+    "compare": "fdsend_conformance.tools.compare:main",
 }
 
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance import fdtable
 from fdsend_conformance.backend import Backend, Feature
-from fdsend_conformance.checks import unsupported
-from fdsend_conformance.plugin import backend_of, call_failed
-from fdsend_conformance.sockets import make_fd, socket_pair
+from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.checks import unsupported
+from fdsend_conformance.harness.sockets import make_fd, socket_pair
+from fdsend_conformance.plumbing.plugin import backend_of, call_failed
 
 __all__ = [
     "Closer",

@@ -20,9 +20,13 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from fdsend_conformance.contract import Clause
-from fdsend_conformance.expected import ExpectedFailure, builtin_expected_file, parse_expected
-from fdsend_conformance.matrix.packages import CONSIDERED, NOT_INSTALLABLE
+from fdsend_conformance.plumbing.contract import Clause
+from fdsend_conformance.plumbing.expected import (
+    ExpectedFailure,
+    builtin_expected_file,
+    parse_expected,
+)
+from fdsend_conformance.tools.matrix.packages import CONSIDERED, NOT_INSTALLABLE
 
 __all__ = [
     "EXPLAINED_STATUSES",
@@ -179,7 +183,7 @@ def build_matrix(
         )
     first = reports[names[0]]["environment"] if names else {}
     return {
-        "generated_by": "python -m fdsend_conformance.matrix",
+        "generated_by": "python -m fdsend_conformance.tools.matrix",
         "environment": {k: first[k] for k in ("python", "kernel", "machine") if k in first},
         "backends": backends,
         "clauses": rows,

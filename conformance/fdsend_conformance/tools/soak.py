@@ -13,7 +13,7 @@ messages, and at the end). :meth:`SoakResult.problems` judges a run: every
 fd once, in order, as the right file; neither fd table changed; neither
 side's RSS grew by more than :data:`RSS_GROWTH_BOUND_KIB`.
 
-``python -m fdsend_conformance.soak`` runs it outside pytest, prints the
+``python -m fdsend_conformance.tools.soak`` runs it outside pytest, prints the
 accounting and fds/s, and exits 1 on any problem.
 """
 
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fdsend_conformance.backend import Feature
-from fdsend_conformance.registry import load_backend
-from fdsend_conformance.sockets import distinct_fds, identity, read_to_eof, set_io_timeout
+from fdsend_conformance.harness.sockets import distinct_fds, identity, read_to_eof, set_io_timeout
+from fdsend_conformance.plumbing.registry import load_backend
 
 __all__ = ["RSS_GROWTH_BOUND_KIB", "SoakResult", "Usage", "main", "soak"]
 
@@ -258,7 +258,7 @@ def _describe(name: str, result: SoakResult) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a soak and print the accounting; 1 on any problem (see ``problems``)."""
-    parser = argparse.ArgumentParser(prog="python -m fdsend_conformance.soak")
+    parser = argparse.ArgumentParser(prog="python -m fdsend_conformance.tools.soak")
     parser.add_argument("--backend", default="reference")
     parser.add_argument("--fds", type=int, default=1_000_000)
     options = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """(c) The C floor: the same rounds in C, compiled at run time.
 
-The program does what :mod:`fdsend_conformance.bench.rounds` defines as a
+The program does what :mod:`fdsend_conformance.tools.bench.rounds` defines as a
 round: over a SOCK_STREAM socketpair it sends ``n`` fds (one pipe end,
 repeated) with the payload, receives with MSG_CMSG_CLOEXEC (the rest of the
 payload with ``read``), and closes the received fds. With ``fork`` the

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fdsend_conformance.backend import Backend
-from fdsend_conformance.contract import Clause
+from fdsend_conformance.plumbing.contract import Clause
 
 __all__ = ["NON_STRICT_PREFIX", "UNSUPPORTED_PREFIX", "ClauseReport", "Outcome", "Verdict"]
 

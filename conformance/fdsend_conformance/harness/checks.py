@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import pytest
 
 from fdsend_conformance.backend import Backend
-from fdsend_conformance.report import UNSUPPORTED_PREFIX
+from fdsend_conformance.plumbing.report import UNSUPPORTED_PREFIX
 
 __all__ = [
     "Truncated",

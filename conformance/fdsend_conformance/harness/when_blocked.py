@@ -1,6 +1,6 @@
 """Act on this thread once it sleeps in a system call: signal it, or wake it.
 
-Built on :mod:`fdsend_conformance.blocked`: a watcher thread reads this
+Built on :mod:`fdsend_conformance.harness.blocked`: a watcher thread reads this
 thread's /proc entry until it is asleep in the transfer (recvmsg/sendmsg on
 the test's socket) or in an event loop's wait, then acts. The EINTR tests
 (FAULT-1/2) signal a call that is really blocked, instead of guessing with a
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from fdsend_conformance import blocked
-from fdsend_conformance.sockets import IO_TIMEOUT, identity
+from fdsend_conformance.harness import blocked
+from fdsend_conformance.harness.sockets import IO_TIMEOUT, identity
 
 __all__ = [
     "SIGNAL",
