@@ -16,7 +16,8 @@ import pytest
 
 import fdsend
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.sockets import distinct_fds, identity, pending, tcp_pair
+from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.sockets import pending, tcp_pair
 
 
 def test_compat_keywords(pair, pipe):

@@ -10,9 +10,10 @@ import pytest
 
 import fdsend
 from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.harness.kernel import call_in_child
 from fdsend_conformance.harness.processes import leave_free_fds
-from fdsend_conformance.harness.sockets import distinct_fds, identity, socket_pair
+from fdsend_conformance.harness.sockets import socket_pair
 
 
 def test_received_unpacks_like_fdsend_0_3_and_has_attributes(pair, pipe):

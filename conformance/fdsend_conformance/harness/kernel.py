@@ -13,25 +13,20 @@ import array
 import fcntl
 import grp
 import os
-import pickle
 import platform
 import pwd
 import random
 import re
-import resource
 import select
 import socket
 import struct
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar, cast
 
-import pytest
-
-from fdsend_conformance.harness.processes import answer_from_child, write_all
-from fdsend_conformance.harness.sockets import rights_fds, socket_pair
+from fdsend_conformance.harness.limits import SCM_MAX_FD
+from fdsend_conformance.harness.processes import ChildSkip, call_in_child, set_soft_nofile
+from fdsend_conformance.harness.sockets import UNIX_TYPES, rights_fds, socket_pair
 
 __all__ = [
     "CAP_SYS_ADMIN",
@@ -62,11 +57,6 @@ __all__ = [
     "wait_until",
 ]
 
-T = TypeVar("T")
-
-#: The kernel's limit of fds in one SCM_RIGHTS message (include/net/scm.h).
-SCM_MAX_FD = 253
-
 #: Linux >= 6.5; Python's socket module may not name them yet.
 SO_PASSPIDFD: int = getattr(socket, "SO_PASSPIDFD", 76)
 SCM_PIDFD: int = getattr(socket, "SCM_PIDFD", 0x04)
@@ -80,17 +70,6 @@ _UCRED = struct.Struct("iII")
 CREDENTIALS_SIZE = _UCRED.size
 
 _INT_SIZE = array.array("i").itemsize
-
-#: Seconds a forked child may run before it is killed.
-CHILD_TIMEOUT = 15.0
-
-
-#: The AF_UNIX socket types that pass fds, by the name tests use.
-UNIX_TYPES = {
-    "stream": socket.SOCK_STREAM,
-    "seqpacket": socket.SOCK_SEQPACKET,
-    "dgram": socket.SOCK_DGRAM,
-}
 
 
 def unix_pair(
@@ -275,10 +254,6 @@ def unprivileged_problem() -> str | None:
     return None
 
 
-class ChildSkip(Exception):
-    """Raised in a child of :func:`call_in_child` to skip the test in the parent."""
-
-
 # Where to pick a fresh id: above the usual account, container and systemd
 # ranges, below the ids a 32-bit signed field cannot hold.
 FRESH_IDS = range(1 << 24, (1 << 31) - 1)
@@ -333,40 +308,3 @@ def become_a_fresh_user() -> bool:
         if has_capability(bit):
             raise ChildSkip(f"capability {bit} survived the drop to uid {fresh}")
     return True
-
-
-def set_soft_nofile(limit: int) -> int:
-    """Set the soft RLIMIT_NOFILE; returns the previous soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
-    return soft
-
-
-def call_in_child(function: Callable[[], T], seconds: float = CHILD_TIMEOUT) -> T:
-    """Run ``function`` in a forked child and return its (picklable) result.
-
-    An exception in the child is raised here as AssertionError carrying the
-    child's traceback; :class:`ChildSkip` skips the test. A child that
-    outlives ``seconds`` is killed. The child is always reaped.
-    """
-
-    def child(write_end: int) -> None:
-        try:
-            outcome: tuple[str, object] = ("ok", function())
-        except ChildSkip as exc:
-            outcome = ("skip", str(exc))
-        except BaseException:
-            outcome = ("error", traceback.format_exc())
-        write_all(write_end, pickle.dumps(outcome))
-
-    answer = answer_from_child(child, seconds)
-    if not answer.in_time:
-        raise AssertionError(f"child killed after {seconds:.0f} s: it hung")
-    if not answer.data:
-        raise AssertionError(f"child died without an answer (exit code {answer.exit_code})")
-    kind, value = pickle.loads(answer.data)
-    if kind == "skip":
-        pytest.skip(str(value))
-    if kind == "error":
-        raise AssertionError(f"in the forked child:\n{value}")
-    return cast(T, value)

@@ -7,6 +7,7 @@ be imported there (built-in, entry point, ``module:attr`` on the path) works.
 from __future__ import annotations
 
 import os
+import pickle
 import resource
 import select
 import signal
@@ -14,21 +15,33 @@ import socket
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
-from fdsend_conformance.harness.sockets import IO_TIMEOUT, set_io_timeout
+import pytest
+
+from fdsend_conformance.harness.sockets import set_io_timeout
+from fdsend_conformance.harness.timeouts import CHILD_TIMEOUT, IO_TIMEOUT
 
 __all__ = [
     "ChildAnswer",
+    "ChildSkip",
+    "KilledChild",
     "answer_from_child",
+    "call_in_child",
     "fork_call",
+    "fork_to_kill",
     "leave_free_fds",
-    "read_to_eof",
+    "read_pipe",
     "reap",
     "send_file_from_child",
+    "set_soft_nofile",
     "write_all",
 ]
+
+T = TypeVar("T")
 
 
 def fork_call(function: Callable[[], object]) -> int:
@@ -90,8 +103,8 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def read_to_eof(read_end: int, deadline: float) -> tuple[bytes, bool]:
-    """Read ``read_end`` until EOF or the ``time.monotonic()`` deadline.
+def read_pipe(read_end: int, deadline: float) -> tuple[bytes, bool]:
+    """Read the pipe ``read_end`` until EOF or the ``time.monotonic()`` deadline.
 
     Returns what was read and whether EOF was reached in time.
     """
@@ -134,12 +147,102 @@ def answer_from_child(answer: Callable[[int], object], seconds: float) -> ChildA
     finally:
         os.close(write_end)
     try:
-        data, in_time = read_to_eof(read_end, time.monotonic() + seconds)
+        data, in_time = read_pipe(read_end, time.monotonic() + seconds)
     finally:
         os.close(read_end)
     if not in_time:
         os.kill(pid, signal.SIGKILL)
     return ChildAnswer(data, in_time, reap(pid))
+
+
+class ChildSkip(Exception):
+    """Raised in a child of :func:`call_in_child` to skip the test in the parent."""
+
+
+def call_in_child(function: Callable[[], T], seconds: float = CHILD_TIMEOUT) -> T:
+    """Run ``function`` in a forked child and return its (picklable) result.
+
+    For checks that change process-wide state (resource limits, user ids,
+    namespaces), so the test process is never touched. An exception in the
+    child is raised here as AssertionError carrying the child's traceback;
+    :class:`ChildSkip` skips the test. A child that outlives ``seconds`` is
+    killed. The child is always reaped.
+    """
+
+    def child(write_end: int) -> None:
+        try:
+            outcome: tuple[str, object] = ("ok", function())
+        except ChildSkip as exc:
+            outcome = ("skip", str(exc))
+        except BaseException:
+            outcome = ("error", traceback.format_exc())
+        write_all(write_end, pickle.dumps(outcome))
+
+    answer = answer_from_child(child, seconds)
+    if not answer.in_time:
+        raise AssertionError(f"child killed after {seconds:.0f} s: it hung")
+    if not answer.data:
+        raise AssertionError(f"child died without an answer (exit code {answer.exit_code})")
+    kind, value = pickle.loads(answer.data)
+    if kind == "skip":
+        pytest.skip(str(value))
+    if kind == "error":
+        raise AssertionError(f"in the forked child:\n{value}")
+    return cast(T, value)
+
+
+@dataclass
+class KilledChild:
+    """A child of :func:`fork_to_kill`: its pid, and how it ended once reaped."""
+
+    pid: int
+    ready_end: int  # reads a byte once the child called its ``ready``
+    exit_code: int | None = None  # set at the block's exit: -SIGKILL if it was still alive
+
+    def wait_ready(self, seconds: float = IO_TIMEOUT) -> bool:
+        """Whether the child called ``ready`` within ``seconds``."""
+        return bool(select.select([self.ready_end], [], [], seconds)[0])
+
+
+@contextmanager
+def fork_to_kill(function: Callable[[Callable[[], None]], object]) -> Iterator[KilledChild]:
+    """Fork a child that runs ``function(ready)``, then stays alive until it is killed.
+
+    ``ready()`` tells the parent (:meth:`KilledChild.wait_ready`) how far the
+    child got. At the block's exit the child is SIGKILLed and reaped; its
+    exit code is then -SIGKILL unless it had ended by itself (it raised). A
+    child whose parent went away without killing it ends after
+    :data:`CHILD_TIMEOUT`.
+    """
+    ready_read, ready_write = os.pipe()
+    hold_read, hold_write = os.pipe()  # never written: EOF once the parent is gone
+
+    def child() -> None:
+        os.close(ready_read)
+        os.close(hold_write)
+        function(lambda: write_all(ready_write, b"!"))
+        select.select([hold_read], [], [], CHILD_TIMEOUT)
+
+    try:
+        pid = fork_call(child)
+    finally:
+        os.close(ready_write)
+        os.close(hold_read)
+    killed = KilledChild(pid, ready_read)
+    try:
+        yield killed
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        killed.exit_code = reap(pid)
+        os.close(ready_read)
+        os.close(hold_write)
+
+
+def set_soft_nofile(limit: int) -> int:
+    """Set the soft RLIMIT_NOFILE; returns the previous soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    return soft
 
 
 def leave_free_fds(free: int) -> int:
@@ -157,9 +260,7 @@ def leave_free_fds(free: int) -> int:
             os.close(fd)
             break
     limit = max(fdtable.open_fds()) + 1 + free
-    resource.setrlimit(
-        resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-    )
+    set_soft_nofile(limit)
     return limit
 
 

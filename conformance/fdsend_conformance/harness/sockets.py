@@ -1,35 +1,35 @@
-"""Socket pairs and other fds for the suite, each with a kernel timeout.
+"""Socket pairs for the suite, each with a kernel timeout, and plain reads of them.
 
 Every socket the suite creates gets SO_RCVTIMEO and SO_SNDTIMEO, so a
 blocking call fails with EAGAIN instead of hanging, whatever the backend
-does with the fd (socket object, int, ``fileno()``).
+does with the fd (socket object, int, ``fileno()``). The reads here use
+plain ``recvmsg``, never the backend: they collect what a backend left
+behind.
 """
 
 from __future__ import annotations
 
 import array
 import os
+import select
 import socket
 import struct
-import tempfile
-from collections.abc import Callable
+
+from fdsend_conformance.backend import Feature
+from fdsend_conformance.harness.limits import MAX_RIGHTS_SPACE
+from fdsend_conformance.harness.timeouts import IO_TIMEOUT
 
 __all__ = [
-    "FD_KINDS",
-    "IO_TIMEOUT",
-    "distinct_fds",
-    "identity",
-    "make_fd",
+    "TYPE_FEATURES",
+    "UNIX_TYPES",
+    "fill_send_buffer",
     "pending",
-    "read_to_eof",
+    "recv_stream",
     "rights_fds",
     "set_io_timeout",
     "socket_pair",
     "tcp_pair",
 ]
-
-#: Seconds a blocking send or receive may wait before failing.
-IO_TIMEOUT = 5.0
 
 
 def set_io_timeout(sock: socket.socket, seconds: float = IO_TIMEOUT) -> None:
@@ -48,6 +48,20 @@ def socket_pair(kind: int = socket.SOCK_STREAM) -> tuple[socket.socket, socket.s
     return a, b
 
 
+#: The AF_UNIX socket types that pass fds, by the name tests use.
+UNIX_TYPES = {
+    "stream": socket.SOCK_STREAM,
+    "seqpacket": socket.SOCK_SEQPACKET,
+    "dgram": socket.SOCK_DGRAM,
+}
+
+#: The backend feature each AF_UNIX type other than SOCK_STREAM needs.
+TYPE_FEATURES: dict[int, str] = {
+    socket.SOCK_SEQPACKET: Feature.SEQPACKET,
+    socket.SOCK_DGRAM: Feature.DGRAM,
+}
+
+
 def tcp_pair() -> tuple[socket.socket, socket.socket]:
     """A connected TCP pair over loopback, both ends with kernel timeouts."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
@@ -62,11 +76,27 @@ def tcp_pair() -> tuple[socket.socket, socket.socket]:
     return client, server
 
 
+def fill_send_buffer(sock: socket.socket) -> int:
+    """Fill ``sock``'s send buffer to the last byte; return how many bytes went in.
+
+    Leaves ``sock`` non-blocking.
+    """
+    sock.setblocking(False)
+    total = 0
+    for chunk in (b"\0" * 65536, b"\0"):  # big writes, then byte by byte into the last gap
+        try:
+            while True:
+                total += sock.send(chunk)
+        except BlockingIOError:
+            pass
+    return total
+
+
 def pending(sock: socket.socket) -> bool:
     """Whether ``sock`` has anything to read right now (data or ancillary)."""
     try:
         data, ancdata, _flags, _addr = sock.recvmsg(
-            1, socket.CMSG_SPACE(4 * 253), socket.MSG_PEEK | socket.MSG_DONTWAIT
+            1, MAX_RIGHTS_SPACE, socket.MSG_PEEK | socket.MSG_DONTWAIT
         )
     except BlockingIOError:
         return False
@@ -88,103 +118,33 @@ def rights_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
     return list(fds)
 
 
-def read_to_eof(sock: socket.socket) -> tuple[int, list[int]]:
-    """Read a stream to its end with plain ``recvmsg``.
+def recv_stream(
+    sock: socket.socket, size: int | None = None, wait: float = IO_TIMEOUT
+) -> tuple[bytes, list[int]]:
+    """Receive ``size`` bytes of a stream (None: up to its end) with plain ``recvmsg``.
 
-    Returns the number of payload bytes and the fds that came along, which
-    the caller owns. Bounded by the socket's own (kernel) timeouts.
+    Returns the bytes and every fd that came along, which the caller owns.
+    Raises EOFError if the stream ends before ``size`` bytes. A socket a
+    backend left non-blocking is waited on for at most ``wait`` seconds a
+    read (TimeoutError after); a blocking one is bounded by its own kernel
+    timeouts.
     """
-    size = 0
+    chunks: list[bytes] = []
     fds: list[int] = []
-    while True:
-        data, ancdata, _flags, _addr = sock.recvmsg(1 << 16, socket.CMSG_SPACE(4 * 253))
+    got = 0
+    while size is None or got < size:
+        want = 1 << 16 if size is None else min(size - got, 1 << 20)
+        try:
+            data, ancdata, _flags, _addr = sock.recvmsg(want, MAX_RIGHTS_SPACE)
+        except BlockingIOError:
+            if not select.select([sock], [], [], wait)[0]:
+                raise TimeoutError(f"nothing to read for {wait:g} s") from None
+            continue
         fds += rights_fds(ancdata)
         if not data and not ancdata:
-            return size, fds
-        size += len(data)
-
-
-def _regular_file() -> list[int]:
-    fd, path = tempfile.mkstemp(prefix="fdsend-")
-    os.unlink(path)
-    return [fd]
-
-
-def _tcp_socket() -> list[int]:
-    return [socket.socket(socket.AF_INET, socket.SOCK_STREAM).detach()]
-
-
-def _unix_socket() -> list[int]:
-    return [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).detach()]
-
-
-def _memfd() -> list[int]:
-    memfd_create = getattr(os, "memfd_create", None)
-    if memfd_create is None:
-        raise OSError("os.memfd_create is not available")
-    return [memfd_create("fdsend")]
-
-
-def _eventfd() -> list[int]:
-    eventfd = getattr(os, "eventfd", None)
-    if eventfd is None:
-        raise OSError("os.eventfd is not available (Python < 3.10)")
-    return [eventfd(0)]
-
-
-def _devnull() -> list[int]:
-    return [os.open(os.devnull, os.O_RDWR)]
-
-
-def _pipe_read() -> list[int]:
-    read_end, write_end = os.pipe()
-    return [read_end, write_end]  # the first is the one to pass
-
-
-def _pipe_write() -> list[int]:
-    read_end, write_end = os.pipe()
-    return [write_end, read_end]
-
-
-#: Makers of one fd of each kind. Each returns the fd to pass first, then any
-#: companions (the other pipe end) that must be closed with it.
-FD_KINDS: dict[str, Callable[[], list[int]]] = {
-    "file": _regular_file,
-    "pipe-read": _pipe_read,
-    "pipe-write": _pipe_write,
-    "tcp": _tcp_socket,
-    "unix": _unix_socket,
-    "memfd": _memfd,
-    "eventfd": _eventfd,
-    "devnull": _devnull,
-}
-
-
-def make_fd(kind: str) -> list[int]:
-    """Open an fd of ``kind`` (see :data:`FD_KINDS`); the caller closes all."""
-    return FD_KINDS[kind]()
-
-
-def identity(fd: int) -> tuple[int, int]:
-    """The (st_dev, st_ino) of the file ``fd`` refers to."""
-    st = os.fstat(fd)
-    return st.st_dev, st.st_ino
-
-
-def distinct_fds(count: int) -> list[int]:
-    """``count`` pipe read ends, each a different file (their write ends closed).
-
-    Cheap to make in bulk, and told apart by :func:`identity`, so the order
-    of received fds can be checked.
-    """
-    fds: list[int] = []
-    try:
-        for _ in range(count):
-            read_end, write_end = os.pipe()
-            os.close(write_end)
-            fds.append(read_end)
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-    return fds
+            if size is None:
+                break
+            raise EOFError(f"the stream ended after {got} of {size} bytes")
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks), fds

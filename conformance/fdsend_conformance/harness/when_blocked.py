@@ -1,15 +1,19 @@
-"""Act on this thread once it sleeps in a system call: signal it, or wake it.
+"""Act on a call once it sleeps in the kernel: signal it, wake it, or see it.
 
-Built on :mod:`fdsend_conformance.harness.blocked`: a watcher thread reads this
+Built on :mod:`fdsend_conformance.harness.proc_syscalls`: a watcher reads a
 thread's /proc entry until it is asleep in the transfer (recvmsg/sendmsg on
 the test's socket) or in an event loop's wait, then acts. The EINTR tests
 (FAULT-1/2) signal a call that is really blocked, instead of guessing with a
-timer; the MSG_DONTWAIT tests (FAULT-7) wake a call that should never have
-blocked, and fail. Where /proc cannot tell, the test is skipped.
+timer; the tests of calls that must fail fast (ERR-5, FAULT-3, FAULT-6,
+FAULT-7) wake a call that should never have slept, and fail, so a backend
+that sleeps until the suite's kernel timeout and then raises the right
+exception cannot pass; FAULT-4 waits until another process is blocked in a
+send. Where /proc cannot tell, the test is skipped.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import threading
@@ -19,14 +23,17 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from fdsend_conformance.harness import blocked
-from fdsend_conformance.harness.sockets import IO_TIMEOUT, identity
+from fdsend_conformance.harness import proc_syscalls
+from fdsend_conformance.harness.fds import identity
+from fdsend_conformance.harness.timeouts import IO_TIMEOUT
 
 __all__ = [
     "SIGNAL",
     "Interruption",
     "Sighting",
     "Wakeup",
+    "child_blocked",
+    "must_not_block",
     "signal_when_blocked",
     "wake_when_blocked",
 ]
@@ -42,22 +49,36 @@ class Sighting:
     """What a watcher saw of a call: how it slept, if it did, before acting."""
 
     expected: frozenset[int] = frozenset()  # the system calls the call may sleep in
-    seen: blocked.Reading | None = None  # the watcher's look before it acted
+    seen: proc_syscalls.Reading | None = None  # the watcher's look before it acted
     on_the_socket: bool | None = None  # the blocked transfer was on the test's socket
+
+    def where(self) -> str:
+        """Where the call slept, in words: the system call and the fd."""
+        assert self.seen is not None
+        place = {
+            None: "an event loop's wait",
+            True: "the test's socket",
+            False: "another fd",
+        }[self.on_the_socket]
+        return f"{proc_syscalls.syscall_name(self.seen.syscall)} on {place}"
+
+    def check_blocked(self) -> None:
+        """Assert the call was seen asleep in the transfer on the test's socket (or a wait)."""
+        assert self.seen is not None, "the call never blocked in the kernel"
+        assert self.seen.blocked_in(self.expected)
+        assert self.on_the_socket is not False, f"the call blocked in {self.where()}"
 
 
 @dataclass
 class Interruption(Sighting):
     """What happened to a call that :func:`signal_when_blocked` watched."""
 
-    handled: list[blocked.Reading | None] = field(default_factory=list)
+    handled: list[proc_syscalls.Reading | None] = field(default_factory=list)
 
     def check(self) -> None:
         """Assert the handler ran once, sent while the call slept in the kernel."""
-        assert self.seen is not None, "the call never blocked in the kernel"
+        self.check_blocked()
         assert self.handled == [self.seen], "the handler did not run exactly once"
-        assert self.seen.blocked_in(self.expected)
-        assert self.on_the_socket is not False, "the call blocked on some other fd"
 
 
 @dataclass
@@ -70,22 +91,43 @@ class Wakeup(Sighting):
         """Assert the call never slept (so nothing had to wake it)."""
         assert self.errors == [], f"waking the blocked call failed: {self.errors!r}"
         if self.seen is not None:
-            where = {
-                None: "in an event loop's wait",
-                True: "on the test's socket",
-                False: "on another fd",
-            }[self.on_the_socket]
-            pytest.fail(
-                f"MSG_DONTWAIT ignored: the call blocked (system call {self.seen.syscall}, {where})"
-            )
+            pytest.fail(f"the call slept in the kernel ({self.where()}) instead of failing fast")
 
 
-def _same_socket(fd: int, sock: socket.socket) -> bool:
-    """Whether fd ``fd`` of this process is the socket ``sock``."""
+def _same_socket(fd: int, sock: socket.socket, pid: int | None) -> bool:
+    """Whether fd ``fd`` of process ``pid`` (None: this one) is the socket ``sock``."""
     try:
-        return identity(fd) == identity(sock.fileno())
+        st = os.stat(f"/proc/{'self' if pid is None else pid}/fd/{fd}")
+        return (st.st_dev, st.st_ino) == identity(sock.fileno())
     except OSError:
         return False
+
+
+def _expect(syscall: str, sighting: Sighting, tid: int, pid: int | None) -> frozenset[int]:
+    """Fill in what ``sighting`` may see; return the transfer's numbers.
+
+    Skips the test where /proc cannot tell which call thread ``tid`` sleeps in.
+    """
+    try:
+        transfer = proc_syscalls.syscall_numbers(syscall)
+        waits = proc_syscalls.syscall_numbers(*proc_syscalls.EVENT_LOOP_WAITS)
+        proc_syscalls.read(tid, pid)
+    except proc_syscalls.Unavailable as exc:
+        pytest.skip(f"cannot tell when the call blocks in the kernel: {exc}")
+    sighting.expected = transfer | waits
+    return transfer
+
+
+def _record(
+    sighting: Sighting,
+    reading: proc_syscalls.Reading,
+    transfer: frozenset[int],
+    sock: socket.socket,
+    pid: int | None,
+) -> None:
+    if reading.syscall in transfer:
+        sighting.on_the_socket = _same_socket(reading.args[0], sock, pid)
+    sighting.seen = reading
 
 
 @contextmanager
@@ -99,21 +141,14 @@ def _watching(
     it stops when the block exits. Skips the test where /proc cannot tell.
     """
     tid = threading.get_native_id()
-    try:
-        transfer = blocked.syscall_numbers(syscall)
-        sighting.expected = transfer | blocked.syscall_numbers(*blocked.EVENT_LOOP_WAITS)
-        blocked.read(tid)
-    except blocked.Unavailable as exc:
-        pytest.skip(f"cannot tell when the call blocks in the kernel: {exc}")
+    transfer = _expect(syscall, sighting, tid, None)
     stop = threading.Event()
 
     def watch() -> None:
-        reading = blocked.wait_until_blocked(tid, sighting.expected, IO_TIMEOUT, stop=stop)
+        reading = proc_syscalls.wait_until_blocked(tid, sighting.expected, IO_TIMEOUT, stop=stop)
         if reading is None:
             return
-        if reading.syscall in transfer:
-            sighting.on_the_socket = _same_socket(reading.args[0], sock)
-        sighting.seen = reading
+        _record(sighting, reading, transfer, sock, None)
         act()
 
     watcher = threading.Thread(target=watch, name=f"watch-{syscall}", daemon=True)
@@ -124,6 +159,21 @@ def _watching(
         stop.set()
         watcher.join(IO_TIMEOUT)
     assert not watcher.is_alive(), "the watcher thread did not stop"
+
+
+def child_blocked(pid: int, syscall: str, sock: socket.socket) -> Sighting:
+    """Wait until child ``pid``'s main thread sleeps in ``syscall`` (or an event loop's wait).
+
+    ``sock`` is the child's copy of a socket this process holds too.
+    Returns what was seen; :meth:`Sighting.check_blocked` says whether the
+    child blocked in time, on ``sock``. Skips where /proc cannot tell.
+    """
+    sighting = Sighting()
+    transfer = _expect(syscall, sighting, pid, pid)
+    reading = proc_syscalls.wait_until_blocked(pid, sighting.expected, IO_TIMEOUT, pid=pid)
+    if reading is not None:
+        _record(sighting, reading, transfer, sock, pid)
+    return sighting
 
 
 @contextmanager
@@ -178,3 +228,23 @@ def wake_when_blocked(
 
     with _watching(syscall, sock, wakeup, wake_and_record):
         yield wakeup
+
+
+def must_not_block(
+    syscall: str, sock: socket.socket, call: Callable[[], object], wake: Callable[[], None]
+) -> object:
+    """Run ``call``, which must fail fast; return its result or the exception it raised.
+
+    Fails the test if the call slept in ``syscall`` (or an event loop's
+    wait) on the way, even if it then answered as it should: a backend
+    that waits until the suite's kernel timeout and raises BlockingIOError
+    is not failing fast. ``wake`` ends such a sleep early (sends a message,
+    makes room), so the failure costs no timeout.
+    """
+    with wake_when_blocked(syscall, sock, wake) as wakeup:
+        try:
+            outcome: object = call()
+        except Exception as exc:
+            outcome = exc
+    wakeup.check()
+    return outcome

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance.backend import Backend, Feature
+from fdsend_conformance.backend import Backend
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import unsupported
-from fdsend_conformance.harness.sockets import make_fd, socket_pair
+from fdsend_conformance.harness.fds import make_fd
+from fdsend_conformance.harness.sockets import TYPE_FEATURES, socket_pair
 from fdsend_conformance.plumbing.plugin import backend_of, call_failed
 
 __all__ = [
@@ -27,11 +28,6 @@ __all__ = [
     "pair",
     "spawn_context",
 ]
-
-_TYPE_FEATURES: dict[int, str] = {
-    socket.SOCK_SEQPACKET: Feature.SEQPACKET,
-    socket.SOCK_DGRAM: Feature.DGRAM,
-}
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +107,7 @@ def make_pair(
     """Make AF_UNIX pairs of a socket type; UNSUPPORTED when the backend lacks it."""
 
     def make(kind: int = socket.SOCK_STREAM) -> tuple[socket.socket, socket.socket]:
-        feature = _TYPE_FEATURES.get(kind)
+        feature = TYPE_FEATURES.get(kind)
         if feature is not None and not backend.supports(feature):
             unsupported(f"{backend.name} lacks {feature}")
         a, b = socket_pair(kind)

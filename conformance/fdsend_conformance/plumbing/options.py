@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from fdsend_conformance.harness.timeouts import TEST_TIMEOUT
 from fdsend_conformance.plumbing.contract import LEVELS
 
 __all__ = ["DEFAULT_BACKEND", "add_options"]
@@ -57,8 +58,9 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ),
     (
         "test-timeout",
-        "seconds before a conformance test is failed as hung (pytest-timeout); default 20",
-        {"metavar": "SECONDS", "type": float, "default": 20.0},
+        "seconds before a conformance test is failed as hung (pytest-timeout); "
+        f"default {TEST_TIMEOUT:g}",
+        {"metavar": "SECONDS", "type": float, "default": TEST_TIMEOUT},
     ),
 ]
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from fdsend_conformance.backend import Backend
+from fdsend_conformance.harness.timeouts import ISOLATION_GRACE
 from fdsend_conformance.plumbing.contract import cross_check, load_contract
 from fdsend_conformance.plumbing.expected import (
     ExpectedFailure,
@@ -42,9 +43,6 @@ __all__ = ["SUITE_DIR", "backend_of", "call_failed"]
 SUITE_DIR = Path(__file__).parent.parent / "suite"
 _CLAUSE_PROPERTY = "fdsend_clause"
 _USAGE_PREFIX = "fdsend: "  # of every usage error the plugin raises
-
-#: Seconds an isolated test may outlive its own timeout before it is killed.
-_ISOLATION_GRACE = 10.0
 
 _STATE = pytest.StashKey["_State"]()
 _CALL_FAILED = pytest.StashKey[bool]()
@@ -298,10 +296,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if _CLAUSES not in item.stash or not _isolated(item.config):
         return None
     marker = item.get_closest_marker("timeout")
-    seconds = float(marker.args[0]) if marker and marker.args else 60.0
+    seconds = (
+        float(marker.args[0])
+        if marker and marker.args
+        else item.config.getoption("fdsend_test_timeout")
+    )
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    for report in run_isolated(item, seconds + _ISOLATION_GRACE):
+    for report in run_isolated(item, seconds + ISOLATION_GRACE):
         ihook.pytest_runtest_logreport(report=report)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True

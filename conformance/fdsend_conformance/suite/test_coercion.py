@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS, Fileno
-from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
+from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.sockets import pending
 
 
 @pytest.mark.clause("COERCE-1")

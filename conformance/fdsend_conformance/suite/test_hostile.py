@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.sockets import distinct_fds, identity
+from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.plumbing.fixtures import Closer
 
 RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.harness.kernel import (
     UNIX_TYPES,
     at_eof,
@@ -14,7 +15,7 @@ from fdsend_conformance.harness.kernel import (
     send_fds,
     unix_pair,
 )
-from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
+from fdsend_conformance.harness.sockets import pending
 
 pytestmark = pytest.mark.kernel
 

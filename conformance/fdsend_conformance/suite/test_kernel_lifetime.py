@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from fdsend_conformance.harness.fds import identity
 from fdsend_conformance.harness.kernel import (
     UNIX_TYPES,
     at_eof,
@@ -14,7 +15,6 @@ from fdsend_conformance.harness.kernel import (
     send_fds,
     unix_pair,
 )
-from fdsend_conformance.harness.sockets import identity
 
 pytestmark = pytest.mark.kernel
 

@@ -9,6 +9,7 @@ import socket
 import pytest
 
 from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.harness.kernel import (
     CAP_SYS_ADMIN,
     CAP_SYS_RESOURCE,
@@ -26,7 +27,7 @@ from fdsend_conformance.harness.kernel import (
     unix_pair,
     unprivileged_problem,
 )
-from fdsend_conformance.harness.sockets import distinct_fds, identity, pending, socket_pair
+from fdsend_conformance.harness.sockets import pending, socket_pair
 
 pytestmark = pytest.mark.kernel
 

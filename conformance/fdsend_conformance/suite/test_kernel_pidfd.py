@@ -8,6 +8,7 @@ import socket
 
 import pytest
 
+from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.harness.kernel import (
     SCM_PIDFD,
     SO_PASSPIDFD,
@@ -18,7 +19,6 @@ from fdsend_conformance.harness.kernel import (
     unix_pair,
 )
 from fdsend_conformance.harness.processes import fork_call, reap
-from fdsend_conformance.harness.sockets import distinct_fds, identity
 
 pytestmark = pytest.mark.kernel
 

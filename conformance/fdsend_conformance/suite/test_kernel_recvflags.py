@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.harness.kernel import (
     UNIX_TYPES,
     close_on_exec,
@@ -16,7 +17,7 @@ from fdsend_conformance.harness.kernel import (
     send_fds,
     unix_pair,
 )
-from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
+from fdsend_conformance.harness.sockets import pending
 
 pytestmark = pytest.mark.kernel
 

@@ -11,7 +11,9 @@ from collections.abc import Callable
 import pytest
 
 from fdsend_conformance.backend import Backend, Feature
-from fdsend_conformance.harness.sockets import IO_TIMEOUT, distinct_fds, identity, set_io_timeout
+from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.sockets import set_io_timeout
+from fdsend_conformance.harness.timeouts import IO_TIMEOUT, LOAD_TEST_TIMEOUT
 from fdsend_conformance.tools.soak import soak
 
 THREADS = 8
@@ -136,7 +138,7 @@ def test_several_threads_sending_on_one_seqpacket_socket(backend, make_pair):
 
 
 @pytest.mark.clause("LOAD-3")
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(LOAD_TEST_TIMEOUT)
 def test_soak_between_two_processes(backend, pytestconfig, spawn_context):
     total = int(os.environ.get("FDSEND_SOAK_FDS", "50000"))
     name = pytestconfig.getoption("fdsend_backend") or backend.name

@@ -14,7 +14,8 @@ import pytest
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
-from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
+from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.sockets import pending
 
 
 def _state(fd: int) -> tuple[tuple[int, int], int, int]:

@@ -8,13 +8,8 @@ import socket
 import pytest
 
 from fdsend_conformance.backend import Feature
-from fdsend_conformance.harness.sockets import (
-    distinct_fds,
-    identity,
-    pending,
-    set_io_timeout,
-    tcp_pair,
-)
+from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.sockets import pending, set_io_timeout, tcp_pair
 
 
 @pytest.mark.clause("LOSS-1")

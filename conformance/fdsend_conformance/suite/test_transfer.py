@@ -11,20 +11,10 @@ import pytest
 
 from fdsend_conformance.backend import Backend, Feature
 from fdsend_conformance.harness.checks import assert_same_file
+from fdsend_conformance.harness.fds import FD_KINDS, distinct_fds, identity, make_fd
 from fdsend_conformance.harness.processes import fork_call, reap, send_file_from_child
-from fdsend_conformance.harness.sockets import (
-    FD_KINDS,
-    distinct_fds,
-    identity,
-    make_fd,
-    set_io_timeout,
-)
-
-SOCKET_TYPES = {
-    "stream": socket.SOCK_STREAM,
-    "seqpacket": socket.SOCK_SEQPACKET,
-    "dgram": socket.SOCK_DGRAM,
-}
+from fdsend_conformance.harness.sockets import UNIX_TYPES, recv_stream, set_io_timeout
+from fdsend_conformance.harness.timeouts import SPAWN_TIMEOUT, SPAWNED_TEST_TIMEOUT
 
 
 def check_payload(backend: Backend, received: bytes, sent: bytes) -> None:
@@ -122,14 +112,8 @@ def test_zero_fds_is_a_plain_message(backend, pair, no_fds):
 def _receive_exactly(backend: Backend, sock: socket.socket, size: int, numfds: int):
     """Receive ``size`` payload bytes on a stream: fds come with the first part."""
     msg, fds = backend.recvfds(sock, size, 0, numfds)
-    chunks = [msg]
-    got = len(msg)
-    while got < size:
-        chunk = sock.recv(size - got)
-        assert chunk, "peer closed before the whole payload arrived"
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks), fds
+    rest, later = recv_stream(sock, size - len(msg))
+    return msg + rest, [*fds, *later]
 
 
 @pytest.mark.clause("XFER-6")
@@ -139,9 +123,9 @@ def _receive_exactly(backend: Backend, sock: socket.socket, size: int, numfds: i
     [b"\x00", b"a\x00b\x00\x00c", bytes(range(256)) * 4, os.urandom(65536)],
     ids=["nul", "embedded-nuls", "all-bytes", "64KiB"],
 )
-@pytest.mark.parametrize("kind", ["stream", "seqpacket", "dgram"])
+@pytest.mark.parametrize("kind", list(UNIX_TYPES))
 def test_payload_arrives_intact(backend, make_pair, closer, payload, kind):
-    a, b = make_pair(SOCKET_TYPES[kind])
+    a, b = make_pair(UNIX_TYPES[kind])
     read_end, write_end = os.pipe()
     closer.fds(read_end, write_end)
     sent = backend.sendfds(a, payload, 0, [read_end])
@@ -156,9 +140,9 @@ def test_payload_arrives_intact(backend, make_pair, closer, payload, kind):
 
 
 @pytest.mark.clause("XFER-7")
-@pytest.mark.parametrize("kind", list(SOCKET_TYPES))
+@pytest.mark.parametrize("kind", list(UNIX_TYPES))
 def test_every_unix_socket_type(backend, make_pair, closer, kind):
-    a, b = make_pair(SOCKET_TYPES[kind])
+    a, b = make_pair(UNIX_TYPES[kind])
     sent = distinct_fds(3)
     closer.fds(*sent)
     backend.sendfds(a, b"typed", 0, sent)
@@ -195,7 +179,7 @@ def test_forked_sender(backend, pair, closer, tmp_path):
 
 
 @pytest.mark.clause("XFER-8")
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(SPAWNED_TEST_TIMEOUT)
 def test_spawned_sender(backend, closer, tmp_path: Path, spawn_context, pytestconfig):
     path = tmp_path / "shared"
     path.write_bytes(b"from the spawned child")
@@ -204,7 +188,7 @@ def test_spawned_sender(backend, closer, tmp_path: Path, spawn_context, pytestco
     closer.objects(listener)
     listener.bind(address)
     listener.listen(1)
-    listener.settimeout(30)
+    listener.settimeout(SPAWN_TIMEOUT)
     name = pytestconfig.getoption("fdsend_backend") or backend.name
     child = spawn_context.Process(
         target=send_file_from_child, args=(address, name, str(path), b"spawned")
@@ -218,7 +202,7 @@ def test_spawned_sender(backend, closer, tmp_path: Path, spawn_context, pytestco
         msg, fds = backend.recvfds(conn, 16, 0, 4)
         closer.fds(*fds)
         conn.send(b"k")  # let the child close its copy and exit
-        child.join(30)
+        child.join(SPAWN_TIMEOUT)
         assert child.exitcode == 0
     finally:
         if child.is_alive():

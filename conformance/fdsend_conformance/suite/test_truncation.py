@@ -9,7 +9,8 @@ import pytest
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import receive_truncated, unsupported
-from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
+from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.sockets import pending
 
 SENT = 8
 

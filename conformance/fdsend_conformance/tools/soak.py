@@ -1,6 +1,6 @@
 """Soak: pass many fds between two processes and account for every one.
 
-The parent sends messages of up to 253 fds, each fd one of a fixed set of
+The parent sends messages of up to SCM_MAX_FD (253) fds, each fd one of a fixed set of
 distinct pipe ends, to a receiver started with multiprocessing's "spawn"
 (a fresh interpreter that loads the backend by name). The receiver checks
 every fd's identity and order and closes it; after the last message the
@@ -31,12 +31,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from fdsend_conformance.backend import Feature
-from fdsend_conformance.harness.sockets import distinct_fds, identity, read_to_eof, set_io_timeout
+from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.limits import SCM_MAX_FD
+from fdsend_conformance.harness.sockets import recv_stream, set_io_timeout
+from fdsend_conformance.harness.timeouts import SOAK_IO_TIMEOUT, SOAK_TIMEOUT
 from fdsend_conformance.plumbing.registry import load_backend
 
 __all__ = ["RSS_GROWTH_BOUND_KIB", "SoakResult", "Usage", "main", "soak"]
 
-PER_MESSAGE = 253
+PER_MESSAGE = SCM_MAX_FD
 
 #: The most either side's RSS may grow between the warm-up and the end.
 #: A leak of 8 bytes per fd (one list slot) over the 900,000 fds after the
@@ -44,9 +47,6 @@ PER_MESSAGE = 253
 #: for the built-in backends at 1,000,000 fds was 0 KiB (CPython 3.11,
 #: Linux 6.18), and pymalloc takes memory in arenas of at most 1 MiB.
 RSS_GROWTH_BOUND_KIB = 2048
-
-#: Seconds either side may wait for the other in one blocking call.
-IO_WAIT = 60.0
 
 
 @dataclass
@@ -136,10 +136,10 @@ def _warm(index: int, messages: int) -> bool:
 def _drain(sock: socket.socket) -> tuple[int, int]:
     """Read ``sock`` to end of stream; return the bytes and fds that came."""
     sock.setblocking(True)  # whatever the backend left; the kernel timeout holds
-    extra_bytes, fds = read_to_eof(sock)
+    extra, fds = recv_stream(sock)
     for fd in fds:
         os.close(fd)
-    return extra_bytes, len(fds)
+    return len(extra), len(fds)
 
 
 def _receiver(address: str, backend_name: str, identities: list[list[int]], total: int) -> None:
@@ -148,7 +148,7 @@ def _receiver(address: str, backend_name: str, identities: list[list[int]], tota
     expected = [tuple(pair) for pair in identities]
     counts = _counts(total)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        set_io_timeout(sock, IO_WAIT)
+        set_io_timeout(sock, SOAK_IO_TIMEOUT)
         sock.connect(address)
         fds_before = _fd_count()
         received = wrong = 0
@@ -178,7 +178,7 @@ def _receiver(address: str, backend_name: str, identities: list[list[int]], tota
         sock.sendall(json.dumps(report).encode())
 
 
-def soak(backend_name: str, total_fds: int, timeout: float = 600.0) -> SoakResult:
+def soak(backend_name: str, total_fds: int, timeout: float = SOAK_TIMEOUT) -> SoakResult:
     """Send ``total_fds`` fds to a spawned receiver through ``backend_name``."""
     if total_fds < 1:
         raise ValueError(f"total_fds must be at least 1, not {total_fds}")
@@ -191,7 +191,7 @@ def soak(backend_name: str, total_fds: int, timeout: float = 600.0) -> SoakResul
     try:
         listener.bind(address)
         listener.listen(1)
-        listener.settimeout(IO_WAIT)
+        listener.settimeout(SOAK_IO_TIMEOUT)
         identities = [list(identity(fd)) for fd in files]
         context = multiprocessing.get_context("spawn")
         child = context.Process(
@@ -201,7 +201,7 @@ def soak(backend_name: str, total_fds: int, timeout: float = 600.0) -> SoakResul
         conn, _ = listener.accept()
         with conn:
             conn.settimeout(None)
-            set_io_timeout(conn, IO_WAIT)
+            set_io_timeout(conn, SOAK_IO_TIMEOUT)
             fds_before = _fd_count()
             rss_early = 0
             started = time.monotonic()
@@ -212,9 +212,7 @@ def soak(backend_name: str, total_fds: int, timeout: float = 600.0) -> SoakResul
             fds_after = _fd_count()
             rss_end = _rss_kib()
             conn.shutdown(socket.SHUT_WR)
-            data = b""
-            while chunk := conn.recv(65536):
-                data += chunk
+            data, _ = recv_stream(conn)  # the receiver's report: bytes only
             seconds = time.monotonic() - started
         child.join(timeout)
         if child.exitcode != 0:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.plumbing.registry import available_backends, load_backend
 from fdsend_conformance.tools.bench.floor_c import CFloor, compile_floor
 from fdsend_conformance.tools.bench.report import (
@@ -45,12 +46,12 @@ from fdsend_conformance.tools.bench.rounds import (
 
 __all__ = ["FULL_CASES", "QUICK_CASES", "main", "run"]
 
-FDS = (1, 16, 253)
+FDS = (1, 16, SCM_MAX_FD)
 PAYLOADS = (16, 65536)
 FULL_CASES = [
     Case(fds, payload, cross) for cross in (False, True) for payload in PAYLOADS for fds in FDS
 ]
-QUICK_CASES = [Case(1, 16, False), Case(253, 16, False), Case(1, 16, True)]
+QUICK_CASES = [Case(1, 16, False), Case(SCM_MAX_FD, 16, False), Case(1, 16, True)]
 FULL_REPS, QUICK_REPS = 21, 3
 FULL_BATCH_MS, QUICK_BATCH_MS = 10.0, 2.0
 
@@ -194,13 +195,13 @@ def _parser() -> argparse.ArgumentParser:
 def _cases(options: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Case]:
     if not (options.fds or options.payload or options.where):
         return QUICK_CASES if options.quick else FULL_CASES
-    fds = options.fds or ([1, 253] if options.quick else list(FDS))
+    fds = options.fds or ([1, SCM_MAX_FD] if options.quick else list(FDS))
     payloads = options.payload or ([16] if options.quick else list(PAYLOADS))
     places = {"in-process": [False], "cross-process": [True]}.get(
         options.where or "both", [False, True]
     )
-    if not all(1 <= n <= 253 for n in fds):
-        parser.error("--fds must be between 1 and 253 (SCM_MAX_FD)")
+    if not all(1 <= n <= SCM_MAX_FD for n in fds):
+        parser.error(f"--fds must be between 1 and {SCM_MAX_FD} (SCM_MAX_FD)")
     if not all(1 <= n <= 1 << 20 for n in payloads):
         parser.error("--payload must be between 1 byte and 1 MiB")
     return [Case(n, size, cross) for cross in places for size in payloads for n in fds]

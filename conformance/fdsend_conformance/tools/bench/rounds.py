@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import select
 import signal
 import socket
 import time
@@ -33,7 +32,8 @@ from typing import Any
 
 from fdsend_conformance.backend import Backend, Feature
 from fdsend_conformance.harness.processes import fork_call, reap
-from fdsend_conformance.harness.sockets import set_io_timeout
+from fdsend_conformance.harness.sockets import recv_stream, set_io_timeout
+from fdsend_conformance.harness.timeouts import BENCH_IO_TIMEOUT
 
 __all__ = [
     "CALL_FLOOR",
@@ -49,7 +49,6 @@ __all__ = [
 _SOL_SOCKET = int(socket.SOL_SOCKET)
 _SCM_RIGHTS = int(socket.SCM_RIGHTS)
 _CLOEXEC = int(socket.MSG_CMSG_CLOEXEC)
-_IO_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -94,19 +93,6 @@ class Contestant:
     version: str = ""
 
 
-def _drain(sock: socket.socket, left: int) -> None:
-    """Read the ``left`` payload bytes a stream delivered after the first receive."""
-    while left > 0:
-        try:
-            chunk = sock.recv(left)
-        except BlockingIOError:  # a backend made the socket non-blocking
-            select.select([sock], [], [], _IO_TIMEOUT)
-            continue
-        if not chunk:
-            raise EOFError("peer closed mid-payload")
-        left -= len(chunk)
-
-
 def _acked(data: bytes) -> None:
     if not data:
         raise EOFError("the receiving process stopped")
@@ -129,7 +115,7 @@ def _inline_in_process(
             for fd in array("i", data):
                 close(fd)
         if len(msg) < size:
-            _drain(b, size - len(msg))
+            recv_stream(b, size - len(msg), BENCH_IO_TIMEOUT)
     return time.perf_counter_ns() - start
 
 
@@ -154,7 +140,7 @@ def _inline_receive_loop(b: socket.socket, size: int, numfds: int, rounds: int, 
             for fd in array("i", data):
                 close(fd)
         if len(msg) < size:
-            _drain(b, size - len(msg))
+            recv_stream(b, size - len(msg), BENCH_IO_TIMEOUT)
         write(ack, b"k")
 
 
@@ -201,7 +187,7 @@ def _pair_loops(
             for fd in got:
                 close(fd)
             if len(msg) < size:
-                _drain(b, size - len(msg))
+                recv_stream(b, size - len(msg), BENCH_IO_TIMEOUT)
         return time.perf_counter_ns() - start
 
     def send_loop(a: socket.socket, payload: bytes, fds: list[int], rounds: int, ack: int) -> int:
@@ -220,7 +206,7 @@ def _pair_loops(
             for fd in got:
                 close(fd)
             if len(msg) < size:
-                _drain(b, size - len(msg))
+                recv_stream(b, size - len(msg), BENCH_IO_TIMEOUT)
             write(ack, b"k")
 
     return in_process, send_loop, receive_loop
@@ -268,7 +254,7 @@ def batch_ns(contestant: Contestant, case: Case, rounds: int) -> float:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         for sock in (a, b):
-            set_io_timeout(sock, _IO_TIMEOUT)
+            set_io_timeout(sock, BENCH_IO_TIMEOUT)
         if case.cross_process:
             return _cross_process(contestant, case, a, b, payload, fds, rounds)
         with _gc_off():

@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["pytest_command", "run_backend"]
+from fdsend_conformance.harness.timeouts import MATRIX_RUN_TIMEOUT
 
-#: Seconds one backend's run may take before it is abandoned.
-_RUN_TIMEOUT = 1800.0
+__all__ = ["pytest_command", "run_backend"]
 
 
 def _has_xdist() -> bool:
@@ -53,7 +52,7 @@ def run_backend(backend: str, workdir: Path, workers: str = "auto") -> tuple[dic
         cwd=workdir,
         capture_output=True,
         text=True,
-        timeout=_RUN_TIMEOUT,
+        timeout=MATRIX_RUN_TIMEOUT,
         check=False,
     )
     seconds = time.monotonic() - started

@@ -22,6 +22,7 @@ __all__ = [
     "Reading",
     "Unavailable",
     "read",
+    "syscall_name",
     "syscall_numbers",
     "wait_until_blocked",
 ]
@@ -95,6 +96,13 @@ def syscall_numbers(*names: str) -> frozenset[int]:
     if table is None:
         raise Unavailable(f"system call numbers for {machine} are not known")
     return frozenset(table[name] for name in names if name in table)
+
+
+def syscall_name(number: int | None) -> str:
+    """The name of system call ``number`` on this architecture, or the number."""
+    table = _NUMBERS.get(os.uname().machine, {})
+    names = [name for name, known in table.items() if known == number]
+    return names[0] if names else str(number)
 
 
 def _task(tid: int, pid: int | None) -> str:

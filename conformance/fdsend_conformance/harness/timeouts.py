@@ -1,0 +1,58 @@
+"""Every timeout the suite and its tools set, in seconds, by what it bounds.
+
+One home, so that a maintainer sees how they nest: a blocking call on a
+suite socket (:data:`IO_TIMEOUT`) fails well before its test is failed as
+hung (:data:`TEST_TIMEOUT`), which happens before an isolated test's child is
+killed (:data:`TEST_TIMEOUT` + :data:`ISOLATION_GRACE`). A timeout only
+bounds a wait: a test never passes because one ran out.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BENCH_IO_TIMEOUT",
+    "CHILD_TIMEOUT",
+    "IO_TIMEOUT",
+    "ISOLATION_GRACE",
+    "LOAD_TEST_TIMEOUT",
+    "MATRIX_RUN_TIMEOUT",
+    "SOAK_IO_TIMEOUT",
+    "SOAK_TIMEOUT",
+    "SPAWNED_TEST_TIMEOUT",
+    "SPAWN_TIMEOUT",
+    "TEST_TIMEOUT",
+]
+
+#: One blocking send or receive on a socket the suite made (the kernel's
+#: SO_RCVTIMEO/SO_SNDTIMEO), and the harness's own short waits: a forked
+#: child's exit, a watcher thread's look for a blocked call.
+IO_TIMEOUT = 5.0
+
+#: A forked child of ``call_in_child`` (a KERNEL check), before it is killed.
+CHILD_TIMEOUT = 15.0
+
+#: One conformance test, setup to teardown, before pytest-timeout fails it
+#: as hung (the default of ``--test-timeout``).
+TEST_TIMEOUT = 20.0
+
+#: How long an isolated test's child may outlive its test timeout (the
+#: timeout firing, the failure written up) before the parent kills it.
+ISOLATION_GRACE = 10.0
+
+#: A test that starts a fresh interpreter ('spawn'): the whole test, and one
+#: wait for the spawned child (to connect, to exit).
+SPAWNED_TEST_TIMEOUT = 60.0
+SPAWN_TIMEOUT = 30.0
+
+#: The LOAD soak test, which passes many fds between two processes.
+LOAD_TEST_TIMEOUT = 900.0
+
+#: The soak tool: one blocking call of either side, and the whole run.
+SOAK_IO_TIMEOUT = 60.0
+SOAK_TIMEOUT = 600.0
+
+#: The bench: one blocking call of either side of a round.
+BENCH_IO_TIMEOUT = 30.0
+
+#: The matrix: one pytest run of the suite against one backend.
+MATRIX_RUN_TIMEOUT = 1800.0
