@@ -13,8 +13,12 @@ import pytest
 
 BROKEN = """
 import os
+import socket
 import time
 
+import fdsend
+
+from fdsend_conformance.adapters import reference  # working, to compare with
 from fdsend_conformance.adapters import stdlib as _working
 
 sendfds = _working.sendfds
@@ -65,11 +69,31 @@ def _close_callers(sock, msg, flags, fds):
     return sent
 
 
+def _waits_in_the_kernel(call):
+    # Makes the socket blocking for the call and drops MSG_DONTWAIT: the call
+    # sleeps until the suite's SO_RCVTIMEO/SO_SNDTIMEO, then raises the
+    # BlockingIOError a fail-fast call would have raised at once.
+    def wrapped(sock, first, flags=0, *rest):
+        timeout = sock.gettimeout()
+        sock.setblocking(True)
+        try:
+            return call(sock, first, flags & ~socket.MSG_DONTWAIT, *rest)
+        finally:
+            sock.settimeout(timeout)
+
+    return wrapped
+
+
 hangs = Broken("hangs", receive=_hang)
 raises = Broken("raises", send=_raise)
 aborts = Broken("aborts", receive=_abort)
 leaks = Broken("leaks", receive=_leak)
 closes_callers = Broken("closes-callers", send=_close_callers)
+waits_in_the_kernel = Broken(
+    "waits-in-the-kernel",
+    send=_waits_in_the_kernel(fdsend.sendfds),
+    receive=_waits_in_the_kernel(fdsend.recvfds),
+)
 """
 
 SELECTION = "test_several_fds_arrive_in_order or test_caller_socket_and_fds_untouched"
@@ -101,7 +125,9 @@ def run(pytester: pytest.Pytester):
     pytester.makepyfile(broken=BROKEN)
     pytester.syspathinsert()
 
-    def run_suite(backend: str, *args: str) -> tuple[Any, dict[str, str], dict[str, float]]:
+    def run_suite(
+        backend: str, *args: str, selection: str = SELECTION
+    ) -> tuple[Any, dict[str, str], dict[str, float]]:
         report = pytester.path / "report.json"
         junit = pytester.path / "junit.xml"
         started = time.monotonic()
@@ -112,14 +138,14 @@ def run(pytester: pytest.Pytester):
             "no:cacheprovider",
             f"--backend=broken:{backend}",
             "-k",
-            SELECTION,
+            selection,
             f"--conformance-report={report}",
             f"--test-timeout={TEST_TIMEOUT:g}",
             f"--junitxml={junit}",
             *args,
             timeout=300,
         )
-        # Seven tests: a hang costs at most the test timeout each, plus start-up.
+        # A few tests: a hang costs at most the test timeout each, plus start-up.
         assert time.monotonic() - started < 60
         data = json.loads(report.read_text())
         return result, {c["id"]: c["status"] for c in data["clauses"]}, junit_durations(junit)
@@ -156,3 +182,31 @@ def test_a_crash_is_reported_with_its_signal(run):
     result, _, durations = run("aborts", "--isolate=yes")
     result.stdout.fnmatch_lines(["*died with signal 6 (SIGABRT)*"])
     assert_each_test_bounded(durations)
+
+
+#: The tests of calls that must fail fast: ERR-5, FAULT-3, FAULT-6, FAULT-7.
+FAIL_FAST = (
+    "test_empty_non_blocking_socket_is_eagain or test_non_blocking or test_dontwait"
+    " or test_partial_send"
+)
+FAIL_FAST_CLAUSES = ["ERR-5", "FAULT-3", "FAULT-6", "FAULT-7"]
+
+
+@pytest.mark.parametrize("backend", ["waits_in_the_kernel", "reference"])
+def test_a_call_that_sleeps_before_failing_does_not_fail_fast(run, backend):
+    """Raising BlockingIOError after the suite's kernel timeout is not failing fast.
+
+    The broken backend answers each of these calls with the right exception,
+    only late: the /proc watcher sees it asleep in recvmsg/sendmsg and fails
+    the test. The reference, which never sleeps there, passes the same tests.
+    """
+    result, statuses, durations = run(backend, "--expected=none", selection=FAIL_FAST)
+    if backend == "reference":
+        assert result.ret == pytest.ExitCode.OK
+        assert [statuses[clause] for clause in FAIL_FAST_CLAUSES] == ["PASS"] * 4
+        return
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert [statuses[clause] for clause in FAIL_FAST_CLAUSES] == ["FAIL"] * 4
+    result.stdout.fnmatch_lines(["*the call slept in the kernel (recvmsg on the test's socket)*"])
+    result.stdout.fnmatch_lines(["*the call slept in the kernel (sendmsg on the test's socket)*"])
+    assert len(durations) == 6, sorted(durations)

@@ -55,12 +55,12 @@ class Sighting:
     def where(self) -> str:
         """Where the call slept, in words: the system call and the fd."""
         assert self.seen is not None
-        place = {
-            None: "an event loop's wait",
-            True: "the test's socket",
-            False: "another fd",
+        name = proc_syscalls.syscall_name(self.seen.syscall)
+        return {
+            None: f"{name}, an event loop's wait",
+            True: f"{name} on the test's socket",
+            False: f"{name} on another fd",
         }[self.on_the_socket]
-        return f"{proc_syscalls.syscall_name(self.seen.syscall)} on {place}"
 
     def check_blocked(self) -> None:
         """Assert the call was seen asleep in the transfer on the test's socket (or a wait)."""

@@ -137,7 +137,10 @@ def test_non_blocking_full_send_queues_nothing(backend, pair, closer):
     sent = distinct_fds(2)
     closer.fds(*sent)
     outcome = must_not_block(
-        "sendmsg", a, lambda: backend.sendfds(a, b"full", 0, sent), wake=lambda: b.recv(1 << 16)
+        "sendmsg",
+        a,
+        lambda: backend.sendfds(a, b"full", 0, sent),
+        wake=lambda: recv_stream(b, filler),
     )
     _assert_eagain(outcome)
     for fd in sent:
@@ -334,7 +337,7 @@ def test_dontwait_send_on_a_full_blocking_socket(backend, pair, closer):
         "sendmsg",
         a,
         lambda: backend.sendfds(a, b"full", socket.MSG_DONTWAIT, sent),
-        wake=lambda: b.recv(1 << 16),  # room at last: the blocked send goes through
+        wake=lambda: recv_stream(b, filler),  # room at last: the blocked send goes through
     )
     _assert_eagain(outcome)
     assert identities(sent) == files, "the caller's fds were closed or replaced"
