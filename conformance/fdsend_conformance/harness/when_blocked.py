@@ -208,7 +208,7 @@ def signal_when_blocked(
 
 @contextmanager
 def wake_when_blocked(
-    syscall: str, sock: socket.socket, wake: Callable[[], None]
+    syscall: str, sock: socket.socket, wake: Callable[[], object]
 ) -> Iterator[Wakeup]:
     """Run ``wake`` from a watcher thread if this thread falls asleep in ``syscall``.
 
@@ -231,7 +231,7 @@ def wake_when_blocked(
 
 
 def must_not_block(
-    syscall: str, sock: socket.socket, call: Callable[[], object], wake: Callable[[], None]
+    syscall: str, sock: socket.socket, call: Callable[[], object], wake: Callable[[], object]
 ) -> object:
     """Run ``call``, which must fail fast; return its result or the exception it raised.
 
