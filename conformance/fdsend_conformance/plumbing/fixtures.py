@@ -14,7 +14,7 @@ import pytest
 from fdsend_conformance.backend import Backend
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import unsupported
-from fdsend_conformance.harness.fds import make_fd
+from fdsend_conformance.harness.fds import distinct_fds, make_fd
 from fdsend_conformance.harness.sockets import TYPE_FEATURES, socket_pair
 from fdsend_conformance.plumbing.plugin import backend_of, call_failed
 
@@ -73,6 +73,12 @@ class Closer:
     def fds(self, *fds: int) -> None:
         """Take ownership of plain fds."""
         self._fds.extend(fds)
+
+    def distinct_fds(self, count: int) -> list[int]:
+        """``count`` new fds, each a different file (see :func:`fds.distinct_fds`), owned."""
+        fds = distinct_fds(count)
+        self._fds.extend(fds)
+        return fds
 
     def objects(self, *objects: Any) -> None:
         """Take ownership of objects with ``close()``."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS, Fileno
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identity
 from fdsend_conformance.harness.sockets import pending
 
 
@@ -19,8 +19,7 @@ from fdsend_conformance.harness.sockets import pending
 def test_socket_spellings(backend, pair, closer, spelling):
     a, b = pair
     spell = SOCKET_SPELLINGS[spelling]
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     backend.sendfds(spell(a), b"s", 0, sent)
     _, fds = backend.recvfds(spell(b), 16, 0, 2)
     closer.fds(*fds)
@@ -34,8 +33,7 @@ def _fd_likes(closer, tmp_path) -> list[tuple[str, Any, int]]:
     text = open(tmp_path / "text", "w", encoding="utf-8")  # noqa: SIM115
     raw = io.FileIO(tmp_path / "raw", "w")
     closer.objects(sock, binary, text, raw)
-    plain = distinct_fds(2)
-    closer.fds(*plain)
+    plain = closer.distinct_fds(2)
     return [
         ("socket", sock, sock.fileno()),
         ("binary-file", binary, binary.fileno()),
@@ -100,8 +98,7 @@ def test_invalid_fds_are_refused(backend, pair, closer, case):
     a, b = pair
     make_bad, error = REFUSED[case]
     bad = make_bad()
-    good = distinct_fds(1)
-    closer.fds(*good)
+    good = closer.distinct_fds(1)
     before = identity(good[0])
     fds = [good[0], *bad] if isinstance(bad, list) else bad
     with pytest.raises(error):

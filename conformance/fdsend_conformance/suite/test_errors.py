@@ -20,8 +20,7 @@ NON_SOCKETS = ["file", "pipe-read", "devnull"]
 @pytest.mark.parametrize("kind", NON_SOCKETS)
 def test_send_on_a_non_socket_is_enotsock(backend, new_fd, closer, kind):
     target = new_fd(kind)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     with pytest.raises(OSError) as raised:
         backend.sendfds(target, b"x", 0, sent)
     assert raised.value.errno == errno.ENOTSOCK
@@ -46,8 +45,7 @@ def _closed_fd() -> int:
 @pytest.mark.clause("ERR-2", "ERR-8")
 @pytest.mark.parametrize("call", ["send", "receive"])
 def test_closed_socket_is_ebadf(backend, closer, call):
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     closed = _closed_fd()  # after every other open: its number stays free
     calls = {
         "send": lambda: backend.sendfds(closed, b"x", 0, sent),
@@ -61,8 +59,7 @@ def test_closed_socket_is_ebadf(backend, closer, call):
 @pytest.mark.clause("ERR-2", "ERR-8")
 def test_closed_fd_inside_fds_is_ebadf(backend, pair, closer):
     a, b = pair
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     with pytest.raises(OSError) as raised:
         backend.sendfds(a, b"x", 0, [sent[0], _closed_fd(), sent[1]])
     assert raised.value.errno == errno.EBADF
@@ -72,8 +69,7 @@ def test_closed_fd_inside_fds_is_ebadf(backend, pair, closer):
 @pytest.mark.clause("ERR-3", "ERR-8")
 def test_more_than_scm_max_fd_is_einval(backend, pair, closer):
     a, b = pair
-    sent = distinct_fds(254)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(254)
     with pytest.raises(OSError) as raised:
         backend.sendfds(a, b"x", 0, sent)
     assert raised.value.errno == errno.EINVAL
@@ -84,8 +80,7 @@ def test_more_than_scm_max_fd_is_einval(backend, pair, closer):
 def test_send_to_a_closed_peer_is_epipe(backend, pair, closer):
     a, b = pair
     b.close()
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     with pytest.raises(OSError) as raised:
         backend.sendfds(a, b"x", 0, sent)
     assert raised.value.errno in (errno.EPIPE, errno.ECONNRESET)
@@ -124,8 +119,7 @@ def test_negative_length_is_valueerror(backend, pair, closer):
 @pytest.mark.clause("ERR-7", "ERR-8")
 def test_negative_fd_count_is_valueerror(backend, pair, closer):
     a, b = pair
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     backend.sendfds(a, b"kept", 0, sent)
     with pytest.raises(ValueError):
         backend.recvfds(b, 16, 0, -1)

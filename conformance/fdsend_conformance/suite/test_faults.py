@@ -15,7 +15,7 @@ import pytest
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import receive_truncated
-from fdsend_conformance.harness.fds import distinct_fds, identities
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.processes import call_in_child, fork_to_kill, leave_free_fds
 from fdsend_conformance.harness.sockets import fill_send_buffer, pending, recv_stream
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT
@@ -33,8 +33,7 @@ class Interrupted(Exception):
 @pytest.mark.clause("FAULT-1")
 def test_signal_during_receive_is_retried(backend, pair, closer):
     a, b = pair
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
 
     def send() -> None:
         backend.sendfds(a, b"late", 0, sent)
@@ -51,8 +50,7 @@ def test_signal_during_receive_is_retried(backend, pair, closer):
 @pytest.mark.clause("FAULT-1")
 def test_signal_handler_exception_leaves_the_message_queued(backend, pair, closer):
     a, b = pair
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
 
     def send_then_raise() -> None:
         backend.sendfds(a, b"kept", 0, sent)
@@ -75,8 +73,7 @@ def test_signal_during_a_blocked_send_is_retried(backend, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
     a.setblocking(True)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     drained: list[int] = []
 
     def make_room() -> None:
@@ -96,8 +93,7 @@ def test_signal_handler_exception_during_a_blocked_send_sends_nothing(backend, p
     a, b = pair
     filler = fill_send_buffer(a)
     a.setblocking(True)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
 
     def interrupt() -> None:
         raise Interrupted
@@ -134,8 +130,7 @@ def test_non_blocking_empty_receive_consumes_nothing(backend, pair):
 def test_non_blocking_full_send_queues_nothing(backend, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     outcome = must_not_block(
         "sendmsg",
         a,
@@ -167,8 +162,7 @@ def _receive_one_each(backend: Any, sock: socket.socket, count: int) -> list[tup
 @pytest.mark.clause("FAULT-4")
 def test_killed_sender_leaves_what_it_sent_then_eof(backend, pair, closer):
     a, b = pair
-    files = distinct_fds(4)
-    closer.fds(*files)
+    files = closer.distinct_fds(4)
 
     def send_all(ready: Any) -> None:
         b.close()
@@ -203,8 +197,7 @@ def test_sender_killed_inside_a_blocked_send(backend, pair, closer, receiver):
     write end (its pipe reads EOF).
     """
     a, b = pair
-    files = distinct_fds(2)
-    closer.fds(*files)
+    files = closer.distinct_fds(2)
     pipe_read, pipe_write = os.pipe()
     closer.fds(pipe_read)
 
@@ -262,8 +255,7 @@ def _receive_at_fd_limit(backend: Any, sock: socket.socket, slots: int) -> dict[
 @pytest.mark.clause("FAULT-5")
 def test_receiver_at_its_fd_limit(backend, pair, closer):
     a, b = pair
-    sent = distinct_fds(8)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(8)
     backend.sendfds(a, b"limit", 0, sent)
     result = call_in_child(lambda: _receive_at_fd_limit(backend, b, 2))
     assert result["new"] == result["returned"], "fds installed in the child and not returned"
@@ -276,8 +268,7 @@ def test_receiver_at_its_fd_limit(backend, pair, closer):
 def test_partial_send_delivers_fds_once_and_the_rest_follows(backend, pair, closer):
     a, b = pair
     payload = os.urandom(4 << 20)
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     a.setblocking(False)
     count = must_not_block(
         "sendmsg", a, lambda: backend.sendfds(a, payload, 0, sent), wake=lambda: None
@@ -330,8 +321,7 @@ def test_dontwait_send_on_a_full_blocking_socket(backend, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
     a.setblocking(True)
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     files = identities(sent)
     outcome = must_not_block(
         "sendmsg",

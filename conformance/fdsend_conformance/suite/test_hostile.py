@@ -58,8 +58,7 @@ def assert_nothing_leaked(returned: list[int], new: list[int]) -> None:
 @pytest.mark.clause("HOSTILE-1")
 def test_flood_of_fds_to_a_receiver_asking_for_one(backend, pair, closer):
     a, b = pair
-    sent = distinct_fds(253)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(253)
     a.sendmsg([b"flood"], [rights(sent)])
     _, returned, new = account(closer, lambda: backend.recvfds(b, 16, 0, 1))
     assert_nothing_leaked(returned, new)
@@ -69,8 +68,7 @@ def test_flood_of_fds_to_a_receiver_asking_for_one(backend, pair, closer):
 @pytest.mark.clause("HOSTILE-2")
 def test_explicit_credentials_beside_fds(backend, pair, closer):
     a, b = pair
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     a.sendmsg([b"creds"], [credentials(), rights(sent)])
     result, returned, new = account(closer, lambda: backend.recvfds(b, 16, 0, 2))
     assert_nothing_leaked(returned, new)
@@ -94,8 +92,7 @@ def test_two_rights_messages_in_one_send(backend, pair, closer):
 @pytest.mark.clause("HOSTILE-4")
 def test_fds_with_no_payload_on_seqpacket(backend, make_pair, closer):
     a, b = make_pair(socket.SOCK_SEQPACKET)
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     a.sendmsg([b""], [rights(sent)])
     result, returned, new = account(closer, lambda: backend.recvfds(b, 16, 0, 2))
     assert_nothing_leaked(returned, new)
@@ -117,8 +114,7 @@ SIZES = {
 def test_unexpected_payload_sizes(backend, make_pair, closer, case):
     kind, payload, length = SIZES[case]
     a, b = make_pair(kind)
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     a.sendmsg([payload], [rights(sent)])
     _, returned, new = account(closer, lambda: backend.recvfds(b, length, 0, 2))
     assert_nothing_leaked(returned, new)

@@ -49,8 +49,7 @@ def tag(backend: Backend, sender: int, sequence: int) -> bytes:
 
 @pytest.mark.clause("LOAD-1")
 def test_threads_each_on_their_own_pair(backend, closer):
-    files = distinct_fds(THREADS)
-    closer.fds(*files)
+    files = closer.distinct_fds(THREADS)
     pairs = [socket.socketpair() for _ in range(THREADS)]
     for pair in pairs:
         closer.objects(*pair)

@@ -27,8 +27,7 @@ def _state(fd: int) -> tuple[tuple[int, int], int, int]:
 @pytest.mark.parametrize("given_as", list(SOCKET_SPELLINGS))
 def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
     a, b = pair
-    sent = distinct_fds(3)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(3)
     spell = SOCKET_SPELLINGS[given_as]
     watched = [a.fileno(), b.fileno(), *sent]
     before = [_state(fd) for fd in watched]
@@ -46,8 +45,7 @@ def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
 @pytest.mark.clause("OWN-1")
 def test_failed_send_closes_none_of_the_callers_fds(backend, pair, closer):
     a, _ = pair
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     closed = distinct_fds(1)[0]
     os.close(closed)
     before = [_state(fd) for fd in (a.fileno(), *sent)]
@@ -60,8 +58,7 @@ def test_failed_send_closes_none_of_the_callers_fds(backend, pair, closer):
 @pytest.mark.clause("OWN-2")
 def test_received_fds_are_close_on_exec(backend, pair, closer):
     a, b = pair
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     backend.sendfds(a, b"x", 0, sent)
     _, fds = backend.recvfds(b, 16, 0, 2)
     closer.fds(*fds)
@@ -72,8 +69,7 @@ def test_received_fds_are_close_on_exec(backend, pair, closer):
 @pytest.mark.clause("OWN-2")
 def test_subprocess_does_not_inherit_received_fds(backend, pair, closer):
     a, b = pair
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     backend.sendfds(a, b"x", 0, sent)
     _, fds = backend.recvfds(b, 16, 0, 1)
     closer.fds(*fds)
@@ -90,8 +86,7 @@ def test_subprocess_does_not_inherit_received_fds(backend, pair, closer):
 def test_credentials_beside_fds_break_nothing(backend, pair, closer):
     a, b = pair
     b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     backend.sendfds(a, b"cred", 0, sent)
     before = fdtable.open_fds()
     result = backend.recvfds(b, 16, 0, 2)
@@ -107,8 +102,7 @@ def test_credentials_beside_fds_break_nothing(backend, pair, closer):
 @pytest.mark.requires(Feature.FLAGS)
 def test_peeked_fds_are_returned(backend, pair, closer):
     a, b = pair
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     backend.sendfds(a, b"peek", 0, sent)
     before = fdtable.open_fds()
     _, peeked = backend.recvfds(b, 16, socket.MSG_PEEK, 2)

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from fdsend_conformance.backend import Feature
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identity
 from fdsend_conformance.harness.sockets import pending, set_io_timeout, tcp_pair
 
 
@@ -17,8 +17,7 @@ from fdsend_conformance.harness.sockets import pending, set_io_timeout, tcp_pair
 def test_fds_arrive_beside_credentials(backend, pair, closer, count):
     a, b = pair
     b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-    sent = distinct_fds(count)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(count)
     backend.sendfds(a, b"c", 0, sent)
     _, fds = backend.recvfds(b, 16, 0, count)
     closer.fds(*fds)
@@ -47,8 +46,7 @@ def assert_refused(error: BaseException) -> None:
 @pytest.mark.requires(Feature.PAYLOAD)
 def test_empty_payload_with_fds_on_a_stream_is_refused(backend, pair, closer):
     a, b = pair
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     with pytest.raises((ValueError, OSError)) as raised:
         backend.sendfds(a, b"", 0, sent)
     assert_refused(raised.value)
@@ -78,8 +76,7 @@ def tcp(closer):
 @pytest.mark.parametrize("transport", ["tcp", "udp"])
 def test_fds_on_an_inet_socket_are_refused(backend, request, closer, transport):
     a, b = request.getfixturevalue("tcp" if transport == "tcp" else "udp_pair")
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     with pytest.raises((ValueError, OSError)) as raised:
         backend.sendfds(a, b"x", 0, sent)
     assert_refused(raised.value)

@@ -11,7 +11,7 @@ import pytest
 
 from fdsend_conformance.backend import Backend, Feature
 from fdsend_conformance.harness.checks import assert_same_file
-from fdsend_conformance.harness.fds import FD_KINDS, distinct_fds, identity, make_fd
+from fdsend_conformance.harness.fds import FD_KINDS, identity, make_fd
 from fdsend_conformance.harness.processes import fork_call, reap, send_file_from_child
 from fdsend_conformance.harness.sockets import UNIX_TYPES, recv_stream, set_io_timeout
 from fdsend_conformance.harness.timeouts import SPAWN_TIMEOUT, SPAWNED_TEST_TIMEOUT
@@ -26,8 +26,7 @@ def check_payload(backend: Backend, received: bytes, sent: bytes) -> None:
 @pytest.mark.clause("XFER-1")
 @pytest.mark.parametrize("count", [1, 2, 16, 253])
 def test_several_fds_arrive_in_order(backend, pair, closer, count):
-    sent = distinct_fds(count)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(count)
     a, b = pair
     backend.sendfds(a, b"fds", 0, sent)
     msg, fds = backend.recvfds(b, 16, 0, count)
@@ -143,8 +142,7 @@ def test_payload_arrives_intact(backend, make_pair, closer, payload, kind):
 @pytest.mark.parametrize("kind", list(UNIX_TYPES))
 def test_every_unix_socket_type(backend, make_pair, closer, kind):
     a, b = make_pair(UNIX_TYPES[kind])
-    sent = distinct_fds(3)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(3)
     backend.sendfds(a, b"typed", 0, sent)
     msg, fds = backend.recvfds(b, 16, 0, 3)
     closer.fds(*fds)

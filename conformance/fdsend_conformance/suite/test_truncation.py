@@ -9,7 +9,7 @@ import pytest
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import receive_truncated, unsupported
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identity
 from fdsend_conformance.harness.sockets import pending
 
 SENT = 8
@@ -18,8 +18,7 @@ SENT = 8
 @pytest.mark.clause("TRUNC-1")
 @pytest.mark.parametrize("numfds", [1, SENT - 1])
 def test_short_receive_reports_truncation(backend, pair, closer, numfds):
-    sent = distinct_fds(SENT)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(SENT)
     a, b = pair
     backend.sendfds(a, b"t", 0, sent)
     got = receive_truncated(backend, lambda: backend.recvfds(b, 16, 0, numfds))
@@ -36,8 +35,7 @@ def test_short_receive_reports_truncation(backend, pair, closer, numfds):
 
 @pytest.mark.clause("TRUNC-2")
 def test_arrived_fds_are_the_first_in_order(backend, pair, closer):
-    sent = distinct_fds(SENT)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(SENT)
     a, b = pair
     backend.sendfds(a, b"t", 0, sent)
     got = receive_truncated(backend, lambda: backend.recvfds(b, 16, 0, 3))
@@ -50,8 +48,7 @@ def test_arrived_fds_are_the_first_in_order(backend, pair, closer):
 @pytest.mark.clause("TRUNC-3")
 @pytest.mark.parametrize("numfds", [1, 3])
 def test_dropped_fds_leave_nothing_open(backend, pair, closer, numfds):
-    sent = distinct_fds(SENT)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(SENT)
     a, b = pair
     backend.sendfds(a, b"t", 0, sent)
     before = fdtable.open_fds()
@@ -69,8 +66,7 @@ def test_dropped_fds_leave_nothing_open(backend, pair, closer, numfds):
 
 @pytest.mark.clause("TRUNC-4")
 def test_numfds_zero_reports_and_leaks_nothing(backend, pair, closer):
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     a, b = pair
     backend.sendfds(a, b"zero", 0, sent)
     before = fdtable.open_fds()
@@ -91,8 +87,7 @@ def test_numfds_zero_reports_and_leaks_nothing(backend, pair, closer):
 )
 def test_payload_truncation_is_reported(backend, make_pair, closer, kind):
     a, b = make_pair(kind)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     backend.sendfds(a, b"0123456789", 0, sent)
     try:
         result = backend.recvfds(b, 4, 0, 4)
