@@ -209,8 +209,10 @@ class KilledChild:
     exit_code: int | None = None  # set at the block's exit: -SIGKILL if it was still alive
 
     def wait_ready(self, seconds: float = IO_TIMEOUT) -> bool:
-        """Whether the child called ``ready`` within ``seconds``."""
-        return bool(select.select([self.ready_end], [], [], seconds)[0])
+        """Whether the child called ``ready`` within ``seconds`` (not: it ended first)."""
+        if not select.select([self.ready_end], [], [], seconds)[0]:
+            return False
+        return os.read(self.ready_end, 1) == b"!"
 
 
 @contextmanager
