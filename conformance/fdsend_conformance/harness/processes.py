@@ -21,8 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
-import pytest
-
 from fdsend_conformance.harness.sockets import set_io_timeout
 from fdsend_conformance.harness.timeouts import CHILD_TIMEOUT, IO_TIMEOUT
 
@@ -194,6 +192,10 @@ def call_in_child(function: Callable[[], T], seconds: float = CHILD_TIMEOUT) -> 
         raise AssertionError(f"child died without an answer (exit code {answer.exit_code})")
     kind, value = pickle.loads(answer.data)
     if kind == "skip":
+        # Here, not at the top: a spawned sender and the tools import this
+        # module without pytest.
+        import pytest
+
         pytest.skip(str(value))
     if kind == "error":
         raise AssertionError(f"in the forked child:\n{value}")
