@@ -9,6 +9,7 @@ worker, but not one whose interpreter a backend left broken.
 
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 from typing import Any
@@ -53,7 +54,11 @@ def run_isolated(item: pytest.Item, seconds: float) -> list[Any]:
     """Run ``item`` in a forked child; kill it after ``seconds``.
 
     Returns the child's reports, or one failing report saying how it died.
+    The modules the test's module names in ``IMPORT_BEFORE_FORK`` are
+    imported here first, so that the children inherit them.
     """
+    for name in getattr(getattr(item, "module", None), "IMPORT_BEFORE_FORK", ()):
+        importlib.import_module(name)
     # pytest-timeout (signal method) armed an alarm around this test: move it
     # into the child, where the test runs. Timers are not inherited by fork.
     alarm, _ = signal.getitimer(signal.ITIMER_REAL)

@@ -7,13 +7,12 @@ Every example checks its own fds: none may stay open after it.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, example, given, settings
-from hypothesis import strategies as st
 
 from fdsend_conformance.backend import Backend, Feature
 from fdsend_conformance.harness import fdtable
@@ -22,43 +21,19 @@ from fdsend_conformance.harness.fds import identity, make_fd
 from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.harness.sockets import UNIX_TYPES, pending, recv_stream, socket_pair
 
+#: Hypothesis is imported when a PROP test first runs, not when the suite is
+#: collected: it is the largest import of a run (0.4 s of CPU here), which
+#: every xdist worker paid whether or not it ran PROP. The plugin imports
+#: these before it forks an isolated test of this module, so that each
+#: child inherits them instead of importing them again.
+IMPORT_BEFORE_FORK = ("hypothesis",)
+
 KINDS = ["pipe-read", "pipe-write", "file", "devnull", "unix", "memfd"]
 #: Examples per socket type: 100 each, the 300 of one test before it was
 #: split by type. 1.7 to 2.1 s in all for the reference and stdlib backends
 #: on two cores under a load of 7 (CPython 3.11, Linux 6.18); most of it is
 #: making the fds.
 MAX_EXAMPLES = 100
-
-reproducible = settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    # No shrinking: against a failing backend it took 12 s of a 20 s run, and
-    # the derandomised failing example already reproduces as it is.
-    phases=[Phase.explicit, Phase.generate],
-    # The suite's autouse leak check wraps the whole test; each example
-    # checks its own fds.
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-
-
-@st.composite
-def transfers(draw: Any, kind: str) -> dict[str, Any]:
-    """One send and its receive on a socket of ``kind``: fds, payload, numfds, len."""
-    count = draw(st.one_of(st.integers(0, 4), st.integers(0, SCM_MAX_FD)))
-    # A drawn pattern of kinds, repeated: mixed like a list of `count` drawn
-    # kinds, for a fraction of the drawing.
-    pattern = draw(st.lists(st.sampled_from(KINDS), min_size=1, max_size=8))
-    kinds = [pattern[index % len(pattern)] for index in range(count)]
-    # A stream needs a payload byte to carry fds (LOSS-2); the rest may be empty.
-    smallest = 1 if kind == "stream" else 0
-    size = draw(st.one_of(st.integers(smallest, 64), st.integers(smallest, 65536)))
-    numfds = draw(st.integers(0, 260))
-    # On message sockets `len` may cut the payload; on a stream it may make
-    # the read short, and the rest is read after.
-    length = draw(st.one_of(st.integers(0, 16), st.integers(0, size + 8)))
-    return {"kind": kind, "kinds": kinds, "size": size, "numfds": numfds, "len": length}
 
 
 def _case(kind: str, fds: int, size: int) -> dict[str, Any]:
@@ -117,38 +92,69 @@ def _check_payload(got: Any, payload: bytes, case: dict[str, Any], b: socket.soc
     assert not pending(b), "something is left to read after the payload"
 
 
-def _examples(kind: str) -> Any:
+def _examples(kind: str) -> list[dict[str, Any]]:
     """The explicit examples of ``kind``: the most in one message, and nothing at all."""
     # The kernel takes 64 KiB in one datagram under the default SO_SNDBUF
     # (wmem_default, 208 KiB here). An empty message is still a message,
     # except on a stream, where it cannot carry fds (LOSS-2).
-    cases = [_case(kind, SCM_MAX_FD, 65536)] + ([] if kind == "stream" else [_case(kind, 0, 0)])
-
-    def add(test: Any) -> Any:
-        for case in cases:
-            test = example(case=case)(test)
-        return test
-
-    return add
+    return [_case(kind, SCM_MAX_FD, 65536)] + ([] if kind == "stream" else [_case(kind, 0, 0)])
 
 
+def _check_without_leaks(backend: Backend, case: dict[str, Any]) -> None:
+    """One example: the transfer, and none of its fds left open."""
+    before = fdtable.open_fds()
+    try:
+        _check_transfer(backend, case)
+    finally:
+        leaked = fdtable.close_leaked(before)
+    assert not leaked, f"fds left open: {leaked}"
+
+
+@functools.cache
 def _property(kind: str) -> Any:
-    """The property of one socket type: reproducible, generated and explicit cases."""
+    """The hypothesis test of one socket type: reproducible, generated and explicit cases.
+
+    Made once per run (hypothesis keeps its state on the test function).
+    """
+    from hypothesis import HealthCheck, Phase, example, given, settings
+    from hypothesis import strategies as st
+
+    @st.composite
+    def transfers(draw: Any) -> dict[str, Any]:
+        """One send and its receive on a socket of ``kind``: fds, payload, numfds, len."""
+        count = draw(st.one_of(st.integers(0, 4), st.integers(0, SCM_MAX_FD)))
+        # A drawn pattern of kinds, repeated: mixed like a list of `count`
+        # drawn kinds, for a fraction of the drawing.
+        pattern = draw(st.lists(st.sampled_from(KINDS), min_size=1, max_size=8))
+        kinds = [pattern[index % len(pattern)] for index in range(count)]
+        # A stream needs a payload byte to carry fds (LOSS-2); the rest may be empty.
+        smallest = 1 if kind == "stream" else 0
+        size = draw(st.one_of(st.integers(smallest, 64), st.integers(smallest, 65536)))
+        numfds = draw(st.integers(0, 260))
+        # On message sockets `len` may cut the payload; on a stream it may
+        # make the read short, and the rest is read after.
+        length = draw(st.one_of(st.integers(0, 16), st.integers(0, size + 8)))
+        return {"kind": kind, "kinds": kinds, "size": size, "numfds": numfds, "len": length}
 
     def check(backend: Backend, case: dict[str, Any]) -> None:
-        before = fdtable.open_fds()
-        try:
-            _check_transfer(backend, case)
-        finally:
-            leaked = fdtable.close_leaked(before)
-        assert not leaked, f"fds left open: {leaked}"
+        _check_without_leaks(backend, case)  # a function of its own: hypothesis marks it
 
-    return reproducible(given(case=transfers(kind))(_examples(kind)(check)))
-
-
-#: One hypothesis test per socket type, made once at import (hypothesis
-#: keeps its state on the test function).
-_PROPERTIES = {kind: _property(kind) for kind in UNIX_TYPES}
+    test: Any = check
+    for case in _examples(kind):
+        test = example(case=case)(test)
+    reproducible = settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        # No shrinking: against a failing backend it took 12 s of a 20 s run,
+        # and the derandomised failing example already reproduces as it is.
+        phases=[Phase.explicit, Phase.generate],
+        # The suite's autouse leak check wraps the whole test; each example
+        # checks its own fds.
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    return reproducible(given(case=transfers())(test))
 
 
 @pytest.mark.clause("PROP-1")
@@ -158,4 +164,4 @@ def test_transfer_invariants(backend, make_pair, kind):
     # (not a pass made of skipped examples).
     for sock in make_pair(UNIX_TYPES[kind]):
         sock.close()
-    _PROPERTIES[kind](backend)
+    _property(kind)(backend)
