@@ -65,19 +65,22 @@ SCM_PIDFD = getattr(socket, "SCM_PIDFD", 4)
 SECURITY_LABEL_ROOM = 4096
 
 #: The payload of every control message Linux can write beside SCM_RIGHTS on an
-#: AF_UNIX receive, whatever SOL_SOCKET options the receiving socket has on
-#: (net/core/scm.c scm_recv_unix, include/net/sock.h sock_recv_cmsgs, and
-#: net/unix/af_unix.c; sizes measured on Linux 6.18, x86_64).
+#: AF_UNIX receive, whatever SOL_SOCKET options the receiving socket has on, in
+#: the order the kernel writes them (net/unix/af_unix.c __unix_dgram_recvmsg and
+#: unix_stream_read_generic, net/core/scm.c scm_recv_unix; sizes measured on
+#: Linux 6.18, x86_64). Timestamps come first on datagrams only; the pidfd and
+#: SCM_INQ come after the fds. The last three are not written by 6.18's
+#: af_unix.c (it never calls sock_recv_cmsgs): room kept for a kernel that does.
 OTHER_CONTROL_MESSAGES = {
-    "SCM_CREDENTIALS (SO_PASSCRED)": 12,  # struct ucred
-    "SCM_PIDFD (SO_PASSPIDFD)": 4,
-    "SCM_SECURITY (SO_PASSSEC, with an LSM label)": SECURITY_LABEL_ROOM,
     "SO_TIMESTAMP(NS)(_OLD/_NEW) (datagrams)": 16,  # one of the four, at most 16 bytes
-    "SCM_TIMESTAMPING(_NEW) (SO_TIMESTAMPING, datagrams)": 48,  # three timespecs
-    "SO_RXQ_OVFL (after drops)": 4,
-    "SO_RCVMARK (with a mark)": 4,
-    "SO_RCVPRIORITY (with a priority)": 4,
+    "SCM_TIMESTAMPING(_NEW) (SO_TIMESTAMPING with SO_TIMESTAMP, datagrams)": 48,
+    "SCM_CREDENTIALS (SO_PASSCRED)": 12,  # struct ucred
+    "SCM_SECURITY (SO_PASSSEC, with an LSM label)": SECURITY_LABEL_ROOM,
+    "SCM_PIDFD (SO_PASSPIDFD)": 4,
     "SCM_INQ (SO_INQ, SOCK_STREAM)": 4,
+    "SO_RXQ_OVFL": 4,
+    "SO_RCVMARK": 4,
+    "SO_RCVPRIORITY": 4,
 }
 
 #: Control-buffer bytes every receive keeps beyond the fds' own: room for all of
