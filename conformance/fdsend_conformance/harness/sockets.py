@@ -17,6 +17,7 @@ from collections.abc import Callable
 __all__ = [
     "FD_KINDS",
     "IO_TIMEOUT",
+    "UNIX_TYPES",
     "distinct_fds",
     "identity",
     "make_fd",
@@ -26,6 +27,7 @@ __all__ = [
     "set_io_timeout",
     "socket_pair",
     "tcp_pair",
+    "unix_pair",
 ]
 
 #: Seconds a blocking send or receive may wait before failing.
@@ -45,6 +47,23 @@ def socket_pair(kind: int = socket.SOCK_STREAM) -> tuple[socket.socket, socket.s
     a, b = socket.socketpair(socket.AF_UNIX, kind)
     for sock in (a, b):
         set_io_timeout(sock)
+    return a, b
+
+
+#: The AF_UNIX socket types that pass fds, by the name tests use.
+UNIX_TYPES = {
+    "stream": socket.SOCK_STREAM,
+    "seqpacket": socket.SOCK_SEQPACKET,
+    "dgram": socket.SOCK_DGRAM,
+}
+
+
+def unix_pair(
+    own: Callable[..., object], kind: int = socket.SOCK_STREAM
+) -> tuple[socket.socket, socket.socket]:
+    """A connected AF_UNIX pair (with kernel timeouts), handed to ``own`` to close."""
+    a, b = socket_pair(kind)
+    own(a, b)
     return a, b
 
 
