@@ -41,6 +41,7 @@ __all__ = [
     "SO_TIMESTAMP_OLD",
     "Message",
     "fd_space",
+    "ints",
     "receive",
     "rights",
     "send_fds",
@@ -137,7 +138,19 @@ class Message:
     @property
     def pidfds(self) -> list[int]:
         """The fds of SCM_PIDFD messages."""
-        return [_ints(payload)[0] for payload in self.items(socket.SOL_SOCKET, SCM_PIDFD)]
+        return [ints(payload)[0] for payload in self.items(socket.SOL_SOCKET, SCM_PIDFD)]
+
+    @property
+    def inq(self) -> int | None:
+        """The byte count of the SCM_INQ message, if one came."""
+        for payload in self.items(socket.SOL_SOCKET, SCM_INQ):
+            return ints(payload)[0]
+        return None
+
+    @property
+    def spaces(self) -> list[int]:
+        """CMSG_SPACE of each control message, in order: the buffer room each took."""
+        return [socket.CMSG_SPACE(len(payload)) for _, _, payload in self.ancdata]
 
     @property
     def installed(self) -> list[int]:
@@ -145,7 +158,8 @@ class Message:
         return self.fds + self.pidfds
 
 
-def _ints(payload: bytes) -> list[int]:
+def ints(payload: bytes) -> list[int]:
+    """The whole C ``int``s of a control message's payload."""
     whole = array.array("i")
     whole.frombytes(payload[: len(payload) - len(payload) % INT_SIZE])
     return list(whole)

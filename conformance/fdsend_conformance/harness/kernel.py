@@ -7,14 +7,25 @@ release that brought it, instead of failing.
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import os
 import platform
 import re
 import socket
 
 import pytest
 
-__all__ = ["kernel_at_least", "require_sockopt"]
+__all__ = ["IO_URING_SETUP", "kernel_at_least", "open_io_uring", "require_sockopt"]
+
+#: The io_uring_setup(2) syscall number, by machine: 425 in the unified
+#: table (include/uapi/asm-generic/unistd.h) that x86-64 shares for it.
+IO_URING_SETUP = {"x86_64": 425, "aarch64": 425, "riscv64": 425}
+
+#: sizeof(struct io_uring_params) (include/uapi/linux/io_uring.h).
+_IO_URING_PARAMS_SIZE = 120
+
+_IO_URING_DISABLED = "/proc/sys/kernel/io_uring_disabled"
 
 
 def kernel_at_least(major: int, minor: int) -> bool:
@@ -36,3 +47,32 @@ def require_sockopt(sock: socket.socket, option: int, value: int, name: str, sin
         if exc.errno == errno.ENOPROTOOPT:
             pytest.skip(f"{name} is unknown to this kernel (ENOPROTOOPT; Linux >= {since})")
         raise
+
+
+def open_io_uring() -> int:
+    """A new io_uring instance's fd (close-on-exec; the caller closes it), or skip.
+
+    Made with the raw io_uring_setup syscall (1 entry), so nothing beyond
+    the standard library is needed. Skips where the machine's syscall
+    number is not known here, where the sysctl disables io_uring, and
+    where the kernel refuses (ENOSYS: not built in; EPERM: not allowed).
+    """
+    number = IO_URING_SETUP.get(platform.machine())
+    if number is None:
+        pytest.skip(f"io_uring_setup's syscall number on {platform.machine()} is not known here")
+    try:
+        with open(_IO_URING_DISABLED, encoding="ascii") as sysctl:
+            disabled = int(sysctl.read())
+    except OSError:
+        disabled = 0  # before Linux 6.6 there is no such switch
+    if disabled == 2:
+        pytest.skip(f"io_uring is disabled ({_IO_URING_DISABLED} = 2)")
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(_IO_URING_PARAMS_SIZE)
+    fd = int(libc.syscall(number, 1, params))
+    if fd < 0:
+        code = ctypes.get_errno()
+        if code in (errno.ENOSYS, errno.EPERM):
+            pytest.skip(f"io_uring_setup failed: {errno.errorcode[code]} ({os.strerror(code)})")
+        raise OSError(code, os.strerror(code))
+    return fd

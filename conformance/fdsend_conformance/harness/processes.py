@@ -34,6 +34,7 @@ __all__ = [
     "call_in_child",
     "fork_call",
     "leave_free_fds",
+    "pidfd_pid",
     "read_to_eof",
     "reap",
     "send_file_from_child",
@@ -192,6 +193,15 @@ def call_in_child(function: Callable[[], T], seconds: float = CHILD_TIMEOUT) -> 
     if kind == "error":
         raise AssertionError(f"in the forked child:\n{value}")
     return cast(T, value)
+
+
+def pidfd_pid(pidfd: int) -> int | None:
+    """The pid a pidfd refers to, from its /proc fdinfo (-1 once reaped), or None."""
+    with open(f"/proc/self/fdinfo/{pidfd}", encoding="utf-8") as info:
+        for line in info:
+            if line.startswith("Pid:"):
+                return int(line.split()[1])
+    return None
 
 
 def set_soft_nofile(limit: int) -> int:

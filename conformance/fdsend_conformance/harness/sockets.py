@@ -67,6 +67,32 @@ def unix_pair(
     return a, b
 
 
+def unix_listener(
+    own: Callable[..., object], kind: int = socket.SOCK_STREAM, backlog: int = 8
+) -> tuple[socket.socket, Callable[[], socket.socket]]:
+    """A listening AF_UNIX socket on an autobound abstract address, and a connector.
+
+    The connector returns a new client connected to it (not yet accepted:
+    the listener holds the embryo). Every socket gets kernel timeouts and is
+    handed to ``own`` to close.
+    """
+    listener = socket.socket(socket.AF_UNIX, kind)
+    own(listener)
+    set_io_timeout(listener)
+    listener.bind("")  # an empty address autobinds to a fresh abstract name
+    listener.listen(backlog)
+    address = listener.getsockname()
+
+    def connect() -> socket.socket:
+        client = socket.socket(socket.AF_UNIX, kind)
+        own(client)
+        set_io_timeout(client)
+        client.connect(address)
+        return client
+
+    return listener, connect
+
+
 def tcp_pair() -> tuple[socket.socket, socket.socket]:
     """A connected TCP pair over loopback, both ends with kernel timeouts."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:

@@ -7,12 +7,26 @@ namespace, which a test alone in a fresh namespace can compare exactly).
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import os
 import select
 import socket
 import time
 from collections.abc import Callable
 
-__all__ = ["kick_unix_gc", "unix_socket_count", "unix_socket_inodes", "wait_until"]
+from fdsend_conformance.harness.processes import ChildSkip
+
+__all__ = [
+    "enter_fresh_network_namespace",
+    "kick_unix_gc",
+    "unix_socket_count",
+    "unix_socket_inodes",
+    "wait_until",
+]
+
+#: unshare(2) flag for a new network namespace (include/uapi/linux/sched.h).
+CLONE_NEWNET = 0x40000000
 
 
 def wait_until(
@@ -71,3 +85,24 @@ def kick_unix_gc() -> None:
     anywhere on the system (measured on Linux 6.18: seconds).
     """
     socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close()
+
+
+def enter_fresh_network_namespace() -> None:
+    """In a forked child: move to a new network namespace, or raise ChildSkip.
+
+    Sockets made there count in its own /proc/net/protocols, which starts
+    at zero; sockets inherited from the parent stay counted in the old one.
+    """
+    unshare = getattr(os, "unshare", None)  # Python >= 3.12
+    if unshare is not None:
+        try:
+            unshare(CLONE_NEWNET)
+        except OSError as exc:
+            raise ChildSkip(f"unshare(CLONE_NEWNET) is not allowed here: {exc}") from exc
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        raise ChildSkip(
+            f"unshare(CLONE_NEWNET) is not allowed here: {errno.errorcode.get(code, code)}"
+        )

@@ -10,7 +10,7 @@ import pytest
 from fdsend_conformance.harness.cmsg import SCM_PIDFD, SO_PASSPIDFD, Message, receive, send_fds
 from fdsend_conformance.harness.fdtable import close_on_exec
 from fdsend_conformance.harness.kernel import require_sockopt
-from fdsend_conformance.harness.processes import fork_call, reap
+from fdsend_conformance.harness.processes import fork_call, pidfd_pid, reap
 from fdsend_conformance.harness.sockets import distinct_fds, identity, unix_pair
 
 pytestmark = pytest.mark.kernel
@@ -22,21 +22,13 @@ def _passpidfd_pair(closer) -> tuple[socket.socket, socket.socket]:
     return a, b
 
 
-def _pid_of(pidfd: int) -> int | None:
-    with open(f"/proc/self/fdinfo/{pidfd}", encoding="utf-8") as info:
-        for line in info:
-            if line.startswith("Pid:"):
-                return int(line.split()[1])
-    return None
-
-
 def _check(msg: Message, sent: list[int], pid: int) -> None:
     assert not msg.ctrunc
     assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
     kinds = [kind for level, kind, _ in msg.ancdata if level == socket.SOL_SOCKET]
     assert kinds.count(SCM_PIDFD) == 1, f"control messages: {kinds}"
     [pidfd] = msg.pidfds
-    assert _pid_of(pidfd) == pid, "the pidfd is not the sender's"
+    assert pidfd_pid(pidfd) == pid, "the pidfd is not the sender's"
     assert close_on_exec(pidfd), "the pidfd was installed inheritable"
 
 
