@@ -28,6 +28,8 @@ __all__ = [
     "SCM_TIMESTAMP",
     "SCM_TIMESTAMPING",
     "SCM_TIMESTAMPNS",
+    "SOF_TIMESTAMPING_RX_SOFTWARE",
+    "SOF_TIMESTAMPING_SOFTWARE",
     "SO_INQ",
     "SO_PASSPIDFD",
     "SO_PASSRIGHTS",
@@ -79,6 +81,11 @@ SO_TIMESTAMPING_NEW = 65
 SCM_TIMESTAMP = SO_TIMESTAMP_OLD
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS_OLD
 SCM_TIMESTAMPING = SO_TIMESTAMPING_OLD
+
+#: SO_TIMESTAMPING flags (include/uapi/linux/net_tstamp.h): software receive
+#: timestamps, and reporting them.
+SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
 
 #: ``struct ucred``: pid, uid, gid.
 _UCRED = struct.Struct("iII")
