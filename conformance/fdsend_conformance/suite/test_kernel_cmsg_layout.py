@@ -91,7 +91,9 @@ def _enable(sock: socket.socket, option: int, value: int = 1) -> bool:
     return True
 
 
-def _receiver_with_everything(closer, kind: int) -> tuple[socket.socket, socket.socket, list]:
+def _receiver_with_everything(
+    closer, kind: int
+) -> tuple[socket.socket, socket.socket, list[tuple[int, int]]]:
     """A pair whose receiver asks for every message it can get; and those messages."""
     a, b = unix_pair(closer.objects, kind)
     wanted = [brings for option, brings, _ in OPTIONS.values() if _enable(b, option)]
