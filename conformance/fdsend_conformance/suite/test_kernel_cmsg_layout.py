@@ -204,17 +204,21 @@ def test_the_last_message_needs_only_cmsg_len(closer, kind):
         assert len(short.kinds) == len(full.kinds) - 1
 
 
-@pytest.mark.clause("KERNEL-29")
-@pytest.mark.parametrize("option", TIMESTAMPS)
-def test_stream_receives_carry_no_timestamps(closer, option):
-    number, _ = TIMESTAMPS[option]
-    a, b = unix_pair(closer.objects)
-    if not _enable(b, number):
-        pytest.skip(f"{option} is unknown to this kernel")
+def _assert_only_rights(closer, kind: int, option: int, value: int, name: str) -> None:
+    """With ``option`` set to ``value`` (skipped where unknown), fds come alone."""
+    a, b = unix_pair(closer.objects, kind)
+    if not _enable(b, option, value):
+        pytest.skip(f"{name} is unknown to this kernel")
     sent = distinct_fds(1)
     closer.fds(*sent)
     msg = _send_and_receive(closer, a, b, ROOM, sent)
-    assert msg.kinds == [RIGHTS]
+    assert msg.kinds == [RIGHTS], f"{name} brought a control message"
+
+
+@pytest.mark.clause("KERNEL-29")
+@pytest.mark.parametrize("option", TIMESTAMPS)
+def test_stream_receives_carry_no_timestamps(closer, option):
+    _assert_only_rights(closer, socket.SOCK_STREAM, TIMESTAMPS[option][0], 1, option)
 
 
 @pytest.mark.clause("KERNEL-29")
@@ -222,13 +226,8 @@ def test_stream_receives_carry_no_timestamps(closer, option):
 @pytest.mark.parametrize("option", ["SO_TIMESTAMPING_OLD", "SO_TIMESTAMPING_NEW"])
 def test_so_timestamping_alone_brings_nothing(closer, option, kind):
     number = SO_TIMESTAMPING_OLD if option.endswith("OLD") else SO_TIMESTAMPING_NEW
-    a, b = unix_pair(closer.objects, UNIX_TYPES[kind])
-    if not _enable(b, number, SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE):
-        pytest.skip(f"{option} is unknown to this kernel")
-    sent = distinct_fds(1)
-    closer.fds(*sent)
-    msg = _send_and_receive(closer, a, b, ROOM, sent)
-    assert msg.kinds == [RIGHTS]
+    software = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
+    _assert_only_rights(closer, UNIX_TYPES[kind], number, software, option)
 
 
 @pytest.mark.clause("KERNEL-29")

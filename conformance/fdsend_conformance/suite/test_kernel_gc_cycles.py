@@ -32,7 +32,7 @@ pytestmark = pytest.mark.kernel
 
 #: Seconds the collector gets to release the unreachable shapes (measured
 #: on Linux 6.18: 10 ms; a shape it leaks costs the whole wait).
-GC_DEADLINE = 2.0
+GC_DEADLINE = 1.0
 
 #: The node count of one copy of each shape, and its edges (inflight,
 #: receiver) in the order they are sent; the graphs and orders of

@@ -48,13 +48,19 @@ def _receive(closer, sock: socket.socket, size: int, flags: int = 0) -> Message:
     return msg
 
 
+def _abc_with_fds_then_defgh(closer, sender: socket.socket, count: int) -> list[int]:
+    """Send "abc" with ``count`` fds, then "defgh" without; returns the fds sent."""
+    sent = distinct_fds(count)
+    closer.fds(*sent)
+    send_fds(sender, b"abc", sent)
+    sender.sendall(b"defgh")
+    return sent
+
+
 @pytest.mark.clause("KERNEL-17")
 def test_scm_inq_follows_the_rights_and_counts_what_is_left(closer):
     a, b = _inq_pair(closer)
-    sent = distinct_fds(2)
-    closer.fds(*sent)
-    send_fds(a, b"abc", sent)
-    a.sendall(b"defgh")
+    sent = _abc_with_fds_then_defgh(closer, a, 2)
     first = _receive(closer, b, 2)
     assert not first.ctrunc
     assert first.data == b"ab"
@@ -82,10 +88,7 @@ def test_scm_inq_counts_the_bytes_of_later_sends_with_fds(closer):
 @pytest.mark.clause("KERNEL-17")
 def test_a_peek_counts_the_bytes_it_leaves_queued(closer):
     a, b = _inq_pair(closer)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
-    send_fds(a, b"abc", sent)
-    a.sendall(b"defgh")
+    _abc_with_fds_then_defgh(closer, a, 1)
     peeked = _receive(closer, b, 16, socket.MSG_PEEK)
     assert (peeked.data, peeked.kinds, peeked.inq) == (b"abc", [RIGHTS, INQ], 8)
     taken = _receive(closer, b, 16)
