@@ -16,7 +16,13 @@ import socket
 
 import pytest
 
-__all__ = ["IO_URING_SETUP", "kernel_at_least", "open_io_uring", "require_sockopt"]
+__all__ = [
+    "IO_URING_SETUP",
+    "kernel_at_least",
+    "kernel_version",
+    "open_io_uring",
+    "require_sockopt",
+]
 
 #: The io_uring_setup(2) syscall number, by machine: 425 in the unified
 #: table (include/uapi/asm-generic/unistd.h) that x86-64 shares for it.
@@ -26,6 +32,12 @@ IO_URING_SETUP = {"x86_64": 425, "aarch64": 425, "riscv64": 425}
 _IO_URING_PARAMS_SIZE = 120
 
 _IO_URING_DISABLED = "/proc/sys/kernel/io_uring_disabled"
+
+
+def kernel_version() -> str:
+    """The running kernel's version, without its local suffix: "6.18.44"."""
+    match = re.match(r"\d+(\.\d+)*", platform.release())
+    return match[0] if match else platform.release()
 
 
 def kernel_at_least(major: int, minor: int) -> bool:
