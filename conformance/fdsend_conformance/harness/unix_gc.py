@@ -61,8 +61,8 @@ def unix_socket_inodes() -> set[int]:
     return {int(fields[6]) for fields in (line.split() for line in lines) if len(fields) >= 7}
 
 
-#: The rows of /proc/net/protocols that count AF_UNIX sockets: SOCK_STREAM
-#: ones are "UNIX-STREAM" since Linux 5.15 (SEQPACKET and DGRAM "UNIX").
+#: The rows of /proc/net/protocols that count AF_UNIX sockets: "UNIX", and
+#: "UNIX-STREAM" for SOCK_STREAM ones on kernels that count them apart.
 _UNIX_PROTOCOLS = ("UNIX", "UNIX-STREAM")
 
 
