@@ -35,6 +35,9 @@ __all__ = [
     "SO_PASSRIGHTS",
     "SO_PASSSEC",
     "SO_PEERPIDFD",
+    "SO_RCVMARK",
+    "SO_RCVPRIORITY",
+    "SO_RXQ_OVFL",
     "SO_TIMESTAMPING_NEW",
     "SO_TIMESTAMPING_OLD",
     "SO_TIMESTAMPNS_NEW",
@@ -63,6 +66,11 @@ SO_PASSRIGHTS = 83
 #: Linux >= 6.17 on AF_UNIX SOCK_STREAM: the bytes left to read, as SCM_INQ.
 SO_INQ = 84
 SCM_INQ = SO_INQ
+
+#: Receive options AF_UNIX accepts and, on Linux 6.18, writes nothing for.
+SO_RXQ_OVFL = 40
+SO_RCVMARK = 75
+SO_RCVPRIORITY = 82
 
 #: The security label of the sender (SO_PASSSEC), where an LSM labels sockets.
 SO_PASSSEC = 34
