@@ -10,15 +10,8 @@ import pytest
 
 import fdsend
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.receive_options import (
-    COMBINATIONS,
-    SO_INQ,
-    SO_PASSPIDFD,
-    SO_PASSRIGHTS,
-    SO_TIMESTAMP_OLD,
-    option,
-    refusal,
-)
+from fdsend_conformance.harness.cmsg import SO_INQ, SO_PASSPIDFD, SO_PASSRIGHTS, SO_TIMESTAMP_OLD
+from fdsend_conformance.harness.receive_options import COMBINATIONS, option, refusal
 from fdsend_conformance.harness.sockets import distinct_fds, identity, socket_pair
 
 TYPES = [socket.SOCK_STREAM, socket.SOCK_SEQPACKET, socket.SOCK_DGRAM]
