@@ -9,6 +9,7 @@ that live in :mod:`fdsend_conformance.suite`. The suite's fixtures are in
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
             print(f"{entry.name:<20} {entry.version or '?':<30} {entry.origin}")
         else:  # registered, but its package is missing (or it is broken)
             print(f"{entry.name:<20} {'unavailable':<30} {entry.origin}  ({entry.error})")
-    print("or any package.module[:attr] with sendfds/recvfds")
+    print("or any module (mymodule, package.module) or module:attr with sendfds/recvfds")
     return 0
 
 
@@ -209,19 +210,75 @@ def _suite_modules() -> set[Path]:
     return {p for p in SUITE_DIR.rglob("test_*.py")}
 
 
+def _reaches_suite(config: pytest.Config, arg: str) -> bool:
+    """Whether collecting ``arg``, an entry of ``config.args``, collects tests of the suite."""
+    path = _path_of(config, arg)
+    suite = SUITE_DIR.resolve()
+    return path is not None and (path == suite or suite in path.parents or path in suite.parents)
+
+
+def _path_of(config: pytest.Config, arg: str) -> Path | None:
+    """The file or directory ``arg`` names: a path (maybe with ``::`` parts) or a module."""
+    name = arg.split("::")[0]
+    path = Path(config.invocation_params.dir, name)
+    if path.exists():
+        return path.resolve()
+    if not config.getoption("pyargs"):
+        return None
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    origin = Path(spec.origin)
+    return (origin.parent if origin.name == "__init__.py" else origin).resolve()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    """With ``--backend`` and no test paths on the command line, collect the suite too.
+
+    pytest collects ``testpaths``, or the current directory, when given no
+    paths (``config.args_source``); so ``pytest --backend=NAME`` run anywhere
+    runs the suite. The decision is made from the arguments alone, the same
+    way on every xdist worker.
+    """
+    config = session.config
+    if not config.getoption("fdsend_backend"):
+        return
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return  # explicit paths: pytest_collection_modifyitems checks them
+    if not any(_reaches_suite(config, arg) for arg in config.args):
+        config.args.append(str(SUITE_DIR))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     suite_items = [item for item in items if _in_suite(item)]
-    if not suite_items:
-        return
     try:
-        _prepare(config, suite_items)
+        if suite_items:
+            _prepare(config, suite_items)
+        elif config.getoption("fdsend_backend") and not session.testsfailed:
+            raise pytest.UsageError(_nothing_to_test(config))
     except pytest.UsageError as exc:
         if not hasattr(config, "workerinput"):
             raise
-        _refuse_on_worker(config, items, suite_items[0], str(exc))
+        _refuse_on_worker(config, items, suite_items[0] if suite_items else None, str(exc))
+
+
+def _nothing_to_test(config: pytest.Config) -> str:
+    """The usage error of a backend given with paths that hold no test of the suite."""
+    shadowed = "backend" in config.stash[_STATE].shadowed
+    option = f"--{'fdsend-' if shadowed else ''}backend={config.getoption('fdsend_backend')}"
+    return (
+        f"{_USAGE_PREFIX}{option} names a backend to test, but no test of the conformance "
+        f"suite was collected from {' '.join(config.args)}.\n"
+        f"  To run the suite: pytest {option}  (with no test paths), "
+        f"or pytest --pyargs fdsend_conformance {option}"
+    )
 
 
 def _prepare(config: pytest.Config, suite_items: list[pytest.Item]) -> None:
@@ -250,7 +307,7 @@ def _prepare(config: pytest.Config, suite_items: list[pytest.Item]) -> None:
 
 
 def _refuse_on_worker(
-    config: pytest.Config, items: list[pytest.Item], sample: pytest.Item, message: str
+    config: pytest.Config, items: list[pytest.Item], sample: pytest.Item | None, message: str
 ) -> None:
     """The usage error ``message`` on an xdist worker: no test runs, the controller says why.
 
@@ -258,7 +315,8 @@ def _refuse_on_worker(
     a failed collection of the suite instead, which the controller shows and
     turns into a usage error's exit status (:meth:`_State.pytest_collectreport`).
     """
-    suite = [node for node in sample.listchain() if getattr(node, "path", None) == SUITE_DIR]
+    chain = sample.listchain() if sample is not None else []
+    suite = [node for node in chain if getattr(node, "path", None) == SUITE_DIR]
     nodeid = suite[0].nodeid if suite else ""
     config.hook.pytest_collectreport(report=pytest.CollectReport(nodeid, "failed", message, []))
     items.clear()

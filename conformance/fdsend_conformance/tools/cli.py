@@ -55,7 +55,7 @@ def _run(argv: Sequence[str]) -> int:
         prog="fdsend-conformance run",
         description="Run the conformance suite against a backend; other options go to pytest.",
     )
-    parser.add_argument("--backend", help="backend name or package.module[:attr]")
+    parser.add_argument("--backend", help="backend name, module or module:attr")
     known, extra = parser.parse_known_args(argv)
     return _pytest(pytest_args(known.backend, extra))
 
@@ -68,7 +68,7 @@ def _gate(argv: Sequence[str]) -> int:
             "exit non-zero when a MUST clause fails (with --strict: any clause)."
         ),
     )
-    parser.add_argument("--backend", required=True, help="backend name or package.module[:attr]")
+    parser.add_argument("--backend", required=True, help="backend name, module or module:attr")
     parser.add_argument("--strict", action="store_true", help="SHOULD clauses gate too")
     parser.add_argument("--junit-xml", default="fdsend-conformance.xml", metavar="PATH")
     parser.add_argument("--report", default="fdsend-conformance.json", metavar="PATH")

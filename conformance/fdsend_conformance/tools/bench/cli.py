@@ -161,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="a backend (registered name or package.module[:attr]); repeatable; "
+        help="a backend (registered name, module or module:attr); repeatable; "
         "default: every registered backend that loads",
     )
     parser.add_argument(
