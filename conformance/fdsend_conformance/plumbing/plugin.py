@@ -206,6 +206,35 @@ def _clauses_of(item: pytest.Item) -> tuple[str, ...]:
     return tuple(cid for mark in item.iter_markers("clause") for cid in mark.args)
 
 
+def _installed() -> bool:
+    """Whether the suite runs from an installed package, not from a checkout.
+
+    A checkout has the distribution's ``pyproject.toml`` beside the package.
+    """
+    return not (SUITE_DIR.parent.parent / "pyproject.toml").is_file()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(
+    module_path: Path, parent: pytest.Collector
+) -> pytest.Module | None:
+    """Name an installed suite's modules by import path: ``fdsend_conformance/suite/test_x.py``.
+
+    pytest names a module by its path from the rootdir, which for an
+    installed package runs through the environment
+    (``.venv/lib/python3.11/site-packages/...``) or, outside the rootdir, by
+    whatever argument reached it. The import path is the same on every
+    machine, so progress lines stay short and the ids in two reports (two
+    kernels, two hosts) compare. In a checkout pytest's own ids stay: they
+    are paths a developer can open.
+    """
+    if SUITE_DIR not in module_path.parents or not _installed():
+        return None
+    nodeid = module_path.relative_to(SUITE_DIR.parent.parent).as_posix()
+    module: pytest.Module = pytest.Module.from_parent(parent, path=module_path, nodeid=nodeid)
+    return module
+
+
 def _suite_modules() -> set[Path]:
     return {p for p in SUITE_DIR.rglob("test_*.py")}
 
