@@ -1,9 +1,10 @@
 """The pytest plugin: clause bookkeeping and the conformance report.
 
 Registered through the ``pytest11`` entry point, so it loads in every pytest
-run of an environment where fdsend is installed. It stays inert there: it
-adds its options (:mod:`fdsend_conformance.plumbing.options`) and touches only tests
-that live in :mod:`fdsend_conformance.suite`. The suite's fixtures are in
+run of an environment where fdsend-conformance is installed. It stays inert
+there: it adds its options (:mod:`fdsend_conformance.plumbing.options`) and
+touches only tests that live in :mod:`fdsend_conformance.suite`, unless the
+run names a backend: then, given no test paths, it collects the suite. The suite's fixtures are in
 :mod:`fdsend_conformance.plumbing.fixtures`, loaded by the suite's own conftest.
 """
 
