@@ -21,7 +21,8 @@ import pytest
 import fdsend
 import fdsend_conformance
 
-pytestmark = pytest.mark.distributions
+# Builds and pip installs: minutes on a loaded machine, not the default 60 s.
+pytestmark = [pytest.mark.distributions, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = {"fdsend": REPO / "reference", "fdsend_conformance": REPO / "conformance"}
