@@ -200,3 +200,10 @@ def test_installed_suite_runs_with_short_names_and_its_own_config(dists, tmp_pat
     assert configfile.endswith("/fdsend_conformance/suite.ini")
     assert "dev/null" not in out
     assert "fdsend conformance report" in out
+
+
+@pytest.mark.parametrize("module", [fdsend, fdsend_conformance], ids=lambda m: m.__name__)
+def test_each_changelog_opens_with_the_version_being_built(module):
+    changelog = SOURCES[module.__name__] / "CHANGELOG.md"
+    [latest, *_] = [line for line in changelog.read_text().splitlines() if line.startswith("## ")]
+    assert latest == f"## {module.__version__}"
