@@ -1,7 +1,10 @@
-"""Run a sender in another process: forked, or started by multiprocessing.
+"""Other processes: forked children, and senders started by multiprocessing.
 
-The other process loads the backend by name itself, so any backend that can
-be imported there (built-in, entry point, ``module:attr`` on the path) works.
+A forked child runs a function and answers through a pipe, always reaped,
+killed when it hangs; :func:`call_in_child` runs checks that change
+process-wide state (resource limits, user ids, namespaces) there. A spawned
+sender loads the backend by name itself, so any backend that can be
+imported there (built-in, entry point, ``module:attr`` on the path) works.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from fdsend_conformance.harness.sockets import set_io_timeout
 from fdsend_conformance.harness.timeouts import CHILD_TIMEOUT, IO_TIMEOUT
 
 __all__ = [
+    "CHILD_TIMEOUT",
     "ChildAnswer",
     "ChildSkip",
     "KilledChild",
@@ -33,6 +37,7 @@ __all__ = [
     "fork_call",
     "fork_to_kill",
     "leave_free_fds",
+    "pidfd_pid",
     "read_pipe",
     "reap",
     "send_file_from_child",
@@ -249,6 +254,15 @@ def fork_to_kill(function: Callable[[Callable[[], None]], object]) -> Iterator[K
         killed.exit_code = reap(pid)
         os.close(ready_read)
         os.close(hold_write)
+
+
+def pidfd_pid(pidfd: int) -> int | None:
+    """The pid a pidfd refers to, from its /proc fdinfo (-1 once reaped), or None."""
+    with open(f"/proc/self/fdinfo/{pidfd}", encoding="utf-8") as info:
+        for line in info:
+            if line.startswith("Pid:"):
+                return int(line.split()[1])
+    return None
 
 
 def set_soft_nofile(limit: int) -> int:

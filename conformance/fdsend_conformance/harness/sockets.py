@@ -14,6 +14,7 @@ import os
 import select
 import socket
 import struct
+from collections.abc import Callable
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness.limits import MAX_RIGHTS_SPACE
@@ -29,6 +30,8 @@ __all__ = [
     "set_io_timeout",
     "socket_pair",
     "tcp_pair",
+    "unix_listener",
+    "unix_pair",
 ]
 
 
@@ -60,6 +63,41 @@ TYPE_FEATURES: dict[int, str] = {
     socket.SOCK_SEQPACKET: Feature.SEQPACKET,
     socket.SOCK_DGRAM: Feature.DGRAM,
 }
+
+
+def unix_pair(
+    own: Callable[..., object], kind: int = socket.SOCK_STREAM
+) -> tuple[socket.socket, socket.socket]:
+    """A connected AF_UNIX pair (with kernel timeouts), handed to ``own`` to close."""
+    a, b = socket_pair(kind)
+    own(a, b)
+    return a, b
+
+
+def unix_listener(
+    own: Callable[..., object], kind: int = socket.SOCK_STREAM, backlog: int = 8
+) -> tuple[socket.socket, Callable[[], socket.socket]]:
+    """A listening AF_UNIX socket on an autobound abstract address, and a connector.
+
+    The connector returns a new client connected to it (not yet accepted:
+    the listener holds the embryo). Every socket gets kernel timeouts and is
+    handed to ``own`` to close.
+    """
+    listener = socket.socket(socket.AF_UNIX, kind)
+    own(listener)
+    set_io_timeout(listener)
+    listener.bind("")  # an empty address autobinds to a fresh abstract name
+    listener.listen(backlog)
+    address = listener.getsockname()
+
+    def connect() -> socket.socket:
+        client = socket.socket(socket.AF_UNIX, kind)
+        own(client)
+        set_io_timeout(client)
+        client.connect(address)
+        return client
+
+    return listener, connect
 
 
 def tcp_pair() -> tuple[socket.socket, socket.socket]:

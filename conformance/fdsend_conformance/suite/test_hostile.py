@@ -18,6 +18,7 @@ import pytest
 
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.plumbing.fixtures import Closer
 
 RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
@@ -58,7 +59,7 @@ def assert_nothing_leaked(returned: list[int], new: list[int]) -> None:
 @pytest.mark.clause("HOSTILE-1")
 def test_flood_of_fds_to_a_receiver_asking_for_one(backend, pair, closer):
     a, b = pair
-    sent = closer.distinct_fds(253)
+    sent = closer.distinct_fds(SCM_MAX_FD)
     a.sendmsg([b"flood"], [rights(sent)])
     _, returned, new = account(closer, lambda: backend.recvfds(b, 16, 0, 1))
     assert_nothing_leaked(returned, new)

@@ -8,16 +8,10 @@ import socket
 import pytest
 
 from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.cmsg import fd_space, receive, send_fds
 from fdsend_conformance.harness.fds import distinct_fds, identity
-from fdsend_conformance.harness.kernel import (
-    UNIX_TYPES,
-    close_on_exec,
-    fd_space,
-    receive,
-    send_fds,
-    unix_pair,
-)
-from fdsend_conformance.harness.sockets import pending
+from fdsend_conformance.harness.fdtable import close_on_exec
+from fdsend_conformance.harness.sockets import UNIX_TYPES, pending, unix_pair
 
 pytestmark = pytest.mark.kernel
 

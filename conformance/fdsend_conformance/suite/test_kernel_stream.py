@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
+from fdsend_conformance.harness.cmsg import Message, fd_space, receive, send_fds
 from fdsend_conformance.harness.fds import distinct_fds, identity
-from fdsend_conformance.harness.kernel import Message, fd_space, receive, send_fds, unix_pair
-from fdsend_conformance.harness.sockets import pending
+from fdsend_conformance.harness.sockets import pending, unix_pair
 
 pytestmark = pytest.mark.kernel
 

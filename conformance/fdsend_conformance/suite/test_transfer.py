@@ -12,6 +12,7 @@ import pytest
 from fdsend_conformance.backend import Backend, Feature
 from fdsend_conformance.harness.checks import assert_same_file
 from fdsend_conformance.harness.fds import FD_KINDS, identity, make_fd
+from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.harness.processes import fork_call, reap, send_file_from_child
 from fdsend_conformance.harness.sockets import UNIX_TYPES, recv_stream, set_io_timeout
 from fdsend_conformance.harness.timeouts import SPAWN_TIMEOUT, SPAWNED_TEST_TIMEOUT
@@ -24,7 +25,7 @@ def check_payload(backend: Backend, received: bytes, sent: bytes) -> None:
 
 
 @pytest.mark.clause("XFER-1")
-@pytest.mark.parametrize("count", [1, 2, 16, 253])
+@pytest.mark.parametrize("count", [1, 2, 16, SCM_MAX_FD])
 def test_several_fds_arrive_in_order(backend, pair, closer, count):
     sent = closer.distinct_fds(count)
     a, b = pair
