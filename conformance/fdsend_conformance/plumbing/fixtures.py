@@ -133,7 +133,7 @@ def pair(
 
 @pytest.fixture
 def new_fd(closer: Closer) -> Callable[[str], int]:
-    """Open an fd of a kind from ``sockets.FD_KINDS``; skipped where unavailable."""
+    """Open an fd of a kind from ``fds.FD_KINDS``; skipped where unavailable."""
 
     def make(kind: str) -> int:
         try:
