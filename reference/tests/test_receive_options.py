@@ -165,7 +165,7 @@ def test_passrights_off_refuses_the_send_with_eperm(sent):
 
 
 def test_a_hand_built_received_claims_nothing():
-    result = fdsend.Received(b"x", (), 0)
+    result = fdsend.Received((b"x", ()))
     assert (result.flags, result.pidfd, result.credentials) == (0, None, None)
     assert tuple(result) == (b"x", ())
 
