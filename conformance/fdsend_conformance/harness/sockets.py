@@ -21,6 +21,7 @@ from fdsend_conformance.harness.limits import MAX_RIGHTS_SPACE
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT
 
 __all__ = [
+    "CONNECTION_TYPES",
     "TYPE_FEATURES",
     "UNIX_TYPES",
     "fill_send_buffer",
@@ -57,6 +58,9 @@ UNIX_TYPES = {
     "seqpacket": socket.SOCK_SEQPACKET,
     "dgram": socket.SOCK_DGRAM,
 }
+
+#: The connection-oriented ones among them (listen, accept, embryo sockets).
+CONNECTION_TYPES = {name: kind for name, kind in UNIX_TYPES.items() if kind != socket.SOCK_DGRAM}
 
 #: The backend feature each AF_UNIX type other than SOCK_STREAM needs.
 TYPE_FEATURES: dict[int, str] = {

@@ -10,6 +10,7 @@ bounds a wait: a test never passes because one ran out.
 from __future__ import annotations
 
 __all__ = [
+    "BENCH_COMPILE_TIMEOUT",
     "BENCH_IO_TIMEOUT",
     "CHILD_TIMEOUT",
     "IO_TIMEOUT",
@@ -20,7 +21,10 @@ __all__ = [
     "SOAK_TIMEOUT",
     "SPAWNED_TEST_TIMEOUT",
     "SPAWN_TIMEOUT",
+    "SUBPROCESS_TIMEOUT",
     "TEST_TIMEOUT",
+    "UNIX_GC_CYCLES_TIMEOUT",
+    "UNIX_GC_TIMEOUT",
 ]
 
 #: One blocking send or receive on a socket the suite made (the kernel's
@@ -39,6 +43,17 @@ TEST_TIMEOUT = 20.0
 #: timeout firing, the failure written up) before the parent kills it.
 ISOLATION_GRACE = 10.0
 
+#: A short-lived child started with subprocess for one check (OWN-2's probe).
+SUBPROCESS_TIMEOUT = 30.0
+
+#: The kernel's AF_UNIX garbage collector, kicked, to release an
+#: unreachable cycle (KERNEL-9).
+UNIX_GC_TIMEOUT = 5.0
+
+#: The same for each of the many cycle shapes of the GC-cycles checks
+#: (measured on Linux 6.18: 10 ms; a shape it leaks costs the whole wait).
+UNIX_GC_CYCLES_TIMEOUT = 1.0
+
 #: A test that starts a fresh interpreter ('spawn'): the whole test, and one
 #: wait for the spawned child (to connect, to exit).
 SPAWNED_TEST_TIMEOUT = 60.0
@@ -51,8 +66,10 @@ LOAD_TEST_TIMEOUT = 900.0
 SOAK_IO_TIMEOUT = 60.0
 SOAK_TIMEOUT = 600.0
 
-#: The bench: one blocking call of either side of a round.
+#: The bench: one blocking call of either side of a round; compiling the C
+#: floor, and one run of it.
 BENCH_IO_TIMEOUT = 30.0
+BENCH_COMPILE_TIMEOUT = 120.0
 
 #: The matrix: one pytest run of the suite against one backend.
 MATRIX_RUN_TIMEOUT = 1800.0

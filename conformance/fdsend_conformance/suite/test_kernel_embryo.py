@@ -11,12 +11,11 @@ import pytest
 from fdsend_conformance.harness.cmsg import fd_space, receive, send_fds
 from fdsend_conformance.harness.fds import identity
 from fdsend_conformance.harness.fdtable import at_eof
-from fdsend_conformance.harness.sockets import set_io_timeout, unix_listener
+from fdsend_conformance.harness.sockets import CONNECTION_TYPES, set_io_timeout, unix_listener
 
 pytestmark = pytest.mark.kernel
 
 #: The socket types whose listeners hold embryo sockets.
-CONNECTION_TYPES = {"stream": socket.SOCK_STREAM, "seqpacket": socket.SOCK_SEQPACKET}
 
 
 @pytest.mark.clause("KERNEL-21")

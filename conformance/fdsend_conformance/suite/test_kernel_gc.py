@@ -11,12 +11,10 @@ import pytest
 from fdsend_conformance.harness.cmsg import send_fds
 from fdsend_conformance.harness.fdtable import at_eof
 from fdsend_conformance.harness.sockets import socket_pair
+from fdsend_conformance.harness.timeouts import UNIX_GC_TIMEOUT
 from fdsend_conformance.harness.unix_gc import kick_unix_gc, unix_socket_inodes, wait_until
 
 pytestmark = pytest.mark.kernel
-
-#: Seconds the collector gets to release an unreachable cycle.
-GC_DEADLINE = 5.0
 
 
 def _own_queue(extra: int) -> list[socket.socket]:
@@ -72,7 +70,7 @@ def test_unreachable_cycle_is_collected(closer, shape):
     def collected() -> bool:
         return not inodes & unix_socket_inodes() and at_eof(read_end)
 
-    assert wait_until(collected, GC_DEADLINE, between=kick_unix_gc), (
-        f"after {GC_DEADLINE} s: sockets still alive: {sorted(inodes & unix_socket_inodes())}, "
+    assert wait_until(collected, UNIX_GC_TIMEOUT, between=kick_unix_gc), (
+        f"after {UNIX_GC_TIMEOUT} s: sockets still alive: {sorted(inodes & unix_socket_inodes())}, "
         f"pipe at EOF: {at_eof(read_end)}"
     )

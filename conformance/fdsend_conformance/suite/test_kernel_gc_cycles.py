@@ -23,6 +23,7 @@ from fdsend_conformance.harness.cmsg import send_fds
 from fdsend_conformance.harness.kernel import kernel_version
 from fdsend_conformance.harness.processes import ChildSkip, call_in_child
 from fdsend_conformance.harness.sockets import socket_pair, unix_listener
+from fdsend_conformance.harness.timeouts import UNIX_GC_CYCLES_TIMEOUT
 from fdsend_conformance.harness.unix_gc import (
     enter_fresh_network_namespace,
     kick_unix_gc,
@@ -33,9 +34,6 @@ from fdsend_conformance.harness.unix_gc import (
 
 pytestmark = pytest.mark.kernel
 
-#: Seconds the collector gets to release the unreachable shapes (measured
-#: on Linux 6.18: 10 ms; a shape it leaks costs the whole wait).
-GC_DEADLINE = 1.0
 
 #: The node count of one copy of each shape, and its edges (inflight,
 #: receiver) in the order they are sent; the graphs and orders of
@@ -133,7 +131,7 @@ def _build_and_close(shape: tuple[int, list[tuple[int, int]]], variants: list[st
         for sock in socks:
             sock.close()
     start = time.monotonic()
-    wait_until(lambda: unix_socket_count() == 0, GC_DEADLINE, between=kick_unix_gc)
+    wait_until(lambda: unix_socket_count() == 0, UNIX_GC_CYCLES_TIMEOUT, between=kick_unix_gc)
     seconds = time.monotonic() - start
     still = unix_socket_inodes()
     unreclaimed = {name: len(inodes[name] & still) for name in variants}

@@ -13,6 +13,7 @@ from fdsend_conformance.harness.fds import identity
 from fdsend_conformance.harness.fdtable import at_eof
 from fdsend_conformance.harness.kernel import require_sockopt
 from fdsend_conformance.harness.sockets import (
+    CONNECTION_TYPES,
     UNIX_TYPES,
     pending,
     set_io_timeout,
@@ -23,7 +24,6 @@ from fdsend_conformance.harness.sockets import (
 pytestmark = pytest.mark.kernel
 
 #: The socket types whose listeners hold embryo sockets.
-CONNECTION_TYPES = {"stream": socket.SOCK_STREAM, "seqpacket": socket.SOCK_SEQPACKET}
 
 
 def _passrights(sock: socket.socket) -> int:

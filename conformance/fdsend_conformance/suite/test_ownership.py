@@ -16,6 +16,7 @@ from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
 from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.harness.sockets import pending
+from fdsend_conformance.harness.timeouts import SUBPROCESS_TIMEOUT
 
 
 def _state(fd: int) -> tuple[tuple[int, int], int, int]:
@@ -77,7 +78,10 @@ def test_subprocess_does_not_inherit_received_fds(backend, pair, closer):
         "import os, sys\ntry:\n    os.fstat(int(sys.argv[1]))\nexcept OSError:\n    sys.exit(3)\n"
     )
     child = subprocess.run(
-        [sys.executable, "-c", probe, str(fds[0])], close_fds=False, timeout=30, check=False
+        [sys.executable, "-c", probe, str(fds[0])],
+        close_fds=False,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
     )
     assert child.returncode == 3, "a child started with subprocess inherited a received fd"
 

@@ -22,6 +22,8 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
+from fdsend_conformance.harness.timeouts import BENCH_COMPILE_TIMEOUT
+
 __all__ = ["SOURCE", "CFloor", "compile_floor", "find_compiler"]
 
 SOURCE = r"""
@@ -204,7 +206,7 @@ class CFloor:
             capture_output=True,
             text=True,
             check=False,
-            timeout=120,
+            timeout=BENCH_COMPILE_TIMEOUT,
         )
         if run.returncode != 0:
             raise RuntimeError(f"C floor exited with {run.returncode}: {run.stderr.strip()}")
@@ -230,7 +232,7 @@ def compile_floor(directory: Path | None = None) -> tuple[CFloor | None, str]:
             capture_output=True,
             text=True,
             check=False,
-            timeout=120,
+            timeout=BENCH_COMPILE_TIMEOUT,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"C floor skipped: {compiler} failed to run: {exc}"
