@@ -42,6 +42,7 @@ from fdsend_conformance.tools.bench.rounds import (
     backend_contestant,
     batch_ns,
 )
+from fdsend_conformance.tools.cli import add_backend_option
 
 __all__ = ["FULL_CASES", "QUICK_CASES", "main", "run"]
 
@@ -156,13 +157,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Benchmark fd-passing backends against the inline, Python-call and C "
         "floors, measured interleaved in the same run.",
     )
-    parser.add_argument(
-        "--backend",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a backend (registered name or package.module[:attr]); repeatable; "
-        "default: every registered backend that loads",
+    add_backend_option(
+        parser,
+        "a backend (registered name or package.module[:attr])",
+        "every registered backend that loads",
     )
     parser.add_argument(
         "--quick",

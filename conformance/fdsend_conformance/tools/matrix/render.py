@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fdsend_conformance.outcome import Status
 from fdsend_conformance.tools.matrix.build import EXPLAINED_STATUSES
 
 __all__ = ["render_markdown"]
@@ -27,15 +28,15 @@ def _cell(cell: Mapping[str, Any]) -> str:
     status = str(cell["status"])
     if cell.get("unexplained"):
         return f"**{status} (UNEXPLAINED)**"
-    return f"**{status}**" if status == "FAIL" else status
+    return f"**{status}**" if status == Status.FAIL else status
 
 
 def _summary(tally: Mapping[str, int]) -> str:
     total = sum(tally.values())
     if not total:
         return "none"
-    rest = ", ".join(f"{n} {s}" for s, n in tally.items() if s != "PASS")
-    return f"{tally.get('PASS', 0)}/{total} PASS" + (f" ({rest})" if rest else "")
+    rest = ", ".join(f"{n} {s}" for s, n in tally.items() if s != Status.PASS)
+    return f"{tally.get(Status.PASS, 0)}/{total} {Status.PASS}" + (f" ({rest})" if rest else "")
 
 
 def _md_text(text: str) -> str:
