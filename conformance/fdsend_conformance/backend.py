@@ -37,28 +37,9 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any
 
-__all__ = [
-    "TRUNCATION_STYLES",
-    "Backend",
-    "FdLike",
-    "FdPassing",
-    "Feature",
-    "FlagsResult",
-    "HasFileno",
-    "SockLike",
-]
-
-
-class HasFileno(Protocol):
-    """Anything with a ``fileno()`` method: sockets, files, raw io objects."""
-
-    def fileno(self) -> int: ...
-
-
-FdLike = Union[int, HasFileno]
-SockLike = Union[socket.socket, int, HasFileno]
+__all__ = ["TRUNCATION_STYLES", "Backend", "Feature", "FlagsResult"]
 
 TRUNCATION_STYLES = ("attribute", "exception", "none")
 
@@ -76,17 +57,6 @@ class Feature:
     DGRAM = "dgram"
 
     ALL = frozenset({PAYLOAD, FLAGS, SEQPACKET, DGRAM})
-
-
-@runtime_checkable
-class FdPassing(Protocol):
-    """The two functions every backend provides (fdsend 0.3 call shapes)."""
-
-    def sendfds(
-        self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None
-    ) -> int: ...
-
-    def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any: ...
 
 
 class FlagsResult(tuple):  # type: ignore[type-arg]

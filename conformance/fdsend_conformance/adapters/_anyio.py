@@ -39,9 +39,12 @@ import anyio.abc  # type: ignore[import-not-found, unused-ignore]
 
 from fdsend_conformance.backend import Feature
 
-__all__ = ["ANYIO_VERSION", "UNSUPPORTED", "AnyioCalls"]
+__all__ = ["ANYIO_VERSION", "TRUNCATION", "UNSUPPORTED", "AnyioCalls"]
 
 ANYIO_VERSION: str = _dist_version("anyio")
+
+#: anyio returns no msg_flags: truncation is not reported.
+TRUNCATION = "none"
 
 #: anyio's fd passing is on UNIX stream sockets only, and takes no flags.
 UNSUPPORTED = frozenset({Feature.FLAGS, Feature.SEQPACKET, Feature.DGRAM})
@@ -50,7 +53,11 @@ _T = TypeVar("_T")
 
 
 class AnyioCalls:
-    """``sendfds``/``recvfds`` run on one anyio event-loop back end."""
+    """``sendfds``/``recvfds`` run on one anyio event-loop back end.
+
+    An anyio backend module exposes an instance's bound methods as its own
+    ``sendfds`` and ``recvfds``.
+    """
 
     def __init__(self, loop_backend: str) -> None:
         self.loop_backend = loop_backend
