@@ -106,6 +106,22 @@ def _calibrate(measure: Measure, batch_ns_target: float) -> int:
     return max(10, min(1_000_000, round(batch_ns_target / max(per_round, 1.0))))
 
 
+def _calibrated(
+    case: Case, measures: dict[str, Measure], batch_ms: float, notes: list[str]
+) -> dict[str, Result]:
+    """A result to fill for each contestant that calibrates; one that fails leaves ``measures``."""
+    by_name: dict[str, Result] = {}
+    for name, measure in list(measures.items()):
+        try:
+            rounds = _calibrate(measure, batch_ms * 1e6)
+        except Exception as exc:
+            notes.append(f"{name} failed in {case.label}: {type(exc).__name__}: {exc}")
+            del measures[name]
+        else:
+            by_name[name] = Result(case, name, rounds)
+    return by_name
+
+
 def run(
     cases: Sequence[Case],
     contestants: Sequence[Contestant],
@@ -128,15 +144,7 @@ def run(
             measures[contestant.name] = _python_measure(contestant, case)
         if floor is not None:
             measures["c-floor"] = _c_measure(floor, case)
-        by_name: dict[str, Result] = {}
-        for name, measure in list(measures.items()):
-            try:
-                rounds = _calibrate(measure, batch_ms * 1e6)
-            except Exception as exc:
-                notes.append(f"{name} failed in {case.label}: {type(exc).__name__}: {exc}")
-                del measures[name]
-            else:
-                by_name[name] = Result(case, name, rounds)
+        by_name = _calibrated(case, measures, batch_ms, notes)
         for _ in range(reps):
             for name, measure in list(measures.items()):
                 result = by_name[name]
