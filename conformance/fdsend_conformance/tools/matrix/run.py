@@ -1,6 +1,6 @@
 """One run of the packaged suite against one backend, for the matrix.
 
-Each run is its own interpreter, with an empty pytest configuration, under
+Each run is its own interpreter, with the suite's empty pytest configuration (suite.ini), under
 pytest-xdist with every test in a forked child when xdist is there; it
 leaves the backend's conformance report as ``<backend>.json`` in a work
 directory.
