@@ -15,7 +15,8 @@ from fdsend_conformance.backend import Backend, Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import unsupported
 from fdsend_conformance.harness.sockets import make_fd, socket_pair
-from fdsend_conformance.plumbing.plugin import backend_of, call_failed
+from fdsend_conformance.plumbing.event_loops import blocking_backend
+from fdsend_conformance.plumbing.plugin import backend_of, call_failed, event_loop_of
 
 __all__ = [
     "Closer",
@@ -34,10 +35,15 @@ _TYPE_FEATURES: dict[int, str] = {
 }
 
 
-@pytest.fixture(scope="session")
-def backend(pytestconfig: pytest.Config) -> Backend:
-    """The backend under test (``--backend``)."""
-    return backend_of(pytestconfig)
+@pytest.fixture
+def backend(pytestconfig: pytest.Config) -> Iterator[Backend]:
+    """The backend under test (``--backend``), called synchronously.
+
+    An async backend's calls run on one event loop kept for the test
+    (``--event-loop``; see :mod:`~fdsend_conformance.plumbing.event_loops`).
+    """
+    with blocking_backend(backend_of(pytestconfig), event_loop_of(pytestconfig)) as calls:
+        yield calls
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import pytest
 
 from fdsend_conformance.backend import Backend
 from fdsend_conformance.plumbing.contract import cross_check, load_contract
+from fdsend_conformance.plumbing.event_loops import event_loop_for
 from fdsend_conformance.plumbing.expected import (
     ExpectedFailure,
     builtin_expected_file,
@@ -37,7 +38,7 @@ from fdsend_conformance.plumbing.report import (
     Outcome,
 )
 
-__all__ = ["SUITE_DIR", "backend_of", "call_failed"]
+__all__ = ["SUITE_DIR", "backend_of", "call_failed", "event_loop_of"]
 
 SUITE_DIR = Path(__file__).parent.parent / "suite"
 _CLAUSE_PROPERTY = "fdsend_clause"
@@ -93,6 +94,16 @@ class _State:
                     f"fdsend: cannot load backend {name!r}: {type(exc).__name__}: {exc}"
                 ) from exc
         return self._backend
+
+    @property
+    def event_loop(self) -> str | None:
+        """The loop an async backend runs on (``--event-loop``); None for a synchronous one."""
+        if not self.backend.asynchronous:
+            return None
+        try:
+            return event_loop_for(self.backend, self.config.getoption("fdsend_event_loop"))
+        except ValueError as exc:
+            raise pytest.UsageError(f"fdsend: {exc}") from exc
 
     def load_expected(self) -> None:
         option = self.config.getoption("fdsend_expected")
@@ -163,6 +174,11 @@ def backend_of(config: pytest.Config) -> Backend:
     return config.stash[_STATE].backend
 
 
+def event_loop_of(config: pytest.Config) -> str | None:
+    """The event loop the async backend under test runs on (None: it is synchronous)."""
+    return config.stash[_STATE].event_loop
+
+
 def call_failed(item: pytest.Item) -> bool:
     """Whether a phase of ``item`` has already failed (for teardown checks)."""
     return item.stash.get(_CALL_FAILED, False)
@@ -195,6 +211,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("fdsend_backend"):
         # An explicit choice is checked now: a bad name runs no test at all.
         state.load_expected()
+        _ = state.event_loop
 
 
 def _in_suite(item: pytest.Item) -> bool:

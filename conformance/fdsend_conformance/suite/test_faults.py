@@ -146,6 +146,7 @@ def test_signal_handler_exception_during_a_blocked_send_sends_nothing(backend, p
 
 
 @pytest.mark.clause("FAULT-3")
+@pytest.mark.requires(Feature.BLOCKING_MODE)
 def test_non_blocking_empty_receive_consumes_nothing(backend, pair):
     _, b = pair
     b.setblocking(False)
@@ -156,6 +157,7 @@ def test_non_blocking_empty_receive_consumes_nothing(backend, pair):
 
 
 @pytest.mark.clause("FAULT-3")
+@pytest.mark.requires(Feature.BLOCKING_MODE)
 def test_non_blocking_full_send_queues_nothing(backend, pair, closer):
     a, b = pair
     filler = _fill(a)
