@@ -221,7 +221,10 @@ def _is_async(impl: Any, origin: str) -> bool:
     declared = getattr(impl, "asynchronous", None)
     if declared is not None:
         return bool(declared)
-    coroutines = {inspect.iscoroutinefunction(impl.sendfds), inspect.iscoroutinefunction(impl.recvfds)}
+    coroutines = {
+        inspect.iscoroutinefunction(impl.sendfds),
+        inspect.iscoroutinefunction(impl.recvfds),
+    }
     if len(coroutines) > 1:
         raise ValueError(f"{origin}: one of sendfds/recvfds is a coroutine function, not both")
     return coroutines == {True}

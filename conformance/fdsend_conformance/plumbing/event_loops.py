@@ -238,10 +238,10 @@ class _NonBlocking:
                 calls, restore = self._active[fd]
                 self._active[fd] = (calls + 1, restore)
                 return fd
-            restore = _make_nonblocking(sock, fd)
-            if restore is None:
+            made = _make_nonblocking(sock, fd)
+            if made is None:
                 return None
-            self._active[fd] = (1, restore)
+            self._active[fd] = (1, made)
             return fd
 
     def _leave(self, fd: int) -> None:
@@ -256,7 +256,7 @@ class _NonBlocking:
 
 
 def _make_nonblocking(sock: Any, fd: int) -> Callable[[], None] | None:
-    """Make a blocking ``sock`` non-blocking; return what puts its mode back (None: nothing to do)."""
+    """Make a blocking ``sock`` non-blocking; return what restores it (None: nothing to do)."""
     if isinstance(sock, socket.socket):
         timeout = sock.gettimeout()
         if timeout == 0.0 or fd == -1:
