@@ -61,6 +61,10 @@ class Runner(Protocol):
         """Close the loop(s); nothing may run after."""
         ...
 
+    def loop_thread(self) -> int:
+        """The native id of the thread this thread's calls run their loop in."""
+        ...
+
 
 class _LoopPerThread:
     """asyncio-style loops: one per (process, thread), run in that thread."""
@@ -71,6 +75,9 @@ class _LoopPerThread:
         self._loop()  # now: its fds are open before the test looks at its own
         _forking.add(self)
 
+    def loop_thread(self) -> int:
+        return threading.get_native_id()
+
     def after_fork(self) -> None:
         """In a forked child: its loop now, before the child's code runs (and limits fds)."""
         self._loop()
@@ -80,6 +87,8 @@ class _LoopPerThread:
         loop = self._loops.get(key)
         if loop is None:
             loop = self._loops[key] = self._new_loop()
+            # one empty run: a loop may open fds on its first (uvloop's signal socketpair)
+            loop.run_until_complete(_nothing())
         return loop
 
     def run(self, function: Callable[..., Awaitable[_T]], *args: Any) -> _T:
@@ -143,6 +152,10 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+async def _nothing() -> None:
+    pass
+
+
 async def _awaited(function: Callable[..., Awaitable[_T]], *args: Any) -> _T:
     return await function(*args)
 
@@ -170,11 +183,18 @@ class _Portal:
         result: _T = self._portal().call(function, *args)
         return result
 
+    def loop_thread(self) -> int:
+        return int(self._portal().call(_native_id))
+
     def close(self) -> None:
         entry = self._portals.pop(os.getpid(), None)
         self._portals.clear()
         if entry is not None:
             entry[0].close()
+
+
+async def _native_id() -> int:
+    return threading.get_native_id()
 
 
 def open_runner(event_loop: str) -> Runner:
@@ -278,7 +298,13 @@ class BlockingCalls:
     def __init__(self, backend: Backend, runner: Runner) -> None:
         self.backend = backend
         self.runner = runner
-        self._adjust = _NonBlocking() if backend.needs_nonblocking else _as_given
+        self._adjust: Callable[[Any], contextlib.AbstractContextManager[None]] = (
+            _NonBlocking() if backend.needs_nonblocking else _as_given
+        )
+
+    def prepared(self, sock: Any) -> contextlib.AbstractContextManager[None]:
+        """While in the block, ``sock`` is as the backend needs it (see the module docstring)."""
+        return self._adjust(sock)
 
     def sendfds(self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
         """``await backend.sendfds(...)`` on the test's loop."""

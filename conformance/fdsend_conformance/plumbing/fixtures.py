@@ -22,6 +22,7 @@ __all__ = [
     "Closer",
     "backend",
     "closer",
+    "event_loop_started",
     "make_pair",
     "new_fd",
     "no_fd_leaks",
@@ -35,8 +36,19 @@ _TYPE_FEATURES: dict[int, str] = {
 }
 
 
+@pytest.fixture(scope="session")
+def event_loop_started(pytestconfig: pytest.Config) -> None:
+    """Start and close one loop of the run's kind, before any test's fd snapshot.
+
+    An event loop library may open fds once per process, on its first loop,
+    and keep them (libuv's signal pipe, for uvloop): not a test's leak.
+    """
+    with blocking_backend(backend_of(pytestconfig), event_loop_of(pytestconfig)):
+        pass
+
+
 @pytest.fixture
-def backend(pytestconfig: pytest.Config) -> Iterator[Backend]:
+def backend(pytestconfig: pytest.Config, event_loop_started: None) -> Iterator[Backend]:
     """The backend under test (``--backend``), called synchronously.
 
     An async backend's calls run on one event loop kept for the test
