@@ -147,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=7, help="batches per contestant (median)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the rounds per batch")
     options = parser.parse_args(argv)
+    loop: asyncio.AbstractEventLoop
     if options.loop == "uvloop":
         import uvloop  # type: ignore[import-not-found, unused-ignore]
 
