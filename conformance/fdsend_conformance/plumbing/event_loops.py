@@ -15,7 +15,12 @@ whole test (a :class:`Runner`), never one loop per call:
 - ``trio``, for backends built on anyio: Trio cannot be entered and left
   again, so its loop runs in a thread of its own for the whole test (an
   anyio blocking portal), which runs each coroutine in turn. The test's
-  thread waits for the portal, not in a system call of the loop.
+  thread waits for the portal (in a futex), so the /proc watchers of the
+  FAULT tests, which look at the calling thread, never see the call wait;
+  they cannot look at the loop's thread instead, which sleeps in its wait
+  between calls too. The ASYNC tests name the loop's thread
+  (:meth:`Runner.loop_thread`) and look for recvmsg only. A forked child of
+  the test starts a portal of its own.
 
 If the backend declares ``needs_nonblocking``, :class:`BlockingCalls` makes
 a blocking socket non-blocking for the call and puts the caller's mode back
@@ -48,6 +53,9 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+#: Seconds a cancelled call on a portal may take to unwind.
+_UNWIND_SECONDS = 5.0
 
 
 class Runner(Protocol):
@@ -180,7 +188,23 @@ class _Portal:
         return entry[1]
 
     def run(self, function: Callable[..., Awaitable[_T]], *args: Any) -> _T:
-        result: _T = self._portal().call(function, *args)
+        ended = threading.Event()
+
+        async def call() -> _T:
+            try:
+                return await function(*args)
+            finally:
+                ended.set()
+
+        future = self._portal().start_task_soon(call)
+        try:
+            result: _T = future.result()
+        except BaseException:
+            # Raised while waiting (a signal handler's exception): cancel the
+            # call, as a caller's timeout would, and let it finish unwinding.
+            if future.cancel():
+                ended.wait(_UNWIND_SECONDS)
+            raise
         return result
 
     def loop_thread(self) -> int:
