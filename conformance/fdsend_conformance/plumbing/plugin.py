@@ -109,7 +109,7 @@ class _State:
         option = self.config.getoption("fdsend_expected")
         if option == "none":
             return
-        path = Path(option) if option else builtin_expected_file(self.backend.name)
+        path = Path(option) if option else builtin_expected_file(self.backend.name, self.event_loop)
         if path is None:
             return
         try:
