@@ -40,12 +40,14 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from fdsend_conformance.backend import EVENT_LOOPS, Backend
+from fdsend_conformance.harness.sockets import IO_TIMEOUT
 
 if TYPE_CHECKING:  # asyncio is imported only when an async backend runs
     import asyncio
 
 __all__ = [
     "BlockingCalls",
+    "HungCall",
     "Runner",
     "blocking_backend",
     "event_loop_for",
@@ -316,8 +318,33 @@ def _make_nonblocking(sock: Any, fd: int) -> Callable[[], None] | None:
     return lambda: os.set_blocking(fd, True)
 
 
+class HungCall(Exception):
+    """A backend call awaited on the test's loop did not return within IO_TIMEOUT.
+
+    Not an OSError (TimeoutError is one): a test that expects an OSError
+    must not take the suite's bound for the backend's error.
+    """
+
+
+async def _within(seconds: float, function: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+    """``await function(*args)``, cancelled after ``seconds``: :class:`HungCall`."""
+    import anyio
+
+    try:
+        with anyio.fail_after(seconds):
+            return await function(*args)
+    except TimeoutError as exc:
+        raise HungCall(f"the call did not return within {seconds:g} s") from exc
+
+
 class BlockingCalls:
-    """An async backend's calls as synchronous ones, each run on ``runner``."""
+    """An async backend's calls as synchronous ones, each run on ``runner``.
+
+    Each call is bounded by the harness's IO_TIMEOUT, as the kernel's
+    timeouts on the suite's sockets bound a synchronous backend's (they do
+    not apply to a non-blocking socket): a call still waiting then is
+    cancelled and raises :class:`HungCall`.
+    """
 
     def __init__(self, backend: Backend, runner: Runner) -> None:
         self.backend = backend
@@ -333,12 +360,14 @@ class BlockingCalls:
     def sendfds(self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
         """``await backend.sendfds(...)`` on the test's loop."""
         with self._adjust(sock):
-            return int(self.runner.run(self.backend.impl.sendfds, sock, msg, flags, fds))
+            call = self.backend.impl.sendfds
+            return int(self.runner.run(_within, IO_TIMEOUT, call, sock, msg, flags, fds))
 
     def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
         """``await backend.recvfds(...)`` on the test's loop."""
         with self._adjust(sock):
-            return self.runner.run(self.backend.impl.recvfds, sock, len, flags, numfds)
+            call = self.backend.impl.recvfds
+            return self.runner.run(_within, IO_TIMEOUT, call, sock, len, flags, numfds)
 
 
 @contextlib.contextmanager
