@@ -20,9 +20,15 @@ import pytest
 from fdsend_conformance.backend import Backend
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import close_all, unsupported
-from fdsend_conformance.harness.sockets import IO_TIMEOUT, distinct_fds, identity, pending
+from fdsend_conformance.harness.sockets import (
+    IO_TIMEOUT,
+    distinct_fds,
+    drain_stream,
+    fill_send_buffer,
+    identity,
+    pending,
+)
 from fdsend_conformance.harness.when_blocked import wake_when_blocked
-from fdsend_conformance.suite.test_faults import _drain, _fill
 
 #: Seconds the timeout tests give a call that cannot complete.
 SHORT_TIMEOUT = 0.05
@@ -98,7 +104,7 @@ def test_receive_cancelled_while_waiting_consumes_nothing(calls, pair, closer):
 @pytest.mark.clause("ASYNC-2")
 def test_send_cancelled_while_waiting_sends_nothing(calls, pair, closer):
     a, b = pair
-    filler = _fill(a)
+    filler = fill_send_buffer(a)
     a.setblocking(True)  # as the test found it: the backend's calls decide
     sent = distinct_fds(2)
     closer.fds(*sent)
@@ -118,7 +124,7 @@ def test_send_cancelled_while_waiting_sends_nothing(calls, pair, closer):
     calls.run(main)
     assert finished == [], "the send completed on a full buffer"
     assert _identities(sent) == files, "the caller's fds were closed or replaced"
-    data, fds = _drain(b, filler)
+    data, fds = drain_stream(b, filler)
     closer.fds(*fds)
     assert fds == [], "the cancelled send delivered fds"
     assert not pending(b), "the cancelled send queued something"
@@ -294,7 +300,7 @@ def test_receive_timeout_leaves_the_socket_usable(calls, pair, closer):
 @pytest.mark.clause("ASYNC-7")
 def test_send_timeout_leaves_the_socket_usable(calls, pair, closer):
     a, b = pair
-    filler = _fill(a)
+    filler = fill_send_buffer(a)
     a.setblocking(True)
     sent = distinct_fds(1)
     closer.fds(*sent)
@@ -305,7 +311,7 @@ def test_send_timeout_leaves_the_socket_usable(calls, pair, closer):
         return bool(scope.cancelled_caught)
 
     assert calls.run(timed_out), "the send completed on a full buffer"
-    data, fds = _drain(b, filler)
+    data, fds = drain_stream(b, filler)
     closer.fds(*fds)
     assert fds == [], "the timed-out send delivered fds"
     assert len(data) == filler, "the timed-out send queued bytes"
