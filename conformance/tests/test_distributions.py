@@ -201,6 +201,20 @@ def test_installed_suite_runs_with_short_names_and_its_own_config(dists, tmp_pat
     assert configfile.endswith("/fdsend_conformance/suite.ini")
     assert "dev/null" not in out
     assert "fdsend conformance report" in out
+    # Plain pytest there: its walk of the folder skips .venv, the suite comes anyway.
+    pytest_script = tmp_path / ".venv" / "bin" / "pytest"
+    plain = run(pytest_script, "--backend=reference", "-k", "test_errors", cwd=tmp_path)
+    progress = [line for line in plain.splitlines() if line.endswith("%]")]
+    assert progress
+    assert all(line.startswith("fdsend_conformance/suite/test_errors.py ") for line in progress)
+    assert "fdsend conformance report" in plain
+    # the suite, and nothing else the venv holds
+    assert collected(plain) == collected(out)
+
+
+def collected(output: str) -> str:
+    [line] = [line for line in output.splitlines() if line.startswith("collected ")]
+    return line
 
 
 @pytest.mark.parametrize("module", [fdsend, fdsend_conformance], ids=lambda m: m.__name__)

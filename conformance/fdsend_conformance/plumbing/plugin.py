@@ -54,6 +54,8 @@ _CALL_FAILED = pytest.StashKey[bool]()
 _CLAUSES = pytest.StashKey["tuple[str, ...]"]()
 #: Short option names another plugin or a conftest owns in this run.
 _SHADOWED = pytest.StashKey[frozenset[str]]()
+#: A folder pytest's walk would skip that holds the installed suite (see pytest_collection).
+_WALK_INTO = pytest.StashKey[Path]()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -257,11 +259,9 @@ def _suite_modules() -> set[Path]:
     return {p for p in SUITE_DIR.rglob("test_*.py")}
 
 
-def _reaches_suite(config: pytest.Config, arg: str) -> bool:
-    """Whether collecting ``arg``, an entry of ``config.args``, collects tests of the suite."""
-    path = _path_of(config, arg)
-    suite = SUITE_DIR.resolve()
-    return path is not None and (path == suite or suite in path.parents or path in suite.parents)
+def _suite_path() -> Path:
+    """The suite's folder as pytest's walk spells it: absolute, links not resolved."""
+    return Path(os.path.abspath(SUITE_DIR))
 
 
 def _path_of(config: pytest.Config, arg: str) -> Path | None:
@@ -269,7 +269,7 @@ def _path_of(config: pytest.Config, arg: str) -> Path | None:
     name = arg.split("::")[0]
     path = Path(config.invocation_params.dir, name)
     if path.exists():
-        return path.resolve()
+        return Path(os.path.abspath(path))
     if not config.getoption("pyargs"):
         return None
     try:
@@ -278,8 +278,8 @@ def _path_of(config: pytest.Config, arg: str) -> Path | None:
         return None
     if spec is None or not spec.origin:
         return None
-    origin = Path(spec.origin)
-    return (origin.parent if origin.name == "__init__.py" else origin).resolve()
+    origin = Path(os.path.abspath(spec.origin))
+    return origin.parent if origin.name == "__init__.py" else origin
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -296,8 +296,45 @@ def pytest_collection(session: pytest.Session) -> None:
         return
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         return  # explicit paths: pytest_collection_modifyitems checks them
-    if not any(_reaches_suite(config, arg) for arg in config.args):
-        config.args.append(str(SUITE_DIR))
+    paths = [path for path in (_path_of(config, arg) for arg in config.args) if path]
+    suite = _suite_path()
+    if any(path == suite or suite in path.parents for path in paths):
+        return  # the suite, or a part of it, is what the user's settings ask for
+    above = [path for path in paths if path in suite.parents]
+    if not above:
+        config.args.append(str(suite))
+        return
+    skipped = [folder for folder in (_skipped_on_the_way(config, p) for p in above) if folder]
+    if skipped:
+        # The suite is installed below a folder being walked, in a folder the
+        # walk skips (the .venv in the current folder): walk down to the suite.
+        # (An argument for it would be dropped as one inside another.)
+        config.stash[_WALK_INTO] = skipped[0]
+
+
+def _skipped_on_the_way(config: pytest.Config, path: Path) -> Path | None:
+    """The folder between ``path``, a folder above the suite, and the suite that the walk skips.
+
+    None when the walk gets there. The folders are asked as the walk asks them.
+    """
+    suite = _suite_path()
+    above = list(suite.parents)  # (Path.parents takes no slice before Python 3.10)
+    for folder in reversed(above[: above.index(path)]):
+        if config.hook.pytest_ignore_collect(collection_path=folder, config=config):
+            return folder
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Inside a skipped folder the suite is installed in, walk to the suite and only to it."""
+    skipped = config.stash.get(_WALK_INTO, None)
+    if skipped is None or (collection_path != skipped and skipped not in collection_path.parents):
+        return None
+    suite = _suite_path()
+    if collection_path == suite or suite in collection_path.parents:
+        return None  # the suite itself: as pytest would
+    return collection_path not in suite.parents  # on the way down: walk on; beside it: skip
 
 
 @pytest.hookimpl(tryfirst=True)
