@@ -88,7 +88,8 @@ def _refuse_blocking(sock: Any) -> None:
 
 
 def _fd_of(sock: Any) -> int:
-    return int(sock) if isinstance(sock, int) else int(sock.fileno())
+    """The fd number to wait on (``sock`` passed :func:`_refuse_blocking` and one call)."""
+    return int(sock.fileno() if hasattr(type(sock), "fileno") else sock)
 
 
 def _wake(key: tuple[AbstractEventLoop, int, bool]) -> None:

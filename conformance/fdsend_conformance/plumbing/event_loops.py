@@ -24,8 +24,11 @@ whole test (a :class:`Runner`), never one loop per call:
 
 If the backend declares ``needs_nonblocking``, :class:`BlockingCalls` makes
 a blocking socket non-blocking for the call and puts the caller's mode back
-after it, as a caller with a blocking socket would; otherwise the socket
-goes to the backend as it is.
+after it, as a caller with a blocking socket would (calls in several
+threads on one socket share that: the last one out restores it); otherwise
+the socket goes to the backend as it is. Each call is bounded by the
+harness's IO_TIMEOUT (:class:`HungCall`), as the kernel's timeouts on the
+suite's sockets bound a synchronous backend's.
 """
 
 from __future__ import annotations
