@@ -71,10 +71,18 @@ def read_expected(path: Path) -> list[ExpectedFailure]:
     return parse_expected(path.read_text(encoding="utf-8"), str(path))
 
 
-def builtin_expected_file(backend_name: str) -> Path | None:
-    """The shipped expected-failure file of a built-in backend, if any."""
-    path = EXPECTED_DIR / f"{backend_name}.txt"
-    return path if path.is_file() else None
+def builtin_expected_file(backend_name: str, event_loop: str | None = None) -> Path | None:
+    """The shipped expected-failure file of a built-in backend, if any.
+
+    For an async backend on ``event_loop``, ``NAME@LOOP.txt`` comes first
+    where one is shipped (a loop with deviations of its own), then ``NAME.txt``.
+    """
+    names = [f"{backend_name}@{event_loop}.txt"] if event_loop else []
+    for name in [*names, f"{backend_name}.txt"]:
+        path = EXPECTED_DIR / name
+        if path.is_file():
+            return path
+    return None
 
 
 def id_in_suite(nodeid: str) -> str:

@@ -22,6 +22,7 @@ from fdsend_conformance.backend import Backend
 from fdsend_conformance.harness.checks import Unsupported
 from fdsend_conformance.outcome import Outcome
 from fdsend_conformance.plumbing.contract import cross_check, load_contract
+from fdsend_conformance.plumbing.event_loops import event_loop_for
 from fdsend_conformance.plumbing.expected import (
     ExpectedFailure,
     builtin_expected_file,
@@ -37,7 +38,7 @@ from fdsend_conformance.plumbing.registry import (
 )
 from fdsend_conformance.plumbing.report import ClauseReport, TestResult
 
-__all__ = ["SUITE_DIR", "backend_of", "call_failed"]
+__all__ = ["SUITE_DIR", "backend_of", "call_failed", "event_loop_of"]
 
 SUITE_DIR = Path(__file__).parent.parent / "suite"
 
@@ -106,11 +107,21 @@ class _State:
                 ) from exc
         return self._backend
 
+    @property
+    def event_loop(self) -> str | None:
+        """The loop an async backend runs on (``--event-loop``); None for a synchronous one."""
+        if not self.backend.asynchronous:
+            return None
+        try:
+            return event_loop_for(self.backend, self.config.getoption("fdsend_event_loop"))
+        except ValueError as exc:
+            raise pytest.UsageError(f"fdsend: {exc}") from exc
+
     def load_expected(self) -> None:
         option = self.config.getoption("fdsend_expected")
         if option == "none":
             return
-        path = Path(option) if option else builtin_expected_file(self.backend.name)
+        path = Path(option) if option else builtin_expected_file(self.backend.name, self.event_loop)
         if path is None:
             return
         try:
@@ -179,6 +190,11 @@ def backend_of(config: pytest.Config) -> Backend:
     return config.stash[_STATE].backend
 
 
+def event_loop_of(config: pytest.Config) -> str | None:
+    """The event loop the async backend under test runs on (None: it is synchronous)."""
+    return config.stash[_STATE].event_loop
+
+
 def call_failed(item: pytest.Item) -> bool:
     """Whether a phase of ``item`` has already failed (for teardown checks)."""
     return item.stash.get(_CALL_FAILED, False)
@@ -211,6 +227,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("fdsend_backend"):
         # An explicit choice is checked now: a bad name runs no test at all.
         state.load_expected()
+        _ = state.event_loop
 
 
 def _in_suite(item: pytest.Item) -> bool:
