@@ -82,6 +82,15 @@ def test_a_clause_on_one_side_only_is_a_change(real_report):
     assert "absent" in change.line()
 
 
+def test_a_report_from_before_the_schema_field_compares_with_a_new_one(real_report):
+    old = copy.deepcopy(real_report)
+    del old["schema"], old["tests"]  # what the plugin wrote before schema 1
+    _clause(old, "KERNEL-1").update(status="FAIL", failures=["t.py::test_x"])
+    [change] = changes(old, real_report)
+    assert (change.clause, change.old, change.new) == ("KERNEL-1", "FAIL", "PASS")
+    assert change.no_longer_failing == ("t.py::test_x",)
+
+
 def _write(path: Path, report: dict[str, Any]) -> str:
     path.write_text(json.dumps(report))
     return str(path)

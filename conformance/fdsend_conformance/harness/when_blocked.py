@@ -103,14 +103,21 @@ def _same_socket(fd: int, sock: socket.socket, pid: int | None) -> bool:
         return False
 
 
-def _expect(syscall: str, sighting: Sighting, tid: int, pid: int | None) -> frozenset[int]:
+def _expect(
+    syscall: str, sighting: Sighting, tid: int, pid: int | None, loop_waits: bool = True
+) -> frozenset[int]:
     """Fill in what ``sighting`` may see; return the transfer's numbers.
 
-    Skips the test where /proc cannot tell which call thread ``tid`` sleeps in.
+    With ``loop_waits`` an event loop's wait counts as blocking too. Skips
+    the test where /proc cannot tell which call thread ``tid`` sleeps in.
     """
     try:
         transfer = proc_syscalls.syscall_numbers(syscall)
-        waits = proc_syscalls.syscall_numbers(*proc_syscalls.EVENT_LOOP_WAITS)
+        waits = (
+            proc_syscalls.syscall_numbers(*proc_syscalls.EVENT_LOOP_WAITS)
+            if loop_waits
+            else frozenset()
+        )
         proc_syscalls.read(tid, pid)
     except proc_syscalls.Unavailable as exc:
         pytest.skip(f"cannot tell when the call blocks in the kernel: {exc}")
@@ -132,20 +139,31 @@ def _record(
 
 @contextmanager
 def _watching(
-    syscall: str, sock: socket.socket, sighting: Sighting, act: Callable[[], None]
+    syscall: str,
+    sock: socket.socket,
+    sighting: Sighting,
+    act: Callable[[], None],
+    *,
+    loop_waits: bool = True,
+    tid: int | None = None,
 ) -> Iterator[None]:
     """While the block runs, a thread watches this one and acts once it sleeps.
 
-    It reads this thread's /proc entry until it is asleep in ``syscall`` (or
-    an event loop's wait), records that in ``sighting`` and calls ``act``;
-    it stops when the block exits. Skips the test where /proc cannot tell.
+    It reads this thread's /proc entry (or thread ``tid``'s) until it is
+    asleep in ``syscall`` (or, with ``loop_waits``, an event loop's wait),
+    records that in ``sighting`` and calls ``act``; it stops when the block
+    exits. Skips the test where /proc cannot tell.
     """
-    tid = threading.get_native_id()
-    transfer = _expect(syscall, sighting, tid, None)
+    if tid is None:
+        tid = threading.get_native_id()
+    watched = tid
+    transfer = _expect(syscall, sighting, tid, None, loop_waits)
     stop = threading.Event()
 
     def watch() -> None:
-        reading = proc_syscalls.wait_until_blocked(tid, sighting.expected, IO_TIMEOUT, stop=stop)
+        reading = proc_syscalls.wait_until_blocked(
+            watched, sighting.expected, IO_TIMEOUT, stop=stop
+        )
         if reading is None:
             return
         _record(sighting, reading, transfer, sock, None)
@@ -208,7 +226,12 @@ def signal_when_blocked(
 
 @contextmanager
 def wake_when_blocked(
-    syscall: str, sock: socket.socket, wake: Callable[[], object]
+    syscall: str,
+    sock: socket.socket,
+    wake: Callable[[], object],
+    *,
+    loop_waits: bool = True,
+    tid: int | None = None,
 ) -> Iterator[Wakeup]:
     """Run ``wake`` from a watcher thread if this thread falls asleep in ``syscall``.
 
@@ -216,7 +239,9 @@ def wake_when_blocked(
     thread sleeps in ``syscall`` (or in an event loop's wait), records that,
     and calls ``wake`` to let the call finish. It stops as soon as the block
     exits, so a call that returns without sleeping is never woken;
-    :meth:`Wakeup.check` fails if one was.
+    :meth:`Wakeup.check` fails if one was. For an event loop that must keep
+    running while a call waits: ``loop_waits=False`` lets the loop sleep in
+    its own wait, and ``tid`` names the loop's thread if it is not this one.
     """
     wakeup = Wakeup()
 
@@ -226,7 +251,7 @@ def wake_when_blocked(
         except BaseException as exc:  # reported by check(), in the test's thread
             wakeup.errors.append(exc)
 
-    with _watching(syscall, sock, wakeup, wake_and_record):
+    with _watching(syscall, sock, wakeup, wake_and_record, loop_waits=loop_waits, tid=tid):
         yield wakeup
 
 

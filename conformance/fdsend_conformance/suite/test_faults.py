@@ -115,6 +115,7 @@ def _assert_eagain(outcome: object) -> None:
 
 
 @pytest.mark.clause("FAULT-3")
+@pytest.mark.requires(Feature.BLOCKING_MODE)
 def test_non_blocking_empty_receive_consumes_nothing(backend, pair):
     a, b = pair
     b.setblocking(False)
@@ -127,6 +128,7 @@ def test_non_blocking_empty_receive_consumes_nothing(backend, pair):
 
 
 @pytest.mark.clause("FAULT-3")
+@pytest.mark.requires(Feature.BLOCKING_MODE)
 def test_non_blocking_full_send_queues_nothing(backend, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)

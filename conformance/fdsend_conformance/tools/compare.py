@@ -5,6 +5,10 @@ taken on the old kernel and one on the new. Every clause whose status, or
 whose set of failing tests, differs is printed with both sides; so are
 clauses present in only one report. Exit status: 0 when nothing changed,
 1 when something did, 2 on a usage error (a file missing or not a report).
+
+Only each clause's id, status and failing tests are read, which reports of
+every schema version have: one from before the ``schema`` field compares
+with a newer one.
 """
 
 from __future__ import annotations
