@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from fdsend_conformance.backend import Backend
+from fdsend_conformance.plumbing import ktap
 from fdsend_conformance.plumbing.contract import cross_check, load_contract
 from fdsend_conformance.plumbing.expected import (
     ExpectedFailure,
@@ -35,6 +36,7 @@ from fdsend_conformance.plumbing.report import (
     UNSUPPORTED_PREFIX,
     ClauseReport,
     Outcome,
+    environment,
 )
 
 __all__ = ["SUITE_DIR", "backend_of", "call_failed"]
@@ -134,8 +136,31 @@ class _State:
         if self.refused:  # the exit status a serial run's UsageError has
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
         path = self.config.getoption("fdsend_conformance_report")
-        if path and self.report.active and not hasattr(self.config, "workerinput"):
+        controller = not hasattr(self.config, "workerinput")
+        if path and self.report.active and controller:
             self.report.write_json(Path(path), self.backend, self.level)
+        ktap_path = self.config.getoption("fdsend_ktap")
+        if ktap_path and self.report.active and controller:
+            _write(Path(ktap_path), self.ktap())
+
+    def ktap(self) -> str:
+        """The run as KTAP: each test's outcome with its skip or expected-failure reason."""
+        cases = []
+        for nodeid, (ids, outcome) in self.report.outcomes.items():
+            test_id = _test_id(nodeid)
+            reason = self.report.skip_reasons.get(nodeid, "")
+            if outcome == Outcome.EXPECTED:
+                entries = [e for e in self.expected if e.matches(test_id, ids)]
+                reason = entries[0].reason if entries else ""
+            elif outcome == Outcome.NON_STRICT:
+                reason = f"NON-STRICT: a SHOULD clause, level {self.level}"
+            cases.append(ktap.case_of(test_id, ids, outcome, reason))
+        backend = self.backend
+        header = [
+            f"fdsend conformance: backend {backend.name} {backend.version}; "
+            f"{environment()['kernel']}; level {self.level}"
+        ]
+        return ktap.render(cases, self.report.clauses, header)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.report.active:
@@ -156,6 +181,11 @@ class _State:
         """Entries of the expected file that no test of this run matched."""
         ran = [(_test_id(nodeid), tuple(ids)) for nodeid, ids in self.clauses_by_test.items()]
         return [e for e in self.expected if not any(e.matches(t, ids) for t, ids in ran)]
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def backend_of(config: pytest.Config) -> Backend:
