@@ -8,6 +8,10 @@
     fdsend-conformance bench [options]      (see fdsend_conformance.tools.bench)
     fdsend-conformance matrix [options]     (see fdsend_conformance.tools.matrix)
     fdsend-conformance compare OLD.json NEW.json   (clauses that changed between two reports)
+    fdsend-conformance vm KERNEL [pytest options]  (the suite on another kernel, in a VM;
+                                                    see fdsend_conformance.tools.vm)
+    fdsend-conformance kernels [options]   (docs/kernels.md from kernel reports;
+                                            see fdsend_conformance.tools.kernels)
 
 ``fdsend-conformance COMMAND --help`` tells more about one command. Options
 that ``run`` and ``gate`` do not know go to pytest unchanged. The
@@ -33,6 +37,8 @@ _DELEGATED = {
     "bench": "fdsend_conformance.tools.bench.cli:main",
     "matrix": "fdsend_conformance.tools.matrix:main",
     "compare": "fdsend_conformance.tools.compare:main",
+    "vm": "fdsend_conformance.tools.vm:main",
+    "kernels": "fdsend_conformance.tools.kernels:main",
 }
 
 
