@@ -34,6 +34,9 @@ for backend in anyio-asyncio anyio-trio twisted; do
         --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
 done
 
+echo "== the kernel checks on an older kernel (Debian's 6.1) in a VM, where QEMU can run"
+bash ci/kernel-vm.sh "$venv"
+
 echo "== benchmark smoke run"
 fdsend-conformance bench --quick
 
