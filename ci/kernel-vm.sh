@@ -37,6 +37,6 @@ status=$?
 echo "kernel VM step: $((SECONDS - started)) s in all"
 case $status in
     0) ;;
-    2) cannot "the guest did not run the suite (its console: $venv/vm/console.log)" ;;
+    2) cannot "fdsend-conformance vm could not run the suite in a guest (why: above)" ;;
     *) echo "the kernel checks fail on $kernel"; exit "$status" ;;
 esac
