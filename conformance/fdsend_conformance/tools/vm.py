@@ -37,6 +37,7 @@ about 8 s.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -201,11 +202,18 @@ def missing_tools(kvm: bool = False) -> list[str]:
     return missing
 
 
-def boot(vng: str, setup: VmSetup, pytest_args: Sequence[str], timeout: float) -> VmResult:
-    """Boot the guest, run the suite in it and bring its outputs back."""
+def boot(
+    vng: str,
+    setup: VmSetup,
+    pytest_args: Sequence[str],
+    timeout: float,
+    python: str = sys.executable,
+) -> VmResult:
+    """Boot the guest, run the suite in it (with ``python``) and bring its outputs back."""
     setup.out.mkdir(parents=True, exist_ok=True)
+    setup = dataclasses.replace(setup, out=setup.out.resolve())  # the guest's path too
     _clear(setup.out)
-    script = guest_script(sys.executable, setup.out.resolve(), pytest_args)
+    script = guest_script(python, setup.out, pytest_args)
     command = vng_command(vng, setup, script)
     env = dict(os.environ)
     # vng starts virtme-run by name: it lives beside vng (a venv's bin).
@@ -266,6 +274,11 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=900.0, help="seconds before the guest is killed"
     )
     parser.add_argument("--compare", type=Path, metavar="REPORT", help="a host report to compare")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the Python (with fdsend installed) the guest runs (default: this one)",
+    )
     return parser
 
 
@@ -293,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = known.out or Path(f"vm-{release}" if release else "vm")
     setup = VmSetup(image, out, kvm=known.kvm, cpus=known.cpus, memory=known.memory)
     started = time.monotonic()
-    result = boot(vng, setup, pytest_args, known.timeout)
+    result = boot(vng, setup, pytest_args, known.timeout, known.python)
     elapsed = time.monotonic() - started
     sys.stdout.write(result.log)
     if not result.ran:
