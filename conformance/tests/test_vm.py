@@ -112,11 +112,11 @@ def test_boot_runs_the_script_and_keeps_the_console(tmp_path: Path):
 def test_boot_kills_a_guest_that_outlives_its_timeout_with_its_children(tmp_path: Path):
     pid_file = tmp_path / "child.pid"
     # The child stands in for QEMU: it blocks on a pipe nobody writes to.
-    hang = (
-        f"#!/bin/sh\nmkfifo {tmp_path}/never\ncat {tmp_path}/never &\necho $! > {pid_file}\nwait\n"
-    )
+    fifo = tmp_path / "never"
+    os.mkfifo(fifo)
+    hang = f"#!/bin/sh\ncat {fifo} &\necho $! > {pid_file}\nwait\n"
     vng = _fake_vng(tmp_path, hang)
-    result = vm.boot(vng, vm.VmSetup(Path("vmlinuz"), tmp_path / "out"), [], timeout=2)
+    result = vm.boot(vng, vm.VmSetup(Path("vmlinuz"), tmp_path / "out"), [], timeout=10)
     assert not result.ran
     assert not _running(int(pid_file.read_text()))
 
