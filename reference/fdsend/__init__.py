@@ -21,7 +21,9 @@ This is the reference implementation of the fdsend API, in pure Python on
 Beyond fdsend 0.3 it reports control-data truncation (``Received.truncated``,
 or :class:`TruncatedError` with ``strict=True``), makes received fds
 close-on-exec atomically, refuses the two sends where the kernel would drop
-fds silently, and never leaks an fd on any path.
+fds silently, and never loses or leaks an fd, whatever options the receiving
+socket has switched on (credentials, pidfds, timestamps, ...).
+``fdsend.aio`` has the same calls for asyncio.
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ import struct
 from array import array
 from collections.abc import Iterable
 from itertools import islice
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 __all__ = [
+    "CONTROL_HEADROOM",
     "SCM_MAX_FD",
+    "Credentials",
     "Received",
     "TruncatedError",
     "__version__",
@@ -48,47 +52,77 @@ __all__ = [
     "socketpair",
 ]
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 #: Most fds the kernel carries in one message (include/net/scm.h).
 SCM_MAX_FD = 253
 
-# Plain ints: socket.MSG_* are IntFlag members, and enum arithmetic is slow.
-_SOL_SOCKET = int(socket.SOL_SOCKET)
-_SCM_RIGHTS = int(socket.SCM_RIGHTS)
+#: SCM_PIDFD (include/linux/socket.h, Linux 6.5); the socket module may lack it.
+SCM_PIDFD = getattr(socket, "SCM_PIDFD", 4)
+
+#: Longest SCM_SECURITY label (SO_PASSSEC) given room: one page. The kernel
+#: sets no bound of its own; a longer label is cut and the cut shows as MSG_CTRUNC.
+SECURITY_LABEL_ROOM = 4096
+
+#: The payload of every control message Linux can write beside SCM_RIGHTS on an
+#: AF_UNIX receive, whatever SOL_SOCKET options the receiving socket has on
+#: (net/core/scm.c scm_recv_unix, include/net/sock.h sock_recv_cmsgs, and
+#: net/unix/af_unix.c; sizes measured on Linux 6.18, x86_64).
+OTHER_CONTROL_MESSAGES = {
+    "SCM_CREDENTIALS (SO_PASSCRED)": 12,  # struct ucred
+    "SCM_PIDFD (SO_PASSPIDFD)": 4,
+    "SCM_SECURITY (SO_PASSSEC, with an LSM label)": SECURITY_LABEL_ROOM,
+    "SO_TIMESTAMP(NS)(_OLD/_NEW) (datagrams)": 16,  # one of the four, at most 16 bytes
+    "SCM_TIMESTAMPING(_NEW) (SO_TIMESTAMPING, datagrams)": 48,  # three timespecs
+    "SO_RXQ_OVFL (after drops)": 4,
+    "SO_RCVMARK (with a mark)": 4,
+    "SO_RCVPRIORITY (with a priority)": 4,
+    "SCM_INQ (SO_INQ, SOCK_STREAM)": 4,
+}
+
+#: Control-buffer bytes every receive keeps beyond the fds' own: room for all of
+#: the messages above at once, so that they never take the fds' room. One fixed
+#: size: no syscall per receive to ask the socket what it has switched on.
+CONTROL_HEADROOM = sum(socket.CMSG_SPACE(size) for size in OTHER_CONTROL_MESSAGES.values())
+
+#: The control buffer of a receive of up to n fds, by n (a lookup: the
+#: computation costs a tenth of a one-fd round).
+_CONTROL_SPACE = [socket.CMSG_SPACE(4 * n) + CONTROL_HEADROOM for n in range(SCM_MAX_FD + 1)]
+
+_INT_MAX = 2**31 - 1
+# Plain ints: socket.MSG_* are IntFlag members, and every `|` or `&` with one
+# builds a new enum member (measured: about 1 µs, a fifth of a one-fd round).
 _MSG_CMSG_CLOEXEC = int(socket.MSG_CMSG_CLOEXEC)
 _MSG_CTRUNC = int(socket.MSG_CTRUNC)
 _MSG_TRUNC = int(socket.MSG_TRUNC)
+_SOL_SOCKET = int(socket.SOL_SOCKET)
 _AF_UNIX = int(socket.AF_UNIX)
 _SOCK_STREAM = int(socket.SOCK_STREAM)
-_INT_MAX = 2**31 - 1
-_SocketBase = _socket.socket
-_getdefaulttimeout = _socket.getdefaulttimeout
-# The C-level getters give plain ints; socket.socket's properties build enums.
+_SCM_RIGHTS = int(socket.SCM_RIGHTS)
+_SCM_CREDENTIALS = int(socket.SCM_CREDENTIALS)
+_UCRED = struct.Struct("=iII")  # struct ucred: pid, uid, gid
+
+# Measured: socket.socket's family and type properties build an IntEnum on every
+# read (about 0.4 µs each, a tenth of a one-fd round); the C getters give plain ints.
 _family_of = _socket.socket.family.__get__
 _type_of = _socket.socket.type.__get__
-# SO_PASSCRED puts a struct ucred (12 bytes) ahead of the fds: leave room for
-# it, or a buffer sized for the fds alone loses every fd (measured, Linux 6.18).
-_CREDENTIALS_SPACE = socket.CMSG_SPACE(12)
-_CONTROL_SPACE = [socket.CMSG_SPACE(4 * n) + _CREDENTIALS_SPACE for n in range(SCM_MAX_FD + 1)]
-# One unpacker per fd count that fits the largest control buffer.
-_UNPACK = [
-    struct.Struct(f"={n}i").unpack
-    for n in range((_CONTROL_SPACE[SCM_MAX_FD] - socket.CMSG_LEN(0)) // 4 + 1)
-]
-_new_tuple = tuple.__new__
-_count = len  # recvfds has a parameter named len, as fdsend 0.3 did
-#: msg_flags of a plain receive with MSG_CMSG_CLOEXEC (the kernel echoes it)
-_COMMON_FLAGS = _MSG_CMSG_CLOEXEC
 
 FdLike = Union[int, Any]  # an int, or any object with fileno()
+
+
+class Credentials(NamedTuple):
+    """The sender's SCM_CREDENTIALS (SO_PASSCRED on the receiving socket)."""
+
+    pid: int
+    uid: int
+    gid: int
 
 
 class TruncatedError(OSError):
     """Fds were lost to a short control buffer (MSG_CTRUNC) in a strict receive.
 
-    Every fd that did arrive has been closed. ``msg`` is the payload that
-    arrived and ``flags`` the kernel's msg_flags.
+    Every fd that did arrive, the pidfd included, has been closed. ``msg`` is
+    the payload that arrived and ``flags`` the kernel's msg_flags.
     """
 
     def __init__(self, msg: bytes, flags: int) -> None:
@@ -102,11 +136,32 @@ class Received(tuple):  # type: ignore[type-arg]
 
     ``flags`` is the kernel's msg_flags; ``truncated`` says fds were lost
     (MSG_CTRUNC) and ``msg_truncated`` that the payload was cut (MSG_TRUNC).
+    ``pidfd`` is the sender's pidfd when the socket has SO_PASSPIDFD on, and
+    ``credentials`` its :class:`Credentials` when it has SO_PASSCRED on. The
+    caller owns ``fds`` and ``pidfd`` and must close them.
     """
 
-    # The kernel echoes MSG_CMSG_CLOEXEC in msg_flags: that value is the class
-    # default, and an instance stores its own only when it differs (cheaper).
-    flags: int = _MSG_CMSG_CLOEXEC
+    flags: int
+    # Absent unless the receiving socket asked for them (class defaults: an
+    # instance stores its own only when the kernel sent one).
+    pidfd: int | None = None
+    credentials: Credentials | None = None
+
+    def __new__(
+        cls,
+        msg: bytes,
+        fds: tuple[int, ...],
+        flags: int,
+        pidfd: int | None = None,
+        credentials: Credentials | None = None,
+    ) -> Received:
+        self = tuple.__new__(cls, (msg, fds))
+        self.flags = flags
+        if pidfd is not None:
+            self.pidfd = pidfd
+        if credentials is not None:
+            self.credentials = credentials
+        return self
 
     @property
     def msg(self) -> bytes:
@@ -129,14 +184,19 @@ class Received(tuple):  # type: ignore[type-arg]
         return bool(self.flags & _MSG_TRUNC)
 
     def __repr__(self) -> str:
-        return f"Received(msg={self[0]!r}, fds={self[1]!r}, flags={self.flags:#x})"
+        extra = "".join(
+            f", {name}={value!r}"
+            for name, value in (("pidfd", self.pidfd), ("credentials", self.credentials))
+            if value is not None
+        )
+        return f"Received(msg={self[0]!r}, fds={self[1]!r}, flags={self.flags:#x}{extra})"
 
 
 def _fileno(obj: Any) -> int:
     """An fd from an int or a ``fileno()`` object, by PyObject_AsFileDescriptor's rules.
 
-    One addition, as ``os.dup()`` and the fast path's ``array`` have it:
-    objects with ``__index__`` (numpy integers, say) count as ints.
+    One addition, as ``os.dup()`` has it: objects with ``__index__`` (numpy
+    integers, say) count as ints.
     """
     if isinstance(obj, int):
         fd = obj
@@ -158,17 +218,19 @@ def _fileno(obj: Any) -> int:
     return fd
 
 
-def _fd_array(fds: Iterable[FdLike]) -> array[int]:
-    """The fds as a native int array; raises before anything is sent.
+def _fd_array(fds: Iterable[FdLike] | None) -> array[int]:
+    """The fds to send as a native int array; raises before anything is sent.
 
-    Plain ints take the fast path: ``array('I')`` itself refuses negatives
-    and non-ints (objects with ``__index__`` pass, as :func:`_fileno` takes
-    them too). Ints in (INT_MAX, UINT_MAX] slip through it; the kernel then
-    fails with EBADF and :func:`sendfds` turns that into OverflowError.
+    Plain ints take ``array('I')`` directly, which itself refuses negatives and
+    non-ints; anything else goes through :func:`_fileno`. Ints in (INT_MAX,
+    UINT_MAX] slip through the first; the kernel then fails with EBADF and
+    :func:`sendfds` turns that into OverflowError. An endless iterable is read
+    only one past the limit.
     """
+    if fds is None:
+        return array("I")
     if type(fds) is not list and type(fds) is not tuple:
-        # TypeError for a non-iterable; one past the limit is enough to refuse
-        fds = list(islice(fds, SCM_MAX_FD + 1))
+        fds = list(islice(fds, SCM_MAX_FD + 1))  # TypeError for a non-iterable
     try:
         packed = array("I", fds)
     except (TypeError, OverflowError):
@@ -178,44 +240,35 @@ def _fd_array(fds: Iterable[FdLike]) -> array[int]:
     return packed
 
 
-def _refuse_silent_loss(sock: Any, msg: Any) -> None:
-    """Raise ValueError where the kernel would accept fds and then drop them.
-
-    Called off the fast path: for any socket that is not AF_UNIX, and for a
-    SOCK_STREAM one whose payload is empty or not plain bytes.
-    """
+def _refuse_silent_loss(sock: _socket.socket, msg: Any) -> None:
+    """Raise ValueError where the kernel would accept fds and then drop them."""
     if _family_of(sock) != _AF_UNIX:
         raise ValueError("fds can only be passed over AF_UNIX sockets; the kernel drops them")
+    if type(msg) is bytes and msg:
+        return  # the common case, decided without a memoryview (measured: 2,000 instructions)
     # nbytes, not truthiness: some buffers (ctypes, PickleBuffer) are always true
     if _type_of(sock) == _SOCK_STREAM and memoryview(msg).nbytes == 0:
         raise ValueError("fds need at least one payload byte on SOCK_STREAM; else they are lost")
 
 
-def _borrow(fd: Any) -> Any:
-    """A socket object on the caller's fd, which the caller must ``detach()``.
+def _borrow(fd: Any) -> socket.socket:
+    """A socket object on the caller's fd number, which the caller must ``detach()``.
 
-    With ``socket.setdefaulttimeout()`` in force the constructor makes the fd
-    non-blocking (a flag of the open file, shared with the caller): put the
-    caller's own mode back, so the call behaves as the fd says and leaves it
-    as it was.
+    With ``socket.setdefaulttimeout()`` in force its constructor makes the fd
+    non-blocking (a flag of the open file, shared with the caller): the fd's
+    own mode is put back, so that the call behaves as the fd says.
     """
     number = _fileno(fd)
-    if _getdefaulttimeout() is None:
-        return _SocketBase(fileno=number)
+    if socket.getdefaulttimeout() is None:
+        return _socket.socket(fileno=number)  # type: ignore[return-value]
     blocking = os.get_blocking(number)  # EBADF here for a closed fd, as below
-    sock = _SocketBase(fileno=number)
+    sock = _socket.socket(fileno=number)
     try:
         sock.settimeout(None if blocking else 0.0)
     except BaseException:
         sock.detach()  # else collecting it would close the caller's fd
         raise
-    return sock
-
-
-def _check_range(packed: array[int]) -> None:
-    """After EBADF: raise OverflowError if an fd was beyond C int range."""
-    for fd in packed:
-        _fileno(fd)
+    return sock  # type: ignore[return-value]
 
 
 def sendfds(fd: Any, msg: Any, flags: int = 0, fds: Iterable[FdLike] | None = None) -> int:
@@ -226,37 +279,24 @@ def sendfds(fd: Any, msg: Any, flags: int = 0, fds: Iterable[FdLike] | None = No
     other ``fileno()`` objects, at most :data:`SCM_MAX_FD` (else
     ``OSError(EINVAL)``). Returns the number of payload bytes sent. Raises
     ValueError instead of sending fds the kernel would drop silently (an
-    empty payload on SOCK_STREAM, a TCP or UDP socket)::
+    empty payload on SOCK_STREAM, a TCP or UDP socket); a receiver that
+    refuses fds (SO_PASSRIGHTS off) makes it raise PermissionError (EPERM)::
 
         sendfds(sock, b"log", fds=[open("app.log", "ab")])
     """
-    if type(msg) is str:
+    if isinstance(msg, str):
         msg = msg.encode()
-    packed = None
-    if fds is not None:
-        if type(fds) is list or type(fds) is tuple:
-            # Plain ints: 'I' itself refuses negatives and non-ints. (Not
-            # contextlib.suppress: its context manager costs 0.3 µs a call.)
-            try:  # noqa: SIM105
-                packed = array("I", fds)
-            except (TypeError, OverflowError):
-                pass
-        if packed is None:
-            packed = _fd_array(fds)
-        elif len(packed) > SCM_MAX_FD:
-            _fd_array(packed)  # raises the EINVAL
-    sock = fd if isinstance(fd, _SocketBase) else _borrow(fd)
+    packed = _fd_array(fds)
+    sock = fd if isinstance(fd, _socket.socket) else _borrow(fd)
     try:
         if not packed:
             return sock.sendmsg((msg,), (), flags)
-        if _family_of(sock) != _AF_UNIX or (
-            (type(msg) is not bytes or not msg) and _type_of(sock) == _SOCK_STREAM
-        ):
-            _refuse_silent_loss(sock, msg)
+        _refuse_silent_loss(sock, msg)
         return sock.sendmsg((msg,), ((_SOL_SOCKET, _SCM_RIGHTS, packed),), flags)
     except OSError as exc:
         if packed and exc.errno == errno.EBADF:
-            _check_range(packed)
+            for number in packed:
+                _fileno(number)  # OverflowError for one beyond C int range
         raise
     finally:
         if sock is not fd:
@@ -278,101 +318,100 @@ def recvfds(
     above :data:`SCM_MAX_FD` is treated as SCM_MAX_FD (the kernel never sends
     more). Fds beyond ``numfds`` are closed and reported like MSG_CTRUNC in
     ``truncated``. With ``strict=True`` truncation raises
-    :class:`TruncatedError` after closing every fd received. Received fds are
-    close-on-exec unless ``cloexec=False``. With MSG_PEEK each call returns
-    fresh fds, which the caller owns like any others::
+    :class:`TruncatedError` after closing every fd received. Received fds,
+    the pidfd included, are close-on-exec unless ``cloexec=False``. With
+    MSG_PEEK each call returns fresh fds, which the caller owns like any
+    others::
 
         msg, fds = recvfds(sock, 1024, numfds=4)
     """
     if len < 0:
         raise ValueError(f"negative payload length {len}")
+    if not isinstance(numfds, int):
+        raise TypeError(f"numfds must be an int, not {type(numfds).__name__}")
     if numfds < 0:
         raise ValueError(f"negative fd count {numfds}")
     if numfds > SCM_MAX_FD:
         numfds = SCM_MAX_FD
     if cloexec:
-        flags = int(flags) | _MSG_CMSG_CLOEXEC if flags else _MSG_CMSG_CLOEXEC
+        flags |= _MSG_CMSG_CLOEXEC
+    space = _CONTROL_SPACE[numfds]
+    sock = fd if isinstance(fd, _socket.socket) else _borrow(fd)
     try:
-        space = _CONTROL_SPACE[numfds]
-    except TypeError:
-        raise TypeError(f"numfds must be an int, not {type(numfds).__name__}") from None
-    if isinstance(fd, _SocketBase):
-        msg, ancillary, msg_flags, _ = fd.recvmsg(len, space, flags)
-    else:
-        sock = _borrow(fd)
-        try:
-            msg, ancillary, msg_flags, _ = sock.recvmsg(len, space, flags)
-        finally:
+        msg, ancillary, msg_flags, _ = sock.recvmsg(len, space, flags)
+    finally:
+        if sock is not fd:
             sock.detach()
-    if not ancillary:
-        if strict and msg_flags & _MSG_CTRUNC:
-            raise TruncatedError(msg, msg_flags)
-        result: Received = _new_tuple(Received, (msg, ()))
-        if msg_flags != _COMMON_FLAGS:
-            result.flags = msg_flags
-        return result
-    try:  # the common case, written out: one SCM_RIGHTS message, nothing cut
-        if _count(ancillary) == 1 and not msg_flags & _MSG_CTRUNC:
-            level, kind, data = ancillary[0]
-            size = _count(data)
-            if level == _SOL_SOCKET and kind == _SCM_RIGHTS and size <= numfds << 2:
-                result = _new_tuple(Received, (msg, _UNPACK[size >> 2](data[: size & ~3])))
-                if msg_flags != _COMMON_FLAGS:
-                    result.flags = msg_flags
-                return result
-    except BaseException:
-        _close_all(_take_fds(ancillary))
-        raise
-    return _with_fds(msg, ancillary, msg_flags, numfds, strict)
+    return _received(msg, ancillary, msg_flags, numfds, strict, cloexec)
 
 
-def _take_fds(ancillary: list[tuple[int, int, bytes]]) -> tuple[int, ...]:
-    """The fds of every SCM_RIGHTS message, in order; other messages ignored.
+# One unpacker per fd count: a receive carries at most SCM_MAX_FD fds (the
+# kernel's limit per send, and a stream read stops after one send's fds).
+_INTS = [struct.Struct(f"={count}i") for count in range(SCM_MAX_FD + 1)]
 
-    Plain and independent of the fast path's unpackers, so that it can also
-    find what to close when the fast path fails.
+
+def _parse_control(
+    ancillary: list[tuple[int, int, bytes]],
+) -> tuple[tuple[int, ...], int | None, Credentials | None]:
+    """The fds of every SCM_RIGHTS message in order, the pidfd and the credentials.
+
+    Pure, so that it can be run again to find what to close when it fails.
+    Only whole ints count: a cut message can end in part of one. A negative
+    SCM_PIDFD is the errno of a pidfd the kernel could not make: no fd.
     """
-    fds = array("i")
+    fds: tuple[int, ...] = ()
+    pidfd = credentials = None
     for level, kind, data in ancillary:
-        if level == _SOL_SOCKET and kind == _SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - len(data) % 4])  # whole ints only
-    return tuple(fds)
+        if level != _SOL_SOCKET:
+            continue
+        if kind == _SCM_RIGHTS:
+            fds += _INTS[len(data) >> 2].unpack_from(data)
+        elif kind == SCM_PIDFD and len(data) >= 4:
+            pidfd = _INTS[1].unpack_from(data)[0]
+            if pidfd < 0:
+                pidfd = None
+        elif kind == _SCM_CREDENTIALS and len(data) >= _UCRED.size:
+            credentials = Credentials._make(_UCRED.unpack_from(data))
+    return fds, pidfd, credentials
 
 
 def _close_all(fds: Iterable[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
-            _socket.close(fd)
+            os.close(fd)
 
 
-def _with_fds(
-    msg: bytes, ancillary: list[tuple[int, int, bytes]], msg_flags: int, numfds: int, strict: bool
+def _received(
+    msg: bytes,
+    ancillary: list[tuple[int, int, bytes]],
+    msg_flags: int,
+    numfds: int,
+    strict: bool,
+    cloexec: bool,
 ) -> Received:
-    """Build the result of a receive that brought control messages.
+    """The result of one receive.
 
     From here on the fds are installed in this process: whatever fails,
-    every one of them is either returned or closed.
+    every one of them is either returned or closed, exactly once.
     """
     try:
-        fds = _take_fds(ancillary)
+        fds, pidfd, credentials = _parse_control(ancillary)
     except BaseException:
-        _close_all(_take_fds(ancillary))  # parsing is pure: a second pass finds them all
+        fds, pidfd, _ = _parse_control(ancillary)  # pure: a second pass finds them all
+        _close_all(fds if pidfd is None else (*fds, pidfd))
         raise
     try:
-        if len(fds) > numfds:  # the room kept for credentials held more than asked
+        if len(fds) > numfds:  # the headroom held more fds than asked for
             fds, excess = fds[:numfds], fds[numfds:]
             msg_flags |= _MSG_CTRUNC
             _close_all(excess)
         if strict and msg_flags & _MSG_CTRUNC:
-            doomed, fds = fds, ()
-            _close_all(doomed)
             raise TruncatedError(msg, msg_flags)
-        result: Received = _new_tuple(Received, (msg, fds))
-        if msg_flags != _COMMON_FLAGS:
-            result.flags = msg_flags
-        return result
+        if pidfd is not None and not cloexec:
+            os.set_inheritable(pidfd, True)  # the kernel installs it close-on-exec
+        return Received(msg, fds, msg_flags, pidfd, credentials)
     except BaseException:
-        _close_all(fds)
+        _close_all(fds if pidfd is None else (*fds, pidfd))
         raise
 
 

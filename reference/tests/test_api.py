@@ -278,7 +278,7 @@ def test_parser_keeps_only_whole_ints_of_every_rights_message():
         (*rights, struct.pack("2i", 7, 8)),
         (*rights, struct.pack("i", 9) + b"\x01"),
     ]
-    assert fdsend._take_fds(ancillary) == (7, 8, 9)
+    assert fdsend._parse_control(ancillary) == ((7, 8, 9), None, fdsend.Credentials(1, 2, 3))
 
 
 def test_peek_returns_fresh_fds(pair, pipe):

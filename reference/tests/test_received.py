@@ -155,7 +155,7 @@ def test_a_failure_after_the_receive_closes_the_installed_fds(pair, monkeypatch,
         def interrupted(*args):
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(fdsend, "_new_tuple", interrupted)
+        monkeypatch.setattr(fdsend, "Received", interrupted)
         with pytest.raises(KeyboardInterrupt):
             fdsend.recvfds(b, 16, numfds=3)
         assert fdtable.open_fds() == before, "fds installed by the kernel were leaked"
@@ -164,11 +164,18 @@ def test_a_failure_after_the_receive_closes_the_installed_fds(pair, monkeypatch,
             os.close(fd)
 
 
-class FailingUnpackers:
-    """Stands for fdsend's unpacker table; every lookup fails."""
+class InterruptedOnce:
+    """Stands for fdsend's unpacker table: the first lookup is interrupted, as by a signal."""
+
+    def __init__(self, table):
+        self.table = table
+        self.interrupted = False
 
     def __getitem__(self, count):
-        raise MemoryError
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        return self.table[count]
 
 
 def test_a_parse_failure_closes_the_installed_fds(pair, monkeypatch):
@@ -177,8 +184,8 @@ def test_a_parse_failure_closes_the_installed_fds(pair, monkeypatch):
     try:
         fdsend.sendfds(a, b"x", fds=sent)
         before = fdtable.open_fds()
-        monkeypatch.setattr(fdsend, "_UNPACK", FailingUnpackers())
-        with pytest.raises(MemoryError):
+        monkeypatch.setattr(fdsend, "_INTS", InterruptedOnce(fdsend._INTS))
+        with pytest.raises(KeyboardInterrupt):
             fdsend.recvfds(b, 16, numfds=2)
         assert fdtable.open_fds() == before
     finally:

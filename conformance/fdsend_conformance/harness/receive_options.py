@@ -1,0 +1,132 @@
+"""The SOL_SOCKET options a receiving AF_UNIX socket can switch on, and probing them.
+
+Each option can make the kernel write a control message of its own beside
+SCM_RIGHTS (net/unix/af_unix.c, net/core/scm.c): a receiver that sizes its
+control buffer for the fds alone then loses them. The numbers are Linux's
+(include/uapi/asm-generic/socket.h); the socket module lacks most of them.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass
+
+__all__ = [
+    "COMBINATIONS",
+    "RECEIVE_OPTIONS",
+    "SCM_PIDFD",
+    "SO_PASSPIDFD",
+    "SO_PASSRIGHTS",
+    "ReceiveOption",
+    "option",
+    "refusal",
+    "switch_on",
+]
+
+SO_PASSCRED = 16
+SO_TIMESTAMP_OLD = 29
+SO_PASSSEC = 34
+SO_TIMESTAMPNS_OLD = 35
+SO_TIMESTAMPING_OLD = 37
+SO_RXQ_OVFL = 40
+SO_TIMESTAMP_NEW = 63
+SO_TIMESTAMPNS_NEW = 64
+SO_TIMESTAMPING_NEW = 65
+SO_RCVMARK = 75
+SO_PASSPIDFD = 76
+SO_RCVPRIORITY = 82
+SO_PASSRIGHTS = 83
+SO_INQ = 84
+
+SCM_PIDFD = 4
+
+# SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | OPT_TSONLY off: the
+# receive timestamps a program asks for (include/uapi/linux/net_tstamp.h).
+_TIMESTAMPING_RX = 0x8 | 0x10
+
+
+@dataclass(frozen=True)
+class ReceiveOption:
+    """One SOL_SOCKET option of the receiver, the value that switches it on."""
+
+    name: str
+    number: int
+    value: int = 1
+    #: What the kernel adds beside SCM_RIGHTS with it on, for the test ids and reasons.
+    adds: str = ""
+
+
+#: Every receive-side option that makes (or may make, under a condition) the
+#: kernel write a control message into a receive's buffer.
+RECEIVE_OPTIONS = (
+    ReceiveOption("SO_PASSCRED", SO_PASSCRED, adds="SCM_CREDENTIALS"),
+    ReceiveOption("SO_PASSPIDFD", SO_PASSPIDFD, adds="SCM_PIDFD, an fd"),
+    ReceiveOption("SO_PASSSEC", SO_PASSSEC, adds="SCM_SECURITY, with an LSM label"),
+    ReceiveOption("SO_TIMESTAMP_OLD", SO_TIMESTAMP_OLD, adds="SCM_TIMESTAMP on datagrams"),
+    ReceiveOption("SO_TIMESTAMPNS_OLD", SO_TIMESTAMPNS_OLD, adds="SCM_TIMESTAMPNS on datagrams"),
+    ReceiveOption("SO_TIMESTAMP_NEW", SO_TIMESTAMP_NEW, adds="SO_TIMESTAMP_NEW on datagrams"),
+    ReceiveOption("SO_TIMESTAMPNS_NEW", SO_TIMESTAMPNS_NEW, adds="SO_TIMESTAMPNS_NEW"),
+    ReceiveOption(
+        "SO_TIMESTAMPING_OLD",
+        SO_TIMESTAMPING_OLD,
+        _TIMESTAMPING_RX,
+        adds="SCM_TIMESTAMPING with SO_TIMESTAMP on",
+    ),
+    ReceiveOption(
+        "SO_TIMESTAMPING_NEW",
+        SO_TIMESTAMPING_NEW,
+        _TIMESTAMPING_RX,
+        adds="SO_TIMESTAMPING_NEW with SO_TIMESTAMP on",
+    ),
+    ReceiveOption("SO_RXQ_OVFL", SO_RXQ_OVFL, adds="nothing on AF_UNIX (6.18)"),
+    ReceiveOption("SO_RCVMARK", SO_RCVMARK, adds="nothing on AF_UNIX (6.18)"),
+    ReceiveOption("SO_RCVPRIORITY", SO_RCVPRIORITY, adds="nothing on AF_UNIX (6.18)"),
+    ReceiveOption("SO_INQ", SO_INQ, adds="SCM_INQ on SOCK_STREAM"),
+)
+
+_BY_NAME = {option.name: option for option in RECEIVE_OPTIONS}
+
+#: Options switched on together, by test id. Each needs every member on the
+#: socket type at hand. "everything" takes whatever the kernel accepts there,
+#: with one timestamp layout of each kind (the kernel keeps one SOCK_TSTAMP_NEW
+#: bit, so the layouts exclude each other) and SO_TIMESTAMP on, without which
+#: SO_TIMESTAMPING writes nothing.
+COMBINATIONS: dict[str, tuple[str, ...]] = {
+    "cred+pidfd": ("SO_PASSCRED", "SO_PASSPIDFD"),
+    "cred+inq": ("SO_PASSCRED", "SO_INQ"),
+    "cred+timestamp": ("SO_PASSCRED", "SO_TIMESTAMP_OLD"),
+    "cred+timestampns_new": ("SO_PASSCRED", "SO_TIMESTAMPNS_NEW"),
+    "pidfd+timestamping": ("SO_PASSPIDFD", "SO_TIMESTAMP_NEW", "SO_TIMESTAMPING_NEW"),
+    "everything": tuple(
+        option.name
+        for option in RECEIVE_OPTIONS
+        if option.name
+        not in {
+            "SO_TIMESTAMP_OLD",
+            "SO_TIMESTAMPNS_OLD",
+            "SO_TIMESTAMPNS_NEW",
+            "SO_TIMESTAMPING_OLD",
+        }
+    ),
+}
+
+
+def option(name: str) -> ReceiveOption:
+    """The option called ``name``."""
+    return _BY_NAME[name]
+
+
+def switch_on(sock: socket.socket, option: ReceiveOption) -> None:
+    """Set ``option`` on ``sock``; OSError where the kernel or socket type lacks it."""
+    sock.setsockopt(socket.SOL_SOCKET, option.number, option.value)
+
+
+def refusal(sock: socket.socket, option: ReceiveOption) -> str | None:
+    """Switch ``option`` on; None if the kernel took it, else why not (for a skip)."""
+    try:
+        switch_on(sock, option)
+    except OSError as exc:
+        reason = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        return f"this kernel refuses {option.name} on {sock.type.name} ({reason})"
+    return None

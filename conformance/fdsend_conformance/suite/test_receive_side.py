@@ -1,0 +1,204 @@
+"""RECV: whatever the receiving socket has switched on, every fd is accounted for."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from typing import Any
+
+import pytest
+
+from fdsend_conformance.backend import Backend, Feature
+from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.receive_options import (
+    COMBINATIONS,
+    RECEIVE_OPTIONS,
+    SO_PASSRIGHTS,
+    option,
+    refusal,
+)
+from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
+
+SOCKET_TYPES = {
+    "stream": socket.SOCK_STREAM,
+    "seqpacket": socket.SOCK_SEQPACKET,
+    "dgram": socket.SOCK_DGRAM,
+}
+
+#: Each option alone, by its name, then the combinations.
+OPTION_SETS = {o.name: (o.name,) for o in RECEIVE_OPTIONS} | COMBINATIONS
+
+
+def _switch_on(sock: socket.socket, names: tuple[str, ...], *, all_of: bool) -> None:
+    """Switch the options on; skip the test where the kernel refuses one (``all_of``).
+
+    Without ``all_of`` an option refused on this socket type is left out (SO_INQ
+    exists on SOCK_STREAM only).
+    """
+    for name in names:
+        reason = refusal(sock, option(name))
+        if reason is not None and all_of:
+            pytest.skip(reason)
+
+
+def _pidfds() -> set[int]:
+    """The pidfds open in this process."""
+    return {fd for fd in fdtable.open_fds() if "pidfd" in fdtable.describe(fd)}
+
+
+def _hand_back(closer: Any, result: Any) -> tuple[list[int], int | None]:
+    """Give the closer every fd the result carries; its fds and pidfd."""
+    _, fds = result
+    pidfd = getattr(result, "pidfd", None)
+    closer.fds(*fds, *([pidfd] if pidfd is not None else []))
+    return list(fds), pidfd
+
+
+def _assert_not_reported_truncated(backend: Backend, result: Any) -> None:
+    if backend.truncation == "attribute":
+        assert not getattr(result, "truncated", False), (
+            "reported truncation, though every fd arrived within numfds"
+        )
+
+
+def _receive(backend: Backend, sock: socket.socket, numfds: int) -> Any:
+    """Receive; a truncation error here is a false report, so it fails the test."""
+    try:
+        return backend.recvfds(sock, 64, 0, numfds)
+    except Exception as exc:
+        if backend.truncation == "exception" and isinstance(exc, backend.truncation_error):
+            pytest.fail(f"raised {type(exc).__name__} ({exc}), though no fd was cut")
+        raise
+
+
+@pytest.mark.clause("RECV-1")
+@pytest.mark.parametrize("names", list(OPTION_SETS.values()), ids=list(OPTION_SETS))
+@pytest.mark.parametrize("kind", list(SOCKET_TYPES.values()), ids=list(SOCKET_TYPES))
+def test_every_fd_arrives_whatever_the_receiver_switched_on(
+    backend, make_pair, closer, kind, names
+):
+    a, b = make_pair(kind)
+    _switch_on(b, names, all_of=names != COMBINATIONS["everything"])
+    sent = distinct_fds(3)
+    closer.fds(*sent)
+    backend.sendfds(a, b"options", 0, sent)
+    result = _receive(backend, b, 3)
+    fds, _ = _hand_back(closer, result)
+    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent], (
+        f"with {', '.join(names)} on, {len(fds)} of 3 fds arrived"
+    )
+    _assert_not_reported_truncated(backend, result)
+
+
+@pytest.mark.clause("RECV-1")
+@pytest.mark.parametrize("kind", list(SOCKET_TYPES.values()), ids=list(SOCKET_TYPES))
+def test_scm_max_fd_fds_arrive_with_everything_switched_on(backend, make_pair, closer, kind):
+    a, b = make_pair(kind)
+    _switch_on(b, COMBINATIONS["everything"], all_of=False)
+    sent = distinct_fds(253)
+    closer.fds(*sent)
+    backend.sendfds(a, b"all", 0, sent)
+    result = _receive(backend, b, 253)
+    fds, _ = _hand_back(closer, result)
+    assert len(fds) == 253, f"{len(fds)} of 253 fds arrived with every option on"
+    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+    _assert_not_reported_truncated(backend, result)
+
+
+def _passpidfd(sock: socket.socket) -> None:
+    reason = refusal(sock, option("SO_PASSPIDFD"))
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.mark.clause("RECV-2")
+@pytest.mark.parametrize("kind", list(SOCKET_TYPES.values()), ids=list(SOCKET_TYPES))
+def test_scm_pidfds_do_not_pile_up(backend, make_pair, closer, kind):
+    a, b = make_pair(kind)
+    _passpidfd(b)
+    before = _pidfds()
+    sent = distinct_fds(1)
+    closer.fds(*sent)
+    for _ in range(10):
+        backend.sendfds(a, b"pid", 0, sent)
+        result = backend.recvfds(b, 16, 0, 1)
+        fds, pidfd = _hand_back(closer, result)
+        for fd in [*fds, *([pidfd] if pidfd is not None else [])]:
+            closer.close(fd)
+    left = _pidfds() - before
+    assert not left, f"{len(left)} SCM_PIDFD fds of 10 messages stay open, owned by nobody"
+
+
+@pytest.mark.clause("RECV-2")
+@pytest.mark.parametrize("kind", list(SOCKET_TYPES.values()), ids=list(SOCKET_TYPES))
+def test_a_cut_receive_with_pidfds_and_credentials_leaks_nothing(backend, make_pair, closer, kind):
+    a, b = make_pair(kind)
+    _passpidfd(b)
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    sent = distinct_fds(4)
+    closer.fds(*sent)
+    backend.sendfds(a, b"cut", 0, sent)
+    before = fdtable.open_fds()
+    try:
+        result = backend.recvfds(b, 16, 0, 1)
+    except Exception as exc:
+        if not (backend.truncation == "exception" and isinstance(exc, backend.truncation_error)):
+            raise
+        result = None
+    returned: set[int] = set()
+    if result is not None:
+        fds, pidfd = _hand_back(closer, result)
+        assert len(fds) <= 1, f"asked for 1 fd, got {len(fds)}"
+        returned = {*fds, *([pidfd] if pidfd is not None else [])}
+    kept = (fdtable.open_fds() - before) - returned
+    assert not kept, f"left open and not returned: {[fdtable.describe(fd) for fd in kept]}"
+
+
+@pytest.mark.clause("RECV-3")
+def test_the_pidfd_is_handed_to_the_caller(backend, pair, closer):
+    a, b = pair
+    _passpidfd(b)
+    backend.sendfds(a, b"who", 0, [])
+    result = backend.recvfds(b, 16, 0, 1)
+    _, pidfd = _hand_back(closer, result)
+    assert pidfd is not None, f"{backend.name} does not hand the SCM_PIDFD to its caller"
+    with open(f"/proc/self/fdinfo/{pidfd}", encoding="ascii") as info:
+        pids = [line.split()[1] for line in info if line.startswith("Pid:")]
+    assert pids == [str(os.getpid())], f"the pidfd is for pid {pids}, not the sender"
+    assert not os.get_inheritable(pidfd), "the pidfd is inheritable across exec"
+
+
+@pytest.mark.clause("RECV-3")
+def test_the_credentials_are_handed_to_the_caller(backend, pair, closer):
+    a, b = pair
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    backend.sendfds(a, b"who", 0, [])
+    result = backend.recvfds(b, 16, 0, 1)
+    _hand_back(closer, result)
+    credentials = getattr(result, "credentials", None)
+    assert credentials is not None, f"{backend.name} does not hand SCM_CREDENTIALS to its caller"
+    assert tuple(credentials) == (os.getpid(), os.getuid(), os.getgid())
+
+
+@pytest.mark.clause("RECV-4")
+@pytest.mark.parametrize("kind", list(SOCKET_TYPES.values()), ids=list(SOCKET_TYPES))
+def test_a_receiver_that_refuses_fds_makes_the_send_fail_with_eperm(
+    backend, make_pair, closer, kind
+):
+    a, b = make_pair(kind)
+    try:
+        b.setsockopt(socket.SOL_SOCKET, SO_PASSRIGHTS, 0)
+    except OSError as exc:
+        pytest.skip(f"this kernel lacks SO_PASSRIGHTS (Linux 6.16): {exc}")
+    sent = distinct_fds(1)
+    closer.fds(*sent)
+    with pytest.raises(PermissionError) as raised:
+        backend.sendfds(a, b"no", 0, sent)
+    assert raised.value.errno == errno.EPERM
+    assert not pending(b), "the refused send queued something"
+    backend.sendfds(a, b"plain", 0, [])  # a send without fds still goes through
+    msg, fds = backend.recvfds(b, 16, 0, 1)
+    assert list(fds) == []
+    if backend.supports(Feature.PAYLOAD):
+        assert msg == b"plain"
