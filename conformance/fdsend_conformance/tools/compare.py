@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Change", "changes", "main"]
+__all__ = ["Change", "changes", "failing_tests", "main", "suite_test_id"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,22 @@ class Change:
         return text
 
 
+def suite_test_id(nodeid: str) -> str:
+    """A test's id within the suite (``test_file.py::test_name[params]``).
+
+    A report names tests by pytest node id, which starts with the suite's
+    path as seen from where pytest ran: two runs from different folders
+    (a host's checkout, a guest's) name the same test differently.
+    """
+    path, separator, rest = nodeid.partition("::")
+    return f"{path.rsplit('/', 1)[-1]}{separator}{rest}"
+
+
+def failing_tests(clause: dict[str, Any]) -> set[str]:
+    """The suite ids of a report clause's failing tests."""
+    return {suite_test_id(t) for t in clause["failures"]}
+
+
 def _by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {clause["id"]: clause for clause in report["clauses"]}
 
@@ -58,7 +74,7 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
                 )
             )
             continue
-        failed_before, failed_now = set(was["failures"]), set(now["failures"])
+        failed_before, failed_now = failing_tests(was), failing_tests(now)
         if was["status"] != now["status"] or failed_before != failed_now:
             found.append(
                 Change(

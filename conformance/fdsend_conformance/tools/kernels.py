@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fdsend_conformance.tools.compare import failing_tests
+
 __all__ = ["Cell", "build", "load_reports", "main", "reason", "render_markdown"]
 
 _SKIPS = frozenset({"SKIPPED", "UNSUPPORTED"})
@@ -56,12 +58,6 @@ def load_reports(folder: Path) -> list[dict[str, Any]]:
     return sorted(reports, key=lambda r: _version_key(release_of(r)))
 
 
-def _short(test: str) -> str:
-    """A test's id within the suite: ``test_file.py::test_name[params]``."""
-    path, _, rest = test.partition("::")
-    return f"{path.rsplit('/', 1)[-1]}::{rest}"
-
-
 @dataclass(frozen=True)
 class Cell:
     """One clause on one kernel: its status and, where it differs from the reference, why."""
@@ -82,12 +78,13 @@ def reason(clause: dict[str, Any] | None, reference: dict[str, Any] | None, ref:
     if status in _SKIPS:
         skipped = "; ".join(dict.fromkeys(clause.get("skips", {}).values())) or "skipped"
         return f"feature absent: {skipped}"
-    ref_failures = set(reference["failures"]) if reference else set()
+    ref_failures = failing_tests(reference) if reference else set()
+    failures = failing_tests(clause)
     if status in _FAILS:
-        new = sorted(_short(t) for t in set(clause["failures"]) - ref_failures)
-        return "behaviour changed: fails " + ", ".join(new or map(_short, clause["failures"]))
+        new = sorted(failures - ref_failures) or sorted(failures)
+        return "behaviour changed: fails " + ", ".join(new)
     ref_status = reference["status"] if reference else "NOT-RUN"
-    gone = sorted(_short(t) for t in ref_failures - set(clause["failures"]))
+    gone = sorted(ref_failures - failures)
     fixed = f" ({', '.join(gone)})" if gone else ""
     return f"behaviour changed: {status} here, {ref_status} on {ref}{fixed}"
 
@@ -96,8 +93,7 @@ def _differs(clause: dict[str, Any] | None, reference: dict[str, Any] | None) ->
     if clause is None or reference is None:
         return clause is not reference
     return bool(
-        clause["status"] != reference["status"]
-        or set(clause["failures"]) != set(reference["failures"])
+        clause["status"] != reference["status"] or failing_tests(clause) != failing_tests(reference)
     )
 
 
