@@ -53,6 +53,14 @@ def test_guest_script_runs_the_kernel_checks_by_default(tmp_path: Path):
     assert "--backend stdlib -k 'x y'" in chosen
 
 
+def test_options_it_does_not_know_go_to_pytest_in_order():
+    known, rest = vm._parser().parse_known_args(
+        ["debian:6.1", "-m", "kernel", "--co", "-k", "x y", "--kvm", "--backend", "stdlib"]
+    )
+    assert (known.kernel, known.kvm, known.compare) == ("debian:6.1", True, None)
+    assert rest == ["-m", "kernel", "--co", "-k", "x y", "--backend", "stdlib"]
+
+
 def _script_on_host(out: Path) -> subprocess.CompletedProcess[str]:
     script = vm.guest_script(sys.executable, out, TINY_RUN)
     return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=120)

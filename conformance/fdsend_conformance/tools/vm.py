@@ -256,6 +256,7 @@ def _compare(host_report: Path, guest_report: Path) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fdsend-conformance vm",
+        allow_abbrev=False,  # --co is pytest's --collect-only, not --compare
         description=(
             "Boot KERNEL with virtme-ng over a read-only snapshot of this system, run the "
             "suite inside (default: -m kernel; other options go to pytest) and bring the "
