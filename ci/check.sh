@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The project's own CI: a fresh venv, lint, types, every test, the suite
-# against each built-in backend, a benchmark smoke run, and the other Pythons.
+# The project's own CI: a fresh venv, lint, types, every test, both
+# distributions built and checked, the suite against each built-in backend,
+# a benchmark smoke run, and the other Pythons.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="${FDSEND_VENV:-.venv-ci}"
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e '.[dev,plot]'
+# fdsend and fdsend-conformance editable, every optional backend, the tools
+"$venv/bin/python" -m pip install -q -r requirements-dev.txt
 export PATH="$PWD/$venv/bin:$PATH"
 
 echo "== lint and types"
@@ -19,6 +21,12 @@ mypy --allow-untyped-defs --allow-incomplete-defs conformance/tests
 
 echo "== all tests (the README's test command)"
 python -m pytest -n auto -p no:cacheprovider
+
+echo "== the two distributions: build (sdist and wheel) and twine check"
+rm -rf "$venv/dist"
+python -m build -q --outdir "$venv/dist" reference
+python -m build -q --outdir "$venv/dist" conformance
+twine check --strict "$venv/dist"/*
 
 echo "== the suite against the other built-in backends, with their expected files"
 for backend in stdlib multiprocessing; do
@@ -40,7 +48,6 @@ PY
 
 echo "== the optional backends (anyio on asyncio and on Trio, Twisted), with their expected files"
 # Their hanging tests are expected failures: a shorter test timeout keeps this quick.
-"$venv/bin/python" -m pip install -q -e '.[anyio,twisted]'
 for backend in anyio-asyncio anyio-trio twisted; do
     fdsend-conformance gate --backend "$backend" -n auto -q --test-timeout 5 \
         --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"

@@ -24,7 +24,7 @@ if ! command -v qemu-system-x86_64 >/dev/null || ! command -v busybox >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q qemu-system-x86 kmod busybox-static \
         >/dev/null || cannot "apt-get install qemu-system-x86 kmod busybox-static failed"
 fi
-"$venv/bin/python" -m pip install -q -e '.[vm]' || cannot "pip install virtme-ng failed"
+"$venv/bin/python" -m pip install -q -e './conformance[vm]' || cannot "pip install virtme-ng failed"
 qemu-system-x86_64 --version >/dev/null 2>&1 || cannot "qemu-system-x86_64 does not start"
 echo "tools ready after $((SECONDS - started)) s"
 

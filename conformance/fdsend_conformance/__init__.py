@@ -4,9 +4,10 @@ The suite is a pytest plugin (``-p fdsend_conformance.plumbing.plugin``, registe
 automatically through the ``pytest11`` entry point) plus the test modules
 under ``fdsend_conformance.suite``.  Run it with::
 
-    pytest --pyargs fdsend_conformance --backend=reference
+    pytest --backend=reference    # no test paths: the packaged suite
 
-or ``fdsend-conformance --backend NAME``.  The contract it checks is
+(the same as ``pytest --pyargs fdsend_conformance --backend=reference``) or
+``fdsend-conformance --backend NAME``.  The contract it checks is
 ``CONTRACT.md`` beside this file; each test names the clause it proves.
 """
 

@@ -187,23 +187,51 @@ def test_ci_github_is_the_reusable_workflow_itself():
     assert (REPO / "ci" / "github" / "fdsend-conformance.yml").resolve() == GITHUB.resolve()
 
 
-def test_both_ci_files_need_a_requirement_for_fdsend():
-    # fdsend is not on PyPI: there is no default that could install it.
-    workflow = yaml.safe_load(GITHUB.read_text())
-    trigger = workflow.get("on", workflow.get(True))
-    assert trigger["workflow_call"]["inputs"]["fdsend-requirement"]["required"] is True
-    script = yaml.safe_load(GITLAB.read_text())[".fdsend-conformance"]["script"]
-    [install] = [line for line in script if "FDSEND_REQUIREMENT" in line]
-    missing = subprocess.run(
-        ["sh", "-c", install.replace("python -m pip install", "echo")],
-        env={**os.environ, "FDSEND_REQUIREMENT": ""},
+SOURCE = "git+https://example.org/fdsend@main"
+BOTH = [
+    f"fdsend @ {SOURCE}#subdirectory=reference",
+    f"fdsend-conformance @ {SOURCE}#subdirectory=conformance",
+]
+
+
+def _install_line(lines: list[str]) -> str:
+    [install] = [line for line in lines if "pip install" in line and "fdsend" in line]
+    return install
+
+
+def _echo_install(install: str, source: str) -> subprocess.CompletedProcess[str]:
+    """The install line run through sh with pip replaced by one line per argument."""
+    return subprocess.run(
+        ["sh", "-c", install.replace("python -m pip install", "printf '%s\\n'")],
+        env={**os.environ, "FDSEND_SOURCE": source},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_both_ci_files_install_both_distributions_from_the_source():
+    # Neither is on PyPI: the caller says where the repository is, and both
+    # distributions come from its folders (fdsend first, so that the project
+    # under test, installed after it, finds it).
+    workflow = yaml.safe_load(GITHUB.read_text())
+    trigger = workflow.get("on", workflow.get(True))
+    assert trigger["workflow_call"]["inputs"]["fdsend-source"]["required"] is True
+    steps = workflow["jobs"]["conformance"]["steps"]
+    [step] = [step for step in steps if step.get("name") == "Install"]
+    assert step["env"]["FDSEND_SOURCE"] == "${{ inputs.fdsend-source }}"
+    lines = step["run"].splitlines()
+    github = _echo_install(_install_line(lines), SOURCE)
+    assert github.stdout.splitlines() == BOTH
+    assert lines.index(_install_line(lines)) < lines.index("${{ inputs.install }}")
+    script = yaml.safe_load(GITLAB.read_text())[".fdsend-conformance"]["script"]
+    gitlab = _echo_install(_install_line(script), SOURCE)
+    assert gitlab.stdout.splitlines() == BOTH
+    assert script.index(_install_line(script)) < script.index('sh -c "$FDSEND_INSTALL"')
+    missing = _echo_install(_install_line(script), "")
     assert missing.returncode != 0
-    assert "set FDSEND_REQUIREMENT" in missing.stderr
+    assert "set FDSEND_SOURCE" in missing.stderr
 
 
 def test_github_workflow_is_reusable_and_calls_the_gate():

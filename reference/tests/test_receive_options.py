@@ -10,15 +10,8 @@ import pytest
 
 import fdsend
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.receive_options import (
-    COMBINATIONS,
-    SO_INQ,
-    SO_PASSPIDFD,
-    SO_PASSRIGHTS,
-    SO_TIMESTAMP_OLD,
-    option,
-    refusal,
-)
+from fdsend_conformance.harness.cmsg import SO_INQ, SO_PASSPIDFD, SO_PASSRIGHTS, SO_TIMESTAMP_OLD
+from fdsend_conformance.harness.receive_options import COMBINATIONS, option, refusal
 from fdsend_conformance.harness.sockets import distinct_fds, identity, socket_pair
 
 TYPES = [socket.SOCK_STREAM, socket.SOCK_SEQPACKET, socket.SOCK_DGRAM]
@@ -172,7 +165,7 @@ def test_passrights_off_refuses_the_send_with_eperm(sent):
 
 
 def test_a_hand_built_received_claims_nothing():
-    result = fdsend.Received(b"x", (), 0)
+    result = fdsend.Received((b"x", ()))
     assert (result.flags, result.pidfd, result.credentials) == (0, None, None)
     assert tuple(result) == (b"x", ())
 

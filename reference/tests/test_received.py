@@ -10,8 +10,7 @@ import pytest
 
 import fdsend
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.kernel import call_in_child
-from fdsend_conformance.harness.processes import leave_free_fds
+from fdsend_conformance.harness.processes import call_in_child, leave_free_fds
 from fdsend_conformance.harness.sockets import distinct_fds, identity, socket_pair
 
 

@@ -1,6 +1,6 @@
 """Backend: anyio's ``UNIXSocketStream.send_fds``/``receive_fds`` on asyncio.
 
-Optional: loads only where anyio is installed (``pip install fdsend[anyio]``).
+Optional: loads only where anyio is installed (``pip install 'fdsend-conformance[anyio]'``).
 The call mapping, and how the caller's socket is kept out of anyio's
 ownership (the stream is never closed), are in
 :mod:`fdsend_conformance.adapters._anyio`.

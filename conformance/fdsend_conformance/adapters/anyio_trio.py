@@ -1,7 +1,7 @@
 """Backend: anyio's ``UNIXSocketStream.send_fds``/``receive_fds`` on Trio.
 
 Optional: loads only where anyio and Trio are installed
-(``pip install fdsend[anyio]``). The call mapping, and how the caller's
+(``pip install 'fdsend-conformance[anyio]'``). The call mapping, and how the caller's
 socket is kept out of anyio's ownership (the stream is never closed), are
 in :mod:`fdsend_conformance.adapters._anyio`.
 """

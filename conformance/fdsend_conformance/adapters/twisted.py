@@ -1,7 +1,7 @@
 """Backend: Twisted's ``twisted.python.sendmsg.sendmsg`` / ``recvmsg``.
 
 Optional: loads only where Twisted is installed and still ships
-``twisted.python.sendmsg`` (``pip install fdsend[twisted]``).
+``twisted.python.sendmsg`` (``pip install 'fdsend-conformance[twisted]'``).
 
 They are Twisted's thin sendmsg(2)/recvmsg(2) wrappers: ancillary data goes
 in and comes out as ``(level, type, data)`` tuples, and ``recvmsg`` hands

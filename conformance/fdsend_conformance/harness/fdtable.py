@@ -1,15 +1,26 @@
-"""The process's open file descriptors, read from ``/proc/self/fd``.
+"""The process's file descriptors: which are open, and what holds a file.
 
 Used to prove that a call leaked nothing: take a snapshot before, another
-after, and describe whatever appeared in between.
+after, and describe whatever appeared in between; and that an fd dropped in
+flight was released (a pipe whose every write end is closed reads EOF).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import select
 
-__all__ = ["close_leaked", "describe", "leaked_since", "open_below", "open_fds"]
+__all__ = [
+    "at_eof",
+    "close_leaked",
+    "close_on_exec",
+    "describe",
+    "leaked_since",
+    "open_below",
+    "open_fds",
+]
 
 _FD_DIR = "/proc/self/fd"
 
@@ -64,3 +75,26 @@ def open_below(limit: int) -> frozenset[int]:
     need a free descriptor.
     """
     return frozenset(fd for fd in range(limit) if _is_open(fd))
+
+
+def close_on_exec(fd: int) -> bool:
+    """Whether ``fd`` has FD_CLOEXEC set."""
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)
+
+
+def at_eof(read_end: int) -> bool:
+    """Whether the pipe ``read_end`` reads EOF now (every write end is closed).
+
+    Never blocks: a pipe with a writer still open answers False.
+    """
+    ready, _, _ = select.select([read_end], [], [], 0)
+    if not ready:
+        return False
+    blocking = os.get_blocking(read_end)
+    os.set_blocking(read_end, False)
+    try:
+        return os.read(read_end, 1) == b""
+    except BlockingIOError:
+        return False
+    finally:
+        os.set_blocking(read_end, blocking)

@@ -1,12 +1,16 @@
-"""Run a sender in another process: forked, or started by multiprocessing.
+"""Other processes: forked children, and senders started by multiprocessing.
 
-The other process loads the backend by name itself, so any backend that can
-be imported there (built-in, entry point, ``module:attr`` on the path) works.
+A forked child runs a function and answers through a pipe, always reaped,
+killed when it hangs; :func:`call_in_child` runs checks that change
+process-wide state (resource limits, user ids, namespaces) there. A spawned
+sender loads the backend by name itself, so any backend that can be
+imported there (built-in, entry point, ``module:attr`` on the path) works.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import resource
 import select
 import signal
@@ -16,19 +20,32 @@ import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar, cast
+
+import pytest
 
 from fdsend_conformance.harness.sockets import IO_TIMEOUT, set_io_timeout
 
 __all__ = [
+    "CHILD_TIMEOUT",
     "ChildAnswer",
+    "ChildSkip",
     "answer_from_child",
+    "call_in_child",
     "fork_call",
     "leave_free_fds",
+    "pidfd_pid",
     "read_to_eof",
     "reap",
     "send_file_from_child",
+    "set_soft_nofile",
     "write_all",
 ]
+
+T = TypeVar("T")
+
+#: Seconds a child of :func:`call_in_child` may run before it is killed.
+CHILD_TIMEOUT = 15.0
 
 
 def fork_call(function: Callable[[], object]) -> int:
@@ -142,6 +159,58 @@ def answer_from_child(answer: Callable[[int], object], seconds: float) -> ChildA
     return ChildAnswer(data, in_time, reap(pid))
 
 
+class ChildSkip(Exception):
+    """Raised in a child of :func:`call_in_child` to skip the test in the parent."""
+
+
+def call_in_child(function: Callable[[], T], seconds: float = CHILD_TIMEOUT) -> T:
+    """Run ``function`` in a forked child and return its (picklable) result.
+
+    For checks that change process-wide state (resource limits, user ids,
+    namespaces), so the test process is never touched. An exception in the
+    child is raised here as AssertionError carrying the child's traceback;
+    :class:`ChildSkip` skips the test. A child that outlives ``seconds`` is
+    killed. The child is always reaped.
+    """
+
+    def child(write_end: int) -> None:
+        try:
+            outcome: tuple[str, object] = ("ok", function())
+        except ChildSkip as exc:
+            outcome = ("skip", str(exc))
+        except BaseException:
+            outcome = ("error", traceback.format_exc())
+        write_all(write_end, pickle.dumps(outcome))
+
+    answer = answer_from_child(child, seconds)
+    if not answer.in_time:
+        raise AssertionError(f"child killed after {seconds:.0f} s: it hung")
+    if not answer.data:
+        raise AssertionError(f"child died without an answer (exit code {answer.exit_code})")
+    kind, value = pickle.loads(answer.data)
+    if kind == "skip":
+        pytest.skip(str(value))
+    if kind == "error":
+        raise AssertionError(f"in the forked child:\n{value}")
+    return cast(T, value)
+
+
+def pidfd_pid(pidfd: int) -> int | None:
+    """The pid a pidfd refers to, from its /proc fdinfo (-1 once reaped), or None."""
+    with open(f"/proc/self/fdinfo/{pidfd}", encoding="utf-8") as info:
+        for line in info:
+            if line.startswith("Pid:"):
+                return int(line.split()[1])
+    return None
+
+
+def set_soft_nofile(limit: int) -> int:
+    """Set the soft RLIMIT_NOFILE; returns the previous soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    return soft
+
+
 def leave_free_fds(free: int) -> int:
     """Lower this process's soft RLIMIT_NOFILE so that ``free`` more fds fit.
 
@@ -157,9 +226,7 @@ def leave_free_fds(free: int) -> int:
             os.close(fd)
             break
     limit = max(fdtable.open_fds()) + 1 + free
-    resource.setrlimit(
-        resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-    )
+    set_soft_nofile(limit)
     return limit
 
 

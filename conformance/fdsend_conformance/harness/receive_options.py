@@ -3,7 +3,7 @@
 Each option can make the kernel write a control message of its own beside
 SCM_RIGHTS (net/unix/af_unix.c, net/core/scm.c): a receiver that sizes its
 control buffer for the fds alone then loses them. The numbers are Linux's
-(include/uapi/asm-generic/socket.h); the socket module lacks most of them.
+(include/uapi/asm-generic/socket.h), from their one home, harness/cmsg.py.
 """
 
 from __future__ import annotations
@@ -12,38 +12,34 @@ import errno
 import socket
 from dataclasses import dataclass
 
+from fdsend_conformance.harness.cmsg import (
+    SO_INQ,
+    SO_PASSPIDFD,
+    SO_PASSSEC,
+    SO_RCVMARK,
+    SO_RCVPRIORITY,
+    SO_RXQ_OVFL,
+    SO_TIMESTAMP_NEW,
+    SO_TIMESTAMP_OLD,
+    SO_TIMESTAMPING_NEW,
+    SO_TIMESTAMPING_OLD,
+    SO_TIMESTAMPNS_NEW,
+    SO_TIMESTAMPNS_OLD,
+    SOF_TIMESTAMPING_RX_SOFTWARE,
+    SOF_TIMESTAMPING_SOFTWARE,
+)
+
 __all__ = [
     "COMBINATIONS",
     "RECEIVE_OPTIONS",
-    "SCM_PIDFD",
-    "SO_PASSPIDFD",
-    "SO_PASSRIGHTS",
     "ReceiveOption",
     "option",
     "refusal",
     "switch_on",
 ]
 
-SO_PASSCRED = 16
-SO_TIMESTAMP_OLD = 29
-SO_PASSSEC = 34
-SO_TIMESTAMPNS_OLD = 35
-SO_TIMESTAMPING_OLD = 37
-SO_RXQ_OVFL = 40
-SO_TIMESTAMP_NEW = 63
-SO_TIMESTAMPNS_NEW = 64
-SO_TIMESTAMPING_NEW = 65
-SO_RCVMARK = 75
-SO_PASSPIDFD = 76
-SO_RCVPRIORITY = 82
-SO_PASSRIGHTS = 83
-SO_INQ = 84
-
-SCM_PIDFD = 4
-
-# SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | OPT_TSONLY off: the
-# receive timestamps a program asks for (include/uapi/linux/net_tstamp.h).
-_TIMESTAMPING_RX = 0x8 | 0x10
+# Software receive timestamps, OPT_TSONLY off: what a program asks for.
+_TIMESTAMPING_RX = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
 
 
 @dataclass(frozen=True)
@@ -60,7 +56,7 @@ class ReceiveOption:
 #: Every receive-side option that makes (or may make, under a condition) the
 #: kernel write a control message into a receive's buffer.
 RECEIVE_OPTIONS = (
-    ReceiveOption("SO_PASSCRED", SO_PASSCRED, adds="SCM_CREDENTIALS"),
+    ReceiveOption("SO_PASSCRED", socket.SO_PASSCRED, adds="SCM_CREDENTIALS"),
     ReceiveOption("SO_PASSPIDFD", SO_PASSPIDFD, adds="SCM_PIDFD, an fd"),
     ReceiveOption("SO_PASSSEC", SO_PASSSEC, adds="SCM_SECURITY, with an LSM label"),
     ReceiveOption("SO_TIMESTAMP_OLD", SO_TIMESTAMP_OLD, adds="SCM_TIMESTAMP on datagrams"),

@@ -17,6 +17,7 @@ from collections.abc import Callable
 __all__ = [
     "FD_KINDS",
     "IO_TIMEOUT",
+    "UNIX_TYPES",
     "distinct_fds",
     "identity",
     "make_fd",
@@ -26,6 +27,7 @@ __all__ = [
     "set_io_timeout",
     "socket_pair",
     "tcp_pair",
+    "unix_pair",
 ]
 
 #: Seconds a blocking send or receive may wait before failing.
@@ -46,6 +48,49 @@ def socket_pair(kind: int = socket.SOCK_STREAM) -> tuple[socket.socket, socket.s
     for sock in (a, b):
         set_io_timeout(sock)
     return a, b
+
+
+#: The AF_UNIX socket types that pass fds, by the name tests use.
+UNIX_TYPES = {
+    "stream": socket.SOCK_STREAM,
+    "seqpacket": socket.SOCK_SEQPACKET,
+    "dgram": socket.SOCK_DGRAM,
+}
+
+
+def unix_pair(
+    own: Callable[..., object], kind: int = socket.SOCK_STREAM
+) -> tuple[socket.socket, socket.socket]:
+    """A connected AF_UNIX pair (with kernel timeouts), handed to ``own`` to close."""
+    a, b = socket_pair(kind)
+    own(a, b)
+    return a, b
+
+
+def unix_listener(
+    own: Callable[..., object], kind: int = socket.SOCK_STREAM, backlog: int = 8
+) -> tuple[socket.socket, Callable[[], socket.socket]]:
+    """A listening AF_UNIX socket on an autobound abstract address, and a connector.
+
+    The connector returns a new client connected to it (not yet accepted:
+    the listener holds the embryo). Every socket gets kernel timeouts and is
+    handed to ``own`` to close.
+    """
+    listener = socket.socket(socket.AF_UNIX, kind)
+    own(listener)
+    set_io_timeout(listener)
+    listener.bind("")  # an empty address autobinds to a fresh abstract name
+    listener.listen(backlog)
+    address = listener.getsockname()
+
+    def connect() -> socket.socket:
+        client = socket.socket(socket.AF_UNIX, kind)
+        own(client)
+        set_io_timeout(client)
+        client.connect(address)
+        return client
+
+    return listener, connect
 
 
 def tcp_pair() -> tuple[socket.socket, socket.socket]:

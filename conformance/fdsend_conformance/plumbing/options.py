@@ -24,7 +24,7 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "backend",
         "fd-passing implementation to test: a registered name (see --list-backends) "
-        f"or package.module[:attr]; default {DEFAULT_BACKEND}",
+        f"or a module (mymodule, package.module) or module:attr; default {DEFAULT_BACKEND}",
         {"metavar": "NAME", "default": None},
     ),
     (

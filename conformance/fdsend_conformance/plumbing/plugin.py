@@ -1,14 +1,16 @@
 """The pytest plugin: clause bookkeeping and the conformance report.
 
 Registered through the ``pytest11`` entry point, so it loads in every pytest
-run of an environment where fdsend is installed. It stays inert there: it
-adds its options (:mod:`fdsend_conformance.plumbing.options`) and touches only tests
-that live in :mod:`fdsend_conformance.suite`. The suite's fixtures are in
+run of an environment where fdsend-conformance is installed. It stays inert
+there: it adds its options (:mod:`fdsend_conformance.plumbing.options`) and
+touches only tests that live in :mod:`fdsend_conformance.suite`, unless the
+run names a backend: then, given no test paths, it collects the suite. The suite's fixtures are in
 :mod:`fdsend_conformance.plumbing.fixtures`, loaded by the suite's own conftest.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -207,7 +209,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
             print(f"{entry.name:<20} {entry.version or '?':<30} {entry.origin}")
         else:  # registered, but its package is missing (or it is broken)
             print(f"{entry.name:<20} {'unavailable':<30} {entry.origin}  ({entry.error})")
-    print("or any package.module[:attr] with sendfds/recvfds")
+    print("or any module (mymodule, package.module) or module:attr with sendfds/recvfds")
     return 0
 
 
@@ -235,8 +237,80 @@ def _clauses_of(item: pytest.Item) -> tuple[str, ...]:
     return tuple(cid for mark in item.iter_markers("clause") for cid in mark.args)
 
 
+def _installed() -> bool:
+    """Whether the suite runs from an installed package, not from a checkout.
+
+    A checkout has the distribution's ``pyproject.toml`` beside the package.
+    """
+    return not (SUITE_DIR.parent.parent / "pyproject.toml").is_file()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(
+    module_path: Path, parent: pytest.Collector
+) -> pytest.Module | None:
+    """Name an installed suite's modules by import path: ``fdsend_conformance/suite/test_x.py``.
+
+    pytest names a module by its path from the rootdir, which for an
+    installed package runs through the environment
+    (``.venv/lib/python3.11/site-packages/...``) or, outside the rootdir, by
+    whatever argument reached it. The import path is the same on every
+    machine, so progress lines stay short and the ids in two reports (two
+    kernels, two hosts) compare. In a checkout pytest's own ids stay: they
+    are paths a developer can open.
+    """
+    if SUITE_DIR not in module_path.parents or not _installed():
+        return None
+    nodeid = module_path.relative_to(SUITE_DIR.parent.parent).as_posix()
+    module: pytest.Module = pytest.Module.from_parent(parent, path=module_path, nodeid=nodeid)
+    return module
+
+
 def _suite_modules() -> set[Path]:
     return {p for p in SUITE_DIR.rglob("test_*.py")}
+
+
+def _reaches_suite(config: pytest.Config, arg: str) -> bool:
+    """Whether collecting ``arg``, an entry of ``config.args``, collects tests of the suite."""
+    path = _path_of(config, arg)
+    suite = SUITE_DIR.resolve()
+    return path is not None and (path == suite or suite in path.parents or path in suite.parents)
+
+
+def _path_of(config: pytest.Config, arg: str) -> Path | None:
+    """The file or directory ``arg`` names: a path (maybe with ``::`` parts) or a module."""
+    name = arg.split("::")[0]
+    path = Path(config.invocation_params.dir, name)
+    if path.exists():
+        return path.resolve()
+    if not config.getoption("pyargs"):
+        return None
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    origin = Path(spec.origin)
+    return (origin.parent if origin.name == "__init__.py" else origin).resolve()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    """With ``--backend`` and no test paths on the command line, collect the suite too.
+
+    pytest collects ``testpaths``, or the current directory, when given no
+    paths (``config.args_source``); so ``pytest --backend=NAME`` run anywhere
+    runs the suite. The decision is made from the arguments alone, the same
+    way on every xdist worker.
+    """
+    config = session.config
+    if not config.getoption("fdsend_backend"):
+        return
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return  # explicit paths: pytest_collection_modifyitems checks them
+    if not any(_reaches_suite(config, arg) for arg in config.args):
+        config.args.append(str(SUITE_DIR))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -244,14 +318,27 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     suite_items = [item for item in items if _in_suite(item)]
-    if not suite_items:
-        return
     try:
-        _prepare(config, suite_items)
+        if suite_items:
+            _prepare(config, suite_items)
+        elif config.getoption("fdsend_backend") and not session.testsfailed:
+            raise pytest.UsageError(_nothing_to_test(config))
     except pytest.UsageError as exc:
         if not hasattr(config, "workerinput"):
             raise
-        _refuse_on_worker(config, items, suite_items[0], str(exc))
+        _refuse_on_worker(config, items, suite_items[0] if suite_items else None, str(exc))
+
+
+def _nothing_to_test(config: pytest.Config) -> str:
+    """The usage error of a backend given with paths that hold no test of the suite."""
+    shadowed = "backend" in config.stash[_STATE].shadowed
+    option = f"--{'fdsend-' if shadowed else ''}backend={config.getoption('fdsend_backend')}"
+    return (
+        f"{_USAGE_PREFIX}{option} names a backend to test, but no test of the conformance "
+        f"suite was collected from {' '.join(config.args)}.\n"
+        f"  To run the suite: pytest {option}  (with no test paths), "
+        f"or pytest --pyargs fdsend_conformance {option}"
+    )
 
 
 def _prepare(config: pytest.Config, suite_items: list[pytest.Item]) -> None:
@@ -280,7 +367,7 @@ def _prepare(config: pytest.Config, suite_items: list[pytest.Item]) -> None:
 
 
 def _refuse_on_worker(
-    config: pytest.Config, items: list[pytest.Item], sample: pytest.Item, message: str
+    config: pytest.Config, items: list[pytest.Item], sample: pytest.Item | None, message: str
 ) -> None:
     """The usage error ``message`` on an xdist worker: no test runs, the controller says why.
 
@@ -288,7 +375,8 @@ def _refuse_on_worker(
     a failed collection of the suite instead, which the controller shows and
     turns into a usage error's exit status (:meth:`_State.pytest_collectreport`).
     """
-    suite = [node for node in sample.listchain() if getattr(node, "path", None) == SUITE_DIR]
+    chain = sample.listchain() if sample is not None else []
+    suite = [node for node in chain if getattr(node, "path", None) == SUITE_DIR]
     nodeid = suite[0].nodeid if suite else ""
     config.hook.pytest_collectreport(report=pytest.CollectReport(nodeid, "failed", message, []))
     items.clear()

@@ -1,4 +1,4 @@
-"""Find backends by name: entry points, or a ``package.module[:attr]`` path.
+"""Find backends by name: entry points, or a module path ``module[:attr]``.
 
 The built-in backends are registered in the ``fdsend.backends`` entry-point
 group by this distribution itself, exactly as a third party registers its
@@ -63,8 +63,9 @@ def load_backend(name: str) -> Backend:
     """Load the backend called ``name``.
 
     ``name`` is a registered entry-point name (built-in or third party) or a
-    dotted path ``package.module[:attr]`` to an object with ``sendfds`` and
-    ``recvfds``. Raises :class:`UnknownBackendError`, naming the available
+    module, top-level or dotted, optionally with ``:attr``, naming an object
+    with ``sendfds`` and ``recvfds`` (``mymodule``, ``package.module``,
+    ``package.module:impl``). Raises :class:`UnknownBackendError`, naming the available
     backends, when it is neither or cannot be imported.
     """
     entry_points = _entry_points()
@@ -77,15 +78,19 @@ def load_backend(name: str) -> Backend:
                 f"backend {name!r} is unavailable here ({_reason(exc)}); {_choices()}"
             ) from exc
         return Backend.from_object(name, obj, origin=entry_point.value)
-    if ":" in name or "." in name:
-        try:
-            obj = _load_path(name)
-        except (ImportError, AttributeError) as exc:
-            raise UnknownBackendError(
-                f"cannot load backend {name!r} ({_reason(exc)}); {_choices()}"
-            ) from exc
-        return Backend.from_object(name, obj, origin=name)
-    raise UnknownBackendError(f"unknown backend {name!r}; {_choices()}")
+    try:
+        obj = _load_path(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:  # a plain name that is no module either
+            raise UnknownBackendError(f"unknown backend {name!r}; {_choices()}") from exc
+        raise UnknownBackendError(
+            f"cannot load backend {name!r} ({_reason(exc)}); {_choices()}"
+        ) from exc
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise UnknownBackendError(
+            f"cannot load backend {name!r} ({_reason(exc)}); {_choices()}"
+        ) from exc
+    return Backend.from_object(name, obj, origin=name)
 
 
 def available_backends() -> list[Availability]:
@@ -113,5 +118,5 @@ def _choices() -> str:
     unusable = [f"{a.name} ({a.error})" for a in registered if a.error is not None]
     if unusable:
         parts.append(f"unavailable here: {', '.join(unusable)}")
-    parts.append("or give a dotted path package.module[:attr]")
+    parts.append("or give a module name, module.path or module:attr")
     return "; ".join(parts)

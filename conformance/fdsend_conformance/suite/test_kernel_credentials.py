@@ -9,16 +9,9 @@ import struct
 import pytest
 
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.kernel import (
-    CREDENTIALS_SIZE,
-    Message,
-    fd_space,
-    receive,
-    send_fds,
-    unix_pair,
-)
+from fdsend_conformance.harness.cmsg import CREDENTIALS_SIZE, Message, fd_space, receive, send_fds
 from fdsend_conformance.harness.processes import fork_call, reap
-from fdsend_conformance.harness.sockets import distinct_fds, identity
+from fdsend_conformance.harness.sockets import distinct_fds, identity, unix_pair
 
 pytestmark = pytest.mark.kernel
 

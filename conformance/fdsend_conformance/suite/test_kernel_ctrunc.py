@@ -8,8 +8,9 @@ import socket
 import pytest
 
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.kernel import at_eof, fd_space, receive, send_fds, unix_pair
-from fdsend_conformance.harness.sockets import distinct_fds, identity
+from fdsend_conformance.harness.cmsg import fd_space, receive, send_fds
+from fdsend_conformance.harness.fdtable import at_eof
+from fdsend_conformance.harness.sockets import distinct_fds, identity, unix_pair
 
 pytestmark = pytest.mark.kernel
 

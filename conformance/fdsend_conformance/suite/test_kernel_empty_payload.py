@@ -6,15 +6,15 @@ import os
 
 import pytest
 
-from fdsend_conformance.harness.kernel import (
+from fdsend_conformance.harness.cmsg import fd_space, receive, send_fds
+from fdsend_conformance.harness.fdtable import at_eof
+from fdsend_conformance.harness.sockets import (
     UNIX_TYPES,
-    at_eof,
-    fd_space,
-    receive,
-    send_fds,
+    distinct_fds,
+    identity,
+    pending,
     unix_pair,
 )
-from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
 
 pytestmark = pytest.mark.kernel
 

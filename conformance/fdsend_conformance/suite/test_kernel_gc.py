@@ -8,14 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
-from fdsend_conformance.harness.kernel import (
-    at_eof,
-    kick_unix_gc,
-    send_fds,
-    unix_socket_inodes,
-    wait_until,
-)
+from fdsend_conformance.harness.cmsg import send_fds
+from fdsend_conformance.harness.fdtable import at_eof
 from fdsend_conformance.harness.sockets import socket_pair
+from fdsend_conformance.harness.unix_gc import kick_unix_gc, unix_socket_inodes, wait_until
 
 pytestmark = pytest.mark.kernel
 

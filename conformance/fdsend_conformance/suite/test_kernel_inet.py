@@ -7,7 +7,8 @@ import socket
 
 import pytest
 
-from fdsend_conformance.harness.kernel import at_eof, receive, send_fds
+from fdsend_conformance.harness.cmsg import receive, send_fds
+from fdsend_conformance.harness.fdtable import at_eof
 from fdsend_conformance.harness.sockets import IO_TIMEOUT, set_io_timeout
 
 pytestmark = pytest.mark.kernel

@@ -6,15 +6,9 @@ import os
 
 import pytest
 
-from fdsend_conformance.harness.kernel import (
-    UNIX_TYPES,
-    at_eof,
-    fd_space,
-    receive,
-    send_fds,
-    unix_pair,
-)
-from fdsend_conformance.harness.sockets import identity
+from fdsend_conformance.harness.cmsg import fd_space, receive, send_fds
+from fdsend_conformance.harness.fdtable import at_eof
+from fdsend_conformance.harness.sockets import UNIX_TYPES, identity, unix_pair
 
 pytestmark = pytest.mark.kernel
 

@@ -9,24 +9,25 @@ import socket
 import pytest
 
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.kernel import (
+from fdsend_conformance.harness.cmsg import SCM_MAX_FD, fd_space, receive, send_fds
+from fdsend_conformance.harness.fdtable import at_eof
+from fdsend_conformance.harness.kernel import kernel_at_least
+from fdsend_conformance.harness.privileges import (
     CAP_SYS_ADMIN,
     CAP_SYS_RESOURCE,
-    SCM_MAX_FD,
-    at_eof,
     become_a_fresh_user,
-    call_in_child,
-    fd_space,
     has_capability,
     in_initial_user_namespace,
-    kernel_at_least,
-    receive,
-    send_fds,
-    set_soft_nofile,
-    unix_pair,
     unprivileged_problem,
 )
-from fdsend_conformance.harness.sockets import distinct_fds, identity, pending, socket_pair
+from fdsend_conformance.harness.processes import call_in_child, set_soft_nofile
+from fdsend_conformance.harness.sockets import (
+    distinct_fds,
+    identity,
+    pending,
+    socket_pair,
+    unix_pair,
+)
 
 pytestmark = pytest.mark.kernel
 

@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 
 import pytest
 
-from fdsend_conformance.harness.kernel import (
-    SCM_PIDFD,
-    SO_PASSPIDFD,
-    Message,
-    close_on_exec,
-    receive,
-    send_fds,
-    unix_pair,
-)
-from fdsend_conformance.harness.processes import fork_call, reap
-from fdsend_conformance.harness.sockets import distinct_fds, identity
+from fdsend_conformance.harness.cmsg import SCM_PIDFD, SO_PASSPIDFD, Message, receive, send_fds
+from fdsend_conformance.harness.fdtable import close_on_exec
+from fdsend_conformance.harness.kernel import require_sockopt
+from fdsend_conformance.harness.processes import fork_call, pidfd_pid, reap
+from fdsend_conformance.harness.sockets import distinct_fds, identity, unix_pair
 
 pytestmark = pytest.mark.kernel
 
 
 def _passpidfd_pair(closer) -> tuple[socket.socket, socket.socket]:
     a, b = unix_pair(closer.objects)
-    try:
-        b.setsockopt(socket.SOL_SOCKET, SO_PASSPIDFD, 1)
-    except OSError as exc:
-        if exc.errno == errno.ENOPROTOOPT:
-            pytest.skip("SO_PASSPIDFD is unknown to this kernel (ENOPROTOOPT; Linux >= 6.5)")
-        raise
+    require_sockopt(b, SO_PASSPIDFD, 1, "SO_PASSPIDFD", "6.5")
     return a, b
-
-
-def _pid_of(pidfd: int) -> int | None:
-    with open(f"/proc/self/fdinfo/{pidfd}", encoding="utf-8") as info:
-        for line in info:
-            if line.startswith("Pid:"):
-                return int(line.split()[1])
-    return None
 
 
 def _check(msg: Message, sent: list[int], pid: int) -> None:
@@ -48,7 +28,7 @@ def _check(msg: Message, sent: list[int], pid: int) -> None:
     kinds = [kind for level, kind, _ in msg.ancdata if level == socket.SOL_SOCKET]
     assert kinds.count(SCM_PIDFD) == 1, f"control messages: {kinds}"
     [pidfd] = msg.pidfds
-    assert _pid_of(pidfd) == pid, "the pidfd is not the sender's"
+    assert pidfd_pid(pidfd) == pid, "the pidfd is not the sender's"
     assert close_on_exec(pidfd), "the pidfd was installed inheritable"
 
 

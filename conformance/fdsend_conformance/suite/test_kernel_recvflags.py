@@ -8,15 +8,15 @@ import socket
 import pytest
 
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.kernel import (
+from fdsend_conformance.harness.cmsg import fd_space, receive, send_fds
+from fdsend_conformance.harness.fdtable import close_on_exec
+from fdsend_conformance.harness.sockets import (
     UNIX_TYPES,
-    close_on_exec,
-    fd_space,
-    receive,
-    send_fds,
+    distinct_fds,
+    identity,
+    pending,
     unix_pair,
 )
-from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
 
 pytestmark = pytest.mark.kernel
 

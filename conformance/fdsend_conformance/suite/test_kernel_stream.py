@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from fdsend_conformance.harness.kernel import Message, fd_space, receive, send_fds, unix_pair
-from fdsend_conformance.harness.sockets import distinct_fds, identity, pending
+from fdsend_conformance.harness.cmsg import Message, fd_space, receive, send_fds
+from fdsend_conformance.harness.sockets import distinct_fds, identity, pending, unix_pair
 
 pytestmark = pytest.mark.kernel
 

@@ -11,10 +11,10 @@ import pytest
 
 from fdsend_conformance.backend import Backend, Feature
 from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.cmsg import SO_PASSRIGHTS
 from fdsend_conformance.harness.receive_options import (
     COMBINATIONS,
     RECEIVE_OPTIONS,
-    SO_PASSRIGHTS,
     option,
     refusal,
 )

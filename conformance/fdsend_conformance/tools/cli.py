@@ -1,22 +1,8 @@
 """``fdsend-conformance``: run the packaged suite, gate a CI job, list backends.
 
-::
-
-    fdsend-conformance [run] --backend NAME [pytest options]
-    fdsend-conformance gate --backend NAME [--strict] [--junit-xml PATH] [--report PATH]
-    fdsend-conformance list
-    fdsend-conformance bench [options]      (see fdsend_conformance.tools.bench)
-    fdsend-conformance matrix [options]     (see fdsend_conformance.tools.matrix)
-    fdsend-conformance compare OLD.json NEW.json   (clauses that changed between two reports)
-    fdsend-conformance vm KERNEL [pytest options]  (the suite on another kernel, in a VM;
-                                                    see fdsend_conformance.tools.vm)
-    fdsend-conformance kernels [options]   (docs/kernels.md from kernel reports;
-                                            see fdsend_conformance.tools.kernels)
-
-``fdsend-conformance COMMAND --help`` tells more about one command. Options
-that ``run`` and ``gate`` do not know go to pytest unchanged. The
-suite runs with an empty pytest configuration, so the calling project's own
-pytest settings (addopts, plugins' options) do not change its result.
+The subcommands ``bench``, ``matrix``, ``compare``, ``soak``, ``vm`` and
+``kernels`` belong to their own modules; ``main`` hands them their arguments. ``HELP`` is what
+``--help`` prints.
 """
 
 from __future__ import annotations
@@ -27,16 +13,49 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
-__all__ = ["main", "pytest_args"]
+__all__ = ["HELP", "SUITE_INI", "main", "pytest_args"]
+
+HELP = """\
+usage: fdsend-conformance [COMMAND] [options]
+
+Run the fdsend conformance suite against an fd-passing implementation.
+
+commands:
+  run --backend NAME [pytest options]   run the suite and print the per-clause
+                                        report (the default command)
+  gate --backend NAME [--strict] [--junit-xml PATH] [--report PATH]
+                                        CI gate: exit 1 when a MUST clause fails
+  list                                  list the registered backends
+  bench [options]                       benchmark backends against raw floors
+  matrix [options]                      regenerate the compatibility matrix
+  compare OLD.json NEW.json             clauses that changed between two reports
+  soak [--backend NAME] [--fds N]       pass many fds between two processes
+  vm KERNEL [pytest options]            the suite on another kernel, in a VM
+                                        (KERNEL: a vmlinuz or debian:6.1)
+  kernels [--run KERNEL]                regenerate docs/kernels.md, the
+                                        clause-by-kernel matrix
+
+NAME is a registered backend (see list), a module (mymodule, package.module)
+or module:attr. "fdsend-conformance COMMAND --help" tells more about one
+command. Options that run and gate do not know go to pytest unchanged
+(-k EXPR, -n auto, --level strict, ...). The suite runs with its own empty
+pytest configuration, so the calling project's settings do not change its
+result.
+"""
+
+#: The suite's pytest configuration here: a packaged, empty one (see the file).
+SUITE_INI = Path(__file__).resolve().parent.parent / "suite.ini"
 
 #: Subcommands that belong to other modules: name -> "module:function".
 _DELEGATED = {
     "bench": "fdsend_conformance.tools.bench.cli:main",
     "matrix": "fdsend_conformance.tools.matrix:main",
     "compare": "fdsend_conformance.tools.compare:main",
+    "soak": "fdsend_conformance.tools.soak:main",
     "vm": "fdsend_conformance.tools.vm:main",
     "kernels": "fdsend_conformance.tools.kernels:main",
 }
@@ -44,7 +63,7 @@ _DELEGATED = {
 
 def pytest_args(backend: str | None, extra: Sequence[str]) -> list[str]:
     """The pytest command line that runs the packaged suite against ``backend``."""
-    args = ["--pyargs", "fdsend_conformance", "-c", os.devnull, "--rootdir", os.getcwd()]
+    args = ["--pyargs", "fdsend_conformance", "-c", str(SUITE_INI), "--rootdir", os.getcwd()]
     args += ["-p", "no:cacheprovider"]
     if backend:
         args.append(f"--fdsend-backend={backend}")
@@ -59,9 +78,12 @@ def _pytest(args: Sequence[str]) -> int:
 def _run(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="fdsend-conformance run",
-        description="Run the conformance suite against a backend; other options go to pytest.",
+        description="Run the conformance suite against a backend and print the per-clause "
+        "report. Options not listed here go to pytest (-k EXPR, -n auto, --level strict, ...).",
     )
-    parser.add_argument("--backend", help="backend name or package.module[:attr]")
+    parser.add_argument(
+        "--backend", metavar="NAME", help="backend name, module or module:attr; default reference"
+    )
     known, extra = parser.parse_known_args(argv)
     return _pytest(pytest_args(known.backend, extra))
 
@@ -74,10 +96,22 @@ def _gate(argv: Sequence[str]) -> int:
             "exit non-zero when a MUST clause fails (with --strict: any clause)."
         ),
     )
-    parser.add_argument("--backend", required=True, help="backend name or package.module[:attr]")
+    parser.add_argument(
+        "--backend", required=True, metavar="NAME", help="backend name, module or module:attr"
+    )
     parser.add_argument("--strict", action="store_true", help="SHOULD clauses gate too")
-    parser.add_argument("--junit-xml", default="fdsend-conformance.xml", metavar="PATH")
-    parser.add_argument("--report", default="fdsend-conformance.json", metavar="PATH")
+    parser.add_argument(
+        "--junit-xml",
+        default="fdsend-conformance.xml",
+        metavar="PATH",
+        help="JUnit XML of every test (default %(default)s)",
+    )
+    parser.add_argument(
+        "--report",
+        default="fdsend-conformance.json",
+        metavar="PATH",
+        help="the JSON conformance report (default %(default)s)",
+    )
     parser.add_argument("--expected", metavar="PATH", help="expected-failure file of the backend")
     known, extra = parser.parse_known_args(argv)
     args = [
@@ -96,7 +130,7 @@ def _gate(argv: Sequence[str]) -> int:
 
 
 def _list(argv: Sequence[str]) -> int:
-    return _pytest(["--fdsend-list-backends", "-c", os.devnull, *argv])
+    return _pytest(["--fdsend-list-backends", "-c", str(SUITE_INI), *argv])
 
 
 def _delegate(name: str, argv: Sequence[str]) -> int:
@@ -113,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fdsend-conformance`` and ``python -m fdsend_conformance``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] in (["-h"], ["--help"], ["help"]):
-        print(__doc__)
+        print(HELP, end="")
         return 0
     command = args[0] if args and not args[0].startswith("-") else "run"
     rest = args[1:] if args and args[0] == command else args
@@ -126,5 +160,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in _DELEGATED:
         return _delegate(command, rest)
     print(f"fdsend-conformance: unknown command {command!r}", file=sys.stderr)
-    print(__doc__, file=sys.stderr)
+    print(HELP, end="", file=sys.stderr)
     return 2

@@ -109,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="fdsend-conformance compare",
         description="Show the clauses whose result differs between two JSON reports.",
+        epilog="Exit status: 0 when no clause changed, 1 when any did, 2 when a report "
+        "cannot be read.",
     )
     parser.add_argument("old", type=Path, help="the earlier report (e.g. the old kernel)")
     parser.add_argument("new", type=Path, help="the later report (e.g. the new kernel)")

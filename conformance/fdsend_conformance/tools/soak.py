@@ -258,9 +258,21 @@ def _describe(name: str, result: SoakResult) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a soak and print the accounting; 1 on any problem (see ``problems``)."""
-    parser = argparse.ArgumentParser(prog="python -m fdsend_conformance.tools.soak")
-    parser.add_argument("--backend", default="reference")
-    parser.add_argument("--fds", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(
+        prog="fdsend-conformance soak",
+        description="Pass many fds from this process to a spawned one, 253 per message, and "
+        "account for every one: lost, duplicated, out of order, both fd tables and both "
+        "processes' memory. Exit status 1 on any problem.",
+    )
+    parser.add_argument(
+        "--backend",
+        default="reference",
+        metavar="NAME",
+        help="backend name, module or module:attr (default %(default)s)",
+    )
+    parser.add_argument(
+        "--fds", type=int, default=1_000_000, metavar="N", help="fds to pass (default %(default)s)"
+    )
     options = parser.parse_args(argv)
     if options.fds < 1:
         parser.error("--fds must be at least 1")

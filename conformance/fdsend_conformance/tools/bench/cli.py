@@ -161,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="a backend (registered name or package.module[:attr]); repeatable; "
+        help="a backend (registered name, module or module:attr); repeatable; "
         "default: every registered backend that loads",
     )
     parser.add_argument(
@@ -170,9 +170,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"smoke run: {QUICK_REPS} repetitions of {QUICK_BATCH_MS:g} ms batches, "
         "16 B payload, 1 and 253 fds in-process, 1 fd across processes",
     )
-    parser.add_argument("--reps", type=int, help=f"repetitions per case (default {FULL_REPS})")
     parser.add_argument(
-        "--batch-ms", type=float, help=f"milliseconds per timed batch (default {FULL_BATCH_MS:g})"
+        "--reps", type=int, metavar="N", help=f"repetitions per case (default {FULL_REPS})"
+    )
+    parser.add_argument(
+        "--batch-ms",
+        type=float,
+        metavar="MS",
+        help=f"milliseconds per timed batch (default {FULL_BATCH_MS:g})",
     )
     parser.add_argument(
         "--fds", type=int, action="append", metavar="N", help="fds per message; repeatable"
@@ -213,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.plot and not plot_available():
         print(
             "fdsend-conformance bench: --plot needs matplotlib, which is not installed "
-            "(pip install 'fdsend[plot]')",
+            "(pip install 'fdsend-conformance[plot]')",
             file=sys.stderr,
         )
         return 2

@@ -36,7 +36,7 @@ def _default_output_dir() -> Path:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m fdsend_conformance.tools.matrix",
+        prog="fdsend-conformance matrix",
         description="Run the conformance suite against every installed backend and write "
         "compatibility.md and compatibility.json.",
     )
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         "--output-dir",
         type=Path,
         default=None,
+        metavar="DIR",
         help="where to write the two files (default: the checkout's docs/, else ./docs)",
     )
     parser.add_argument(

@@ -132,8 +132,8 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         out.append(f"- **{u['package']} {u['version']}** (PyPI): no adapter: {u['outcome']}")
     out += [
         "",
-        "Regenerate with `python -m fdsend_conformance.tools.matrix` (or `fdsend-conformance "
-        "matrix`) after `pip install -e '.[anyio,twisted]'`.",
+        "Regenerate with `fdsend-conformance matrix` after "
+        "`pip install -r requirements-dev.txt` (every optional backend).",
         "",
     ]
     return "\n".join(out)

@@ -1,6 +1,6 @@
 """One run of the packaged suite against one backend, for the matrix.
 
-Each run is its own interpreter, with an empty pytest configuration, under
+Each run is its own interpreter, with the suite's empty pytest configuration (suite.ini), under
 pytest-xdist with every test in a forked child when xdist is there; it
 leaves the backend's conformance report as ``<backend>.json`` in a work
 directory.
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from fdsend_conformance.tools.cli import SUITE_INI
 
 __all__ = ["pytest_command", "run_backend"]
 
@@ -30,7 +31,7 @@ def _has_xdist() -> bool:
 def pytest_command(backend: str, report: Path, workdir: Path, workers: str) -> list[str]:
     """The command that runs the packaged suite against ``backend``."""
     command = [sys.executable, "-m", "pytest", "--pyargs", "fdsend_conformance"]
-    command += ["-c", os.devnull, "--rootdir", str(workdir), "-p", "no:cacheprovider", "-q"]
+    command += ["-c", str(SUITE_INI), "--rootdir", str(workdir), "-p", "no:cacheprovider", "-q"]
     command += [f"--fdsend-backend={backend}", f"--fdsend-conformance-report={report}"]
     if workers != "0" and _has_xdist():
         # Each test in a forked child as well: a worker that dies takes no

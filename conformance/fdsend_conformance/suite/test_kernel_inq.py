@@ -1,0 +1,135 @@
+"""KERNEL: SO_INQ reports the bytes left to read beside the fds (Linux >= 6.17)."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import struct
+import termios
+
+import pytest
+
+from fdsend_conformance.harness.cmsg import (
+    INT_SIZE,
+    SCM_INQ,
+    SO_INQ,
+    Message,
+    fd_space,
+    receive,
+    send_fds,
+)
+from fdsend_conformance.harness.kernel import require_sockopt
+from fdsend_conformance.harness.sockets import UNIX_TYPES, distinct_fds, identity, unix_pair
+
+pytestmark = pytest.mark.kernel
+
+RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+INQ = (socket.SOL_SOCKET, SCM_INQ)
+ROOM = fd_space(2) + socket.CMSG_SPACE(INT_SIZE)
+
+
+def _inq_pair(closer) -> tuple[socket.socket, socket.socket]:
+    a, b = unix_pair(closer.objects)
+    require_sockopt(b, SO_INQ, 1, "SO_INQ", "6.17")
+    return a, b
+
+
+def _queued(sock: socket.socket) -> int:
+    """SIOCINQ (FIONREAD): the bytes queued for reading now."""
+    answer = fcntl.ioctl(sock.fileno(), termios.FIONREAD, struct.pack("i", 0))
+    return int(struct.unpack("i", answer)[0])
+
+
+def _receive(closer, sock: socket.socket, size: int, flags: int = 0) -> Message:
+    msg = receive(sock, size, ROOM, flags)
+    closer.fds(*msg.installed)
+    return msg
+
+
+def _abc_with_fds_then_defgh(closer, sender: socket.socket, count: int) -> list[int]:
+    """Send "abc" with ``count`` fds, then "defgh" without; returns the fds sent."""
+    sent = distinct_fds(count)
+    closer.fds(*sent)
+    send_fds(sender, b"abc", sent)
+    sender.sendall(b"defgh")
+    return sent
+
+
+@pytest.mark.clause("KERNEL-17")
+def test_scm_inq_follows_the_rights_and_counts_what_is_left(closer):
+    a, b = _inq_pair(closer)
+    sent = _abc_with_fds_then_defgh(closer, a, 2)
+    first = _receive(closer, b, 2)
+    assert not first.ctrunc
+    assert first.data == b"ab"
+    assert first.kinds == [RIGHTS, INQ]
+    assert [identity(fd) for fd in first.fds] == [identity(fd) for fd in sent]
+    assert first.inq == 6 == _queued(b), "not the bytes left: c + defgh"
+    rest = _receive(closer, b, 16)
+    assert (rest.data, rest.kinds, rest.inq) == (b"cdefgh", [INQ], 0)
+
+
+@pytest.mark.clause("KERNEL-17")
+def test_scm_inq_counts_the_bytes_of_later_sends_with_fds(closer):
+    a, b = _inq_pair(closer)
+    first_fds, next_fds = distinct_fds(1), distinct_fds(1)
+    closer.fds(*first_fds, *next_fds)
+    send_fds(a, b"abc", first_fds)
+    send_fds(a, b"defg", next_fds)
+    first = _receive(closer, b, 16)
+    assert first.data == b"abc", "the read went past a send with fds"
+    assert first.inq == 4 == _queued(b)
+    second = _receive(closer, b, 16)
+    assert (second.data, second.kinds, second.inq) == (b"defg", [RIGHTS, INQ], 0)
+
+
+@pytest.mark.clause("KERNEL-17")
+def test_a_peek_counts_the_bytes_it_leaves_queued(closer):
+    a, b = _inq_pair(closer)
+    _abc_with_fds_then_defgh(closer, a, 1)
+    peeked = _receive(closer, b, 16, socket.MSG_PEEK)
+    assert (peeked.data, peeked.kinds, peeked.inq) == (b"abc", [RIGHTS, INQ], 8)
+    taken = _receive(closer, b, 16)
+    assert (taken.data, taken.inq) == (b"abc", 5)
+
+
+@pytest.mark.clause("KERNEL-17")
+def test_no_room_after_the_rights_drops_scm_inq_with_ctrunc(closer):
+    a, b = _inq_pair(closer)
+    sent = distinct_fds(1)
+    closer.fds(*sent)
+    send_fds(a, b"abc", sent)
+    msg = receive(b, 16, fd_space(1))
+    closer.fds(*msg.installed)
+    assert msg.data == b"abc"
+    assert msg.ctrunc
+    assert msg.kinds == [RIGHTS]
+    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+
+
+@pytest.mark.clause("KERNEL-18")
+@pytest.mark.parametrize("kind", ["seqpacket", "dgram"])
+def test_so_inq_is_enoprotoopt_off_sock_stream(closer, kind):
+    _inq_pair(closer)  # skips where the kernel has no SO_INQ at all
+    a, b = unix_pair(closer.objects, UNIX_TYPES[kind])
+    with pytest.raises(OSError) as info:
+        b.setsockopt(socket.SOL_SOCKET, SO_INQ, 1)
+    assert info.value.errno == errno.ENOPROTOOPT, os.strerror(info.value.errno or 0)
+    sent = distinct_fds(1)
+    closer.fds(*sent)
+    send_fds(a, b"m", sent)
+    msg = receive(b, 16, ROOM)
+    closer.fds(*msg.installed)
+    assert msg.kinds == [RIGHTS], "a control message besides the rights"
+
+
+@pytest.mark.clause("KERNEL-18")
+@pytest.mark.parametrize("kind", UNIX_TYPES)
+def test_so_inq_cannot_be_read_back(closer, kind):
+    _inq_pair(closer)
+    _a, b = unix_pair(closer.objects, UNIX_TYPES[kind])
+    with pytest.raises(OSError) as info:
+        b.getsockopt(socket.SOL_SOCKET, SO_INQ)
+    assert info.value.errno == errno.ENOPROTOOPT, os.strerror(info.value.errno or 0)

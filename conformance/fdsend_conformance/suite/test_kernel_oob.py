@@ -1,0 +1,124 @@
+"""KERNEL: fds sent with MSG_OOB on SOCK_STREAM (Linux >= 5.15)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+import pytest
+
+from fdsend_conformance.harness.cmsg import Message, fd_space, receive, send_fds
+from fdsend_conformance.harness.fdtable import at_eof
+from fdsend_conformance.harness.sockets import distinct_fds, identity, pending, unix_pair
+
+pytestmark = pytest.mark.kernel
+
+ROOM = fd_space(4)
+
+
+def _oob_pair(closer, inline: bool) -> tuple[socket.socket, socket.socket]:
+    """A stream pair whose receiver has SO_OOBINLINE as given; skips without OOB."""
+    a, b = unix_pair(closer.objects)
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, int(inline))
+    try:
+        a.send(b"!", socket.MSG_OOB)
+    except OSError as exc:
+        if exc.errno == errno.EOPNOTSUPP:
+            pytest.skip("AF_UNIX MSG_OOB is not in this kernel (CONFIG_AF_UNIX_OOB, Linux >= 5.15)")
+        raise
+    # Take the probe byte back out, in-band or out of band.
+    assert b.recv(1, 0 if inline else socket.MSG_OOB) == b"!"
+    return a, b
+
+
+def _receive(closer, sock: socket.socket, flags: int = 0) -> Message:
+    msg = receive(sock, 16, ROOM, flags)
+    closer.fds(*msg.installed)
+    assert not msg.ctrunc
+    return msg
+
+
+def _files(fds: list[int]) -> list[tuple[int, int]]:
+    return [identity(fd) for fd in fds]
+
+
+@pytest.mark.clause("KERNEL-19")
+@pytest.mark.parametrize("read_oob_first", [True, False], ids=["oob-read", "oob-unread"])
+def test_fds_of_an_oob_send_come_with_its_in_band_part(closer, read_oob_first):
+    a, b = _oob_pair(closer, inline=False)
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+    assert send_fds(a, b"abc", sent, socket.MSG_OOB) == 3
+    a.sendall(b"def")
+    if read_oob_first:
+        urgent = _receive(closer, b, socket.MSG_OOB)
+        assert (urgent.data, urgent.ancdata) == (b"c", [])
+        assert urgent.flags & socket.MSG_OOB
+    first = _receive(closer, b)
+    assert (first.data, _files(first.fds)) == (b"ab", _files(sent))
+    second = _receive(closer, b)
+    assert (second.data, second.fds) == (b"def", []), "the out-of-band byte came in-band"
+    assert not pending(b)
+
+
+@pytest.mark.clause("KERNEL-19")
+def test_with_oobinline_the_oob_byte_starts_the_next_read(closer):
+    a, b = _oob_pair(closer, inline=True)
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+    assert send_fds(a, b"abc", sent, socket.MSG_OOB) == 3
+    a.sendall(b"def")
+    with pytest.raises(OSError) as info:
+        b.recv(1, socket.MSG_OOB)
+    assert info.value.errno == errno.EINVAL, os.strerror(info.value.errno or 0)
+    first = _receive(closer, b)
+    assert (first.data, _files(first.fds)) == (b"ab", _files(sent))
+    second = _receive(closer, b)
+    assert (second.data, second.fds) == (b"cdef", [])
+
+
+@pytest.mark.clause("KERNEL-20")
+def test_fds_on_a_one_byte_oob_send_never_reach_an_oob_reader(closer):
+    a, b = _oob_pair(closer, inline=False)
+    read_end, write_end = os.pipe()
+    closer.fds(read_end, write_end)
+    assert send_fds(a, b"c", [write_end], socket.MSG_OOB) == 1
+    closer.close(write_end)
+    urgent = _receive(closer, b, socket.MSG_OOB)
+    assert (urgent.data, urgent.ancdata) == (b"c", []), "the OOB read brought control data"
+    assert not at_eof(read_end), "released at the OOB read already"
+    a.sendall(b"d")
+    after = _receive(closer, b)
+    assert (after.data, after.fds) == (b"d", [])
+    assert at_eof(read_end), "the lost fd is still held after the reader passed the mark"
+
+
+@pytest.mark.clause("KERNEL-20")
+def test_fds_on_a_one_byte_oob_send_are_skipped_by_an_in_band_reader(closer):
+    a, b = _oob_pair(closer, inline=False)
+    read_end, write_end = os.pipe()
+    closer.fds(read_end, write_end)
+    a.sendall(b"ab")
+    send_fds(a, b"c", [write_end], socket.MSG_OOB)
+    closer.close(write_end)
+    a.sendall(b"d")
+    before = _receive(closer, b)
+    assert (before.data, before.fds) == (b"ab", [])
+    assert not at_eof(read_end)
+    after = _receive(closer, b)
+    assert (after.data, after.fds) == (b"d", [])
+    assert at_eof(read_end), "the skipped fd is still held"
+
+
+@pytest.mark.clause("KERNEL-20")
+def test_with_oobinline_a_one_byte_oob_send_delivers_its_fds(closer):
+    a, b = _oob_pair(closer, inline=True)
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+    send_fds(a, b"c", sent, socket.MSG_OOB)
+    a.sendall(b"d")
+    first = _receive(closer, b)
+    assert (first.data, _files(first.fds)) == (b"c", _files(sent))
+    second = _receive(closer, b)
+    assert (second.data, second.fds) == (b"d", [])
