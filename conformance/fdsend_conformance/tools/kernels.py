@@ -205,8 +205,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="fdsend-conformance kernels",
         description="Write kernels.md and kernels.json from kernel-RELEASE.json reports.",
     )
-    parser.add_argument("--reports", type=Path, default=Path("docs/kernels"))
-    parser.add_argument("--output-dir", type=Path, default=Path("docs"))
+    parser.add_argument(
+        "--reports",
+        type=Path,
+        default=Path("docs/kernels"),
+        help="folder of kernel-RELEASE.json reports (default: docs/kernels)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("docs"),
+        help="where kernels.md and kernels.json go (default: docs)",
+    )
     parser.add_argument(
         "--run",
         action="append",
