@@ -45,11 +45,12 @@ def test_vng_with_kvm_and_sizes(tmp_path: Path):
 
 def test_guest_script_runs_the_kernel_checks_by_default(tmp_path: Path):
     script = vm.guest_script("/venv/bin/python", tmp_path, [])
-    assert "-m kernel" in script
+    assert "-m kernel --fdsend-isolate=no" in script
     assert f"--fdsend-conformance-report={tmp_path / vm.REPORT_FILE}" in script
     assert f"--fdsend-ktap={tmp_path / vm.KTAP_FILE}" in script
     chosen = vm.guest_script("/venv/bin/python", tmp_path, ["--backend", "stdlib", "-k", "x y"])
     assert "-m kernel" not in chosen
+    assert "--fdsend-isolate=no" not in chosen
     assert "--backend stdlib -k 'x y'" in chosen
 
 

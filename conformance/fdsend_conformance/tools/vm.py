@@ -17,7 +17,8 @@ virtme-ng (``pip install virtme-ng``; QEMU from Debian's ``qemu-system-x86``,
 with ``kmod`` and ``busybox-static``) boots the kernel over a read-only
 snapshot of the running system, so the guest runs this very installation of
 the suite. The guest runs ``fdsend-conformance run`` with the pytest
-arguments given (``-m kernel`` when there are none) and writes into the
+arguments given (:data:`DEFAULT_PYTEST_ARGS`, the kernel checks, when there
+are none) and writes into the
 output folder, the only folder it can write to (``--rwdir``):
 
 - ``kernel-RELEASE.json``, the JSON conformance report, and
@@ -63,8 +64,12 @@ __all__ = [
     "vng_command",
 ]
 
-#: What the guest runs when no pytest arguments are given: the kernel checks.
-DEFAULT_PYTEST_ARGS: tuple[str, ...] = ("-m", "kernel")
+#: What the guest runs when no pytest arguments are given: the kernel checks,
+#: in-process. They call no backend, so a forked child per test guards
+#: against nothing here, and forks are slow under emulation: measured on
+#: Debian's 6.1 without KVM, the same 144 tests and results took 83 s
+#: in-process and 154 s isolated.
+DEFAULT_PYTEST_ARGS: tuple[str, ...] = ("-m", "kernel", "--fdsend-isolate=no")
 #: The files the guest writes into the output folder.
 STATUS_FILE = "status"
 RELEASE_FILE = "release"
@@ -259,8 +264,8 @@ def _parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # --co is pytest's --collect-only, not --compare
         description=(
             "Boot KERNEL with virtme-ng over a read-only snapshot of this system, run the "
-            "suite inside (default: -m kernel; other options go to pytest) and bring the "
-            "JSON report back."
+            "suite inside (default: -m kernel, in-process; other options go to pytest) "
+            "and bring the JSON report back."
         ),
     )
     parser.add_argument("kernel", help="a vmlinuz, or debian:SERIES (debian:6.1) to fetch one")
