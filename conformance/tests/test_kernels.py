@@ -53,7 +53,7 @@ def test_only_differing_cells_have_reasons_absent_features_and_changed_behaviour
         _clause("K-3", "NON-STRICT", failures=["a/b/test_y.py::t[p]"]),
     )
     cells = _cells(old)
-    assert cells["K-1"] == {"status": "PASS", "differs": False, "reason": ""}
+    assert cells["K-1"] == {"status": "PASS", "expected": False, "differs": False, "reason": ""}
     assert cells["K-2"]["differs"]
     assert cells["K-2"]["reason"] == f"feature absent: {skip}"
     assert cells["K-3"]["reason"] == "behaviour changed: fails test_y.py::t[p]"
@@ -69,6 +69,7 @@ def test_a_clause_failing_only_on_the_reference_and_one_missing_are_explained():
     assert cells["K-1"]["reason"] == "behaviour changed: PASS here, FAIL on 6.18.4 (test_z.py::t)"
     assert cells["K-3"] == {
         "status": "NOT-RUN",
+        "expected": False,
         "differs": True,
         "reason": "not run on this kernel",
     }

@@ -65,9 +65,16 @@ class Cell:
     status: str
     differs: bool
     reason: str
+    #: The failures are expected (an expected-failure entry or an xfail mark).
+    expected: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"status": self.status, "differs": self.differs, "reason": self.reason}
+        return {
+            "status": self.status,
+            "expected": self.expected,
+            "differs": self.differs,
+            "reason": self.reason,
+        }
 
 
 def reason(clause: dict[str, Any] | None, reference: dict[str, Any] | None, ref: str) -> str:
@@ -119,6 +126,7 @@ def build(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 clause["status"] if clause else "NOT-RUN",
                 differs,
                 reason(clause, reference, ref_release) if differs else "",
+                bool(clause and clause.get("expected")),
             ).as_json()
         rows.append(
             {
@@ -169,7 +177,8 @@ def render_markdown(matrix: dict[str, Any]) -> str:
         cells = []
         for release in releases:
             cell = row["cells"][release]
-            cells.append(f"**{cell['status']}**" if cell["differs"] else cell["status"])
+            text = cell["status"] + (" (expected)" if cell["expected"] else "")
+            cells.append(f"**{text}**" if cell["differs"] else text)
             if cell["differs"]:
                 differences.append(f"- `{row['id']}` on {release}: {cell['reason']}")
         lines.append(
