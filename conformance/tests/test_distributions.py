@@ -130,7 +130,7 @@ def test_conformance_wheel_depends_on_fdsend_and_registers_the_plugin(dists):
     requires = meta.get_all("Requires-Dist") or []
     plain = {r.split(";")[0].split(">")[0].strip() for r in requires if "extra ==" not in r}
     assert plain == {"fdsend", "pytest", "pytest-xdist", "pytest-timeout", "hypothesis"}
-    assert set(meta.get_all("Provides-Extra") or []) == {"anyio", "twisted", "plot"}
+    assert set(meta.get_all("Provides-Extra") or []) == {"anyio", "twisted", "plot", "vm"}
     with zipfile.ZipFile(dists["fdsend_conformance.whl"]) as archive:
         [entry_points] = [n for n in archive.namelist() if n.endswith("entry_points.txt")]
         text = archive.read(entry_points).decode()
