@@ -233,6 +233,8 @@ def test_real_run_parses_with_expected_failures_and_unsupported_skips(suite_ktap
     clauses = parse(text)
     found = _by_directive(clauses)
     assert "TRUNC-1" in found["XFAIL"]  # in the backend's expected-failure file
+    [trunc] = [c for c in clauses if c.name == "TRUNC-1"]
+    assert trunc.diagnostic.startswith("the control buffer is CMSG_SPACE(size * 4)")  # its reason
     assert "XFER-1" in found[None]  # passes
     assert "not ok" not in found
     skips = [t for c in clauses for t in c.subtests if t.directive == "SKIP"]

@@ -81,6 +81,7 @@ class _State:
         self.expected: list[ExpectedFailure] = []
         self.expected_source: str | None = None
         self.clauses_by_test: dict[str, list[str]] = {}
+        self.xfail_reasons: dict[str, str] = {}
         self.shadowed = config.stash.get(_SHADOWED, frozenset())
         self.refused = False
 
@@ -128,6 +129,9 @@ class _State:
         if ids and outcome is not None:
             reason = _skip_reason(report) if outcome in Outcome.SKIPS else None
             self.report.record(report.nodeid, ids, outcome, reason)
+            wasxfail = getattr(report, "wasxfail", None)
+            if wasxfail:  # an expected failure's reason, for the KTAP output
+                self.xfail_reasons[report.nodeid] = wasxfail.removeprefix(EXPECTED_PREFIX)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         # Under xdist, a worker's usage error (see _refuse_on_worker).
@@ -151,11 +155,10 @@ class _State:
         for nodeid, (ids, outcome) in self.report.outcomes.items():
             test_id = _test_id(nodeid)
             reason = self.report.skip_reasons.get(nodeid, "")
-            if outcome == Outcome.EXPECTED:
-                entries = [e for e in self.expected if e.matches(test_id, ids)]
-                reason = entries[0].reason if entries else ""
-            elif outcome == Outcome.NON_STRICT:
+            if outcome == Outcome.NON_STRICT:
                 reason = f"NON-STRICT: a SHOULD clause, level {self.level}"
+            elif outcome == Outcome.EXPECTED:  # the expected file's reason, or the mark's
+                reason = self.xfail_reasons.get(nodeid, "")
             cases.append(ktap.case_of(test_id, ids, outcome, reason))
         backend = self.backend
         header = [
