@@ -53,6 +53,17 @@ for backend in anyio-asyncio anyio-trio twisted; do
         --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
 done
 
+echo "== the async reference (fdsend.aio) on asyncio and uvloop, and anyio natively"
+for loop in asyncio uvloop; do
+    fdsend-conformance gate --backend reference-aio --event-loop "$loop" -n auto -q \
+        --report "$venv/conformance-reference-aio-$loop.json" \
+        --junit-xml "$venv/conformance-reference-aio-$loop.xml"
+done
+for backend in anyio-asyncio-native anyio-trio-native; do
+    fdsend-conformance gate --backend "$backend" -n auto -q --test-timeout 5 \
+        --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
+done
+
 echo "== the kernel checks on an older kernel (Debian's 6.1) in a VM, where QEMU can run"
 bash ci/kernel-vm.sh "$venv"
 

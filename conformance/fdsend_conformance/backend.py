@@ -27,6 +27,20 @@ A backend may also carry these optional declarations (plain attributes):
 ``unsupported``
     An iterable of :class:`Feature` names the backend does not offer. Clauses
     that need them are reported UNSUPPORTED instead of FAIL.
+``asynchronous``
+    True for a backend whose ``sendfds``/``recvfds`` are coroutine functions
+    (the default when both are, by :func:`inspect.iscoroutinefunction`). The
+    suite runs the whole contract against it on one event loop per test
+    (:mod:`fdsend_conformance.plumbing.event_loops`) and the ASYNC clauses
+    too, which are UNSUPPORTED for a synchronous backend.
+``event_loops``
+    The event loops an async backend runs on, the default first: a subset of
+    ``("asyncio", "uvloop", "trio")``; default ``("asyncio", "uvloop")``.
+``needs_nonblocking``
+    True if an async backend refuses blocking sockets (as asyncio's
+    ``loop.sock_recv`` does): the suite then makes each socket non-blocking
+    for the call and restores its mode after. Default False: sockets are
+    passed as they are.
 
 An *adapter* for another library maps call shapes only: it never adds
 behaviour the library lacks, so that the library's real behaviour shows.
@@ -34,33 +48,26 @@ behaviour the library lacks, so that the library's real behaviour shows.
 
 from __future__ import annotations
 
+import inspect
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any
 
 __all__ = [
+    "ASYNC_EVENT_LOOPS",
+    "EVENT_LOOPS",
     "TRUNCATION_STYLES",
     "Backend",
-    "FdLike",
-    "FdPassing",
     "Feature",
     "FlagsResult",
-    "HasFileno",
-    "SockLike",
 ]
 
-
-class HasFileno(Protocol):
-    """Anything with a ``fileno()`` method: sockets, files, raw io objects."""
-
-    def fileno(self) -> int: ...
-
-
-FdLike = Union[int, HasFileno]
-SockLike = Union[socket.socket, int, HasFileno]
-
 TRUNCATION_STYLES = ("attribute", "exception", "none")
+
+#: The event loops an async backend may run on, and the default of one that does not say.
+EVENT_LOOPS = ("asyncio", "uvloop", "trio")
+ASYNC_EVENT_LOOPS = ("asyncio", "uvloop")
 
 
 class Feature:
@@ -75,18 +82,14 @@ class Feature:
     #: Works on SOCK_DGRAM sockets.
     DGRAM = "dgram"
 
-    ALL = frozenset({PAYLOAD, FLAGS, SEQPACKET, DGRAM})
+    #: Follows the socket's blocking mode: waits in the kernel on a blocking
+    #: socket, raises BlockingIOError on a non-blocking one, honours a socket
+    #: object's timeout. An async backend lacks it by nature: it waits on its
+    #: event loop whatever the mode, and takes its timeouts from the loop
+    #: (the ASYNC clauses check that instead).
+    BLOCKING_MODE = "blocking-mode"
 
-
-@runtime_checkable
-class FdPassing(Protocol):
-    """The two functions every backend provides (fdsend 0.3 call shapes)."""
-
-    def sendfds(
-        self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None
-    ) -> int: ...
-
-    def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any: ...
+    ALL = frozenset({PAYLOAD, FLAGS, SEQPACKET, DGRAM, BLOCKING_MODE})
 
 
 class FlagsResult(tuple):  # type: ignore[type-arg]
@@ -125,14 +128,27 @@ class Backend:
     truncation: str = "attribute"
     truncation_error: type[BaseException] | tuple[type[BaseException], ...] = OSError
     unsupported: frozenset[str] = field(default_factory=frozenset)
+    asynchronous: bool = False
+    event_loops: tuple[str, ...] = ()
+    needs_nonblocking: bool = False
+    #: For an async backend: its calls run to completion on an event loop
+    #: (a :class:`~fdsend_conformance.plumbing.event_loops.BlockingCalls`).
+    blocking_calls: Any = None
+
+    def _calls(self) -> Any:
+        if not self.asynchronous:
+            return self.impl
+        if self.blocking_calls is None:
+            raise TypeError(f"backend {self.name!r} is async: call it on an event loop")
+        return self.blocking_calls
 
     def sendfds(self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
-        """Call the backend's ``sendfds``."""
-        return int(self.impl.sendfds(sock, msg, flags, fds))
+        """Call the backend's ``sendfds`` (for an async one: run it to completion)."""
+        return int(self._calls().sendfds(sock, msg, flags, fds))
 
     def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
         """Call the backend's ``recvfds`` and return its result unchanged."""
-        return self.impl.recvfds(sock, len, flags, numfds)
+        return self._calls().recvfds(sock, len, flags, numfds)
 
     def supports(self, feature: str) -> bool:
         """Whether the backend offers ``feature`` (see :class:`Feature`)."""
@@ -155,6 +171,12 @@ class Backend:
         if unknown:
             raise ValueError(f"{origin}: unknown features {sorted(unknown)}")
         version = getattr(impl, "version", None) or getattr(impl, "__version__", None)
+        asynchronous = _is_async(impl, origin)
+        event_loops = tuple(getattr(impl, "event_loops", ASYNC_EVENT_LOOPS if asynchronous else ()))
+        if asynchronous and (not event_loops or not set(event_loops) <= set(EVENT_LOOPS)):
+            raise ValueError(f"{origin}: event_loops must be some of {EVENT_LOOPS}")
+        if asynchronous:
+            unsupported |= {Feature.BLOCKING_MODE}
         return cls(
             name=str(getattr(impl, "name", None) or name),
             impl=impl,
@@ -163,4 +185,21 @@ class Backend:
             truncation=truncation,
             truncation_error=getattr(impl, "truncation_error", OSError),
             unsupported=unsupported,
+            asynchronous=asynchronous,
+            event_loops=event_loops,
+            needs_nonblocking=bool(getattr(impl, "needs_nonblocking", False)),
         )
+
+
+def _is_async(impl: Any, origin: str) -> bool:
+    """Whether ``impl`` is an async backend: declared, or both calls are coroutine functions."""
+    declared = getattr(impl, "asynchronous", None)
+    if declared is not None:
+        return bool(declared)
+    coroutines = {
+        inspect.iscoroutinefunction(impl.sendfds),
+        inspect.iscoroutinefunction(impl.recvfds),
+    }
+    if len(coroutines) > 1:
+        raise ValueError(f"{origin}: one of sendfds/recvfds is a coroutine function, not both")
+    return coroutines == {True}

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from fdsend_conformance.tools.cli import SUITE_INI, main, pytest_args
+from fdsend_conformance.tools.cli import SUITE_INI, main, suite_command
 
 
 @pytest.mark.parametrize("spelling", ["--help", "-h", "help"])
@@ -65,7 +65,7 @@ def test_command_help_is_plain_text_and_explains_every_option(command, capsys):
 
 
 def test_suite_runs_with_the_packaged_empty_configuration():
-    args = pytest_args("reference", [])
+    args = suite_command("reference", [])
     config = args[args.index("-c") + 1]
     assert config == str(SUITE_INI)
     assert os.devnull not in args

@@ -82,10 +82,10 @@ def test_the_same_failing_test_run_from_another_folder_is_no_change(real_report)
 
 def test_other_failing_tests_under_the_same_status_are_a_change(real_report):
     old, new = copy.deepcopy(real_report), copy.deepcopy(real_report)
-    for report, test in ((old, "a"), (new, "b")):
+    for report, test in ((old, "s/t.py::a"), (new, "s/t.py::b")):
         _clause(report, "KERNEL-6").update(status="NON-STRICT", failures=[test])
     [change] = changes(old, new)
-    assert (change.newly_failing, change.no_longer_failing) == (("b",), ("a",))
+    assert (change.newly_failing, change.no_longer_failing) == (("t.py::b",), ("t.py::a",))
 
 
 def test_a_clause_on_one_side_only_is_a_change(real_report):
@@ -94,6 +94,15 @@ def test_a_clause_on_one_side_only_is_a_change(real_report):
     [change] = changes(real_report, new)
     assert (change.clause, change.new) == (dropped["id"], None)
     assert "absent" in change.line()
+
+
+def test_a_report_from_before_the_schema_field_compares_with_a_new_one(real_report):
+    old = copy.deepcopy(real_report)
+    del old["schema"], old["tests"]  # what the plugin wrote before schema 1
+    _clause(old, "KERNEL-1").update(status="FAIL", failures=["t.py::test_x"])
+    [change] = changes(old, real_report)
+    assert (change.clause, change.old, change.new) == ("KERNEL-1", "FAIL", "PASS")
+    assert change.no_longer_failing == ("t.py::test_x",)
 
 
 def _write(path: Path, report: dict[str, Any]) -> str:

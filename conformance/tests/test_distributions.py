@@ -129,8 +129,9 @@ def test_conformance_wheel_depends_on_fdsend_and_registers_the_plugin(dists):
     assert meta["Version"] == fdsend_conformance.__version__
     requires = meta.get_all("Requires-Dist") or []
     plain = {r.split(";")[0].split(">")[0].strip() for r in requires if "extra ==" not in r}
-    assert plain == {"fdsend", "pytest", "pytest-xdist", "pytest-timeout", "hypothesis"}
-    assert set(meta.get_all("Provides-Extra") or []) == {"anyio", "twisted", "plot", "vm"}
+    # anyio: the ASYNC clauses are written with it (they run on asyncio, uvloop and Trio)
+    assert plain == {"fdsend", "pytest", "pytest-xdist", "pytest-timeout", "hypothesis", "anyio"}
+    assert set(meta.get_all("Provides-Extra") or []) == {"anyio", "twisted", "plot", "uvloop", "vm"}
     with zipfile.ZipFile(dists["fdsend_conformance.whl"]) as archive:
         [entry_points] = [n for n in archive.namelist() if n.endswith("entry_points.txt")]
         text = archive.read(entry_points).decode()
@@ -153,6 +154,7 @@ def test_both_archives_of_the_suite_hold_its_data_as_real_files(dists):
     expected = data_files()
     assert "fdsend_conformance/CONTRACT.md" in expected
     assert "fdsend_conformance/expected/stdlib.txt" in expected
+    assert "fdsend_conformance/report.schema.json" in expected
     with zipfile.ZipFile(dists["fdsend_conformance.whl"]) as archive:
         in_wheel = {info.filename: info for info in archive.infolist()}
     for name in expected:
@@ -200,6 +202,20 @@ def test_installed_suite_runs_with_short_names_and_its_own_config(dists, tmp_pat
     assert configfile.endswith("/fdsend_conformance/suite.ini")
     assert "dev/null" not in out
     assert "fdsend conformance report" in out
+    # Plain pytest there: its walk of the folder skips .venv, the suite comes anyway.
+    pytest_script = tmp_path / ".venv" / "bin" / "pytest"
+    plain = run(pytest_script, "--backend=reference", "-k", "test_errors", cwd=tmp_path)
+    progress = [line for line in plain.splitlines() if line.endswith("%]")]
+    assert progress
+    assert all(line.startswith("fdsend_conformance/suite/test_errors.py ") for line in progress)
+    assert "fdsend conformance report" in plain
+    # the suite, and nothing else the venv holds
+    assert collected(plain) == collected(out)
+
+
+def collected(output: str) -> str:
+    [line] = [line for line in output.splitlines() if line.startswith("collected ")]
+    return line
 
 
 @pytest.mark.parametrize("module", [fdsend, fdsend_conformance], ids=lambda m: m.__name__)

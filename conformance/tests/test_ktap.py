@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from fdsend_conformance.outcome import Outcome
 from fdsend_conformance.plumbing import ktap
-from fdsend_conformance.plumbing.report import Outcome
 
 VERSION = re.compile(r"KTAP version 1")
 PLAN = re.compile(r"1\.\.(\d+)")

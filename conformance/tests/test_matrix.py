@@ -142,7 +142,13 @@ CLAUSES = {
 
 
 def _report(name: str, statuses: dict[str, tuple[str, list[str]]]) -> dict[str, Any]:
+    """A made-up report; each failing test names the clauses it fails."""
+    clauses_of: dict[str, list[str]] = {}
+    for cid, (_, failures) in statuses.items():
+        for nodeid in failures:
+            clauses_of.setdefault(nodeid, []).append(cid)
     return {
+        "schema": 1,
         "backend": {
             "name": name,
             "version": "1.0",
@@ -154,6 +160,10 @@ def _report(name: str, statuses: dict[str, tuple[str, list[str]]]) -> dict[str, 
         "clauses": [
             {"id": cid, "status": status, "failures": failures, "unexpected_passes": []}
             for cid, (status, failures) in statuses.items()
+        ],
+        "tests": [
+            {"nodeid": nodeid, "clauses": ids, "outcome": "failed"}
+            for nodeid, ids in clauses_of.items()
         ],
     }
 
@@ -175,6 +185,13 @@ def test_a_failing_test_is_explained_by_the_first_entry_that_matches():
     assert [e.reason for e in explained["ABC-1"][0]] == ["the specific reason", "the clause reason"]
     assert [e.reason for e in explained["ABC-2"][0]] == ["the specific reason"]
     assert explained["ABC-3"] == ([], ["test_a.py::test_should"])
+
+
+def test_a_report_without_tests_is_refused_by_schema():
+    report = _report("lib", {"ABC-1": ("FAIL", ["suite/t.py::test_x"])})
+    del report["schema"], report["tests"]
+    with pytest.raises(ValueError, match="report schema 0, the matrix needs 1"):
+        matrix.explain(report, [])
 
 
 def test_an_entry_for_another_clause_of_the_test_explains_it():

@@ -13,7 +13,11 @@ import textwrap
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 
+import jsonschema
 import pytest
+
+from fdsend_conformance.outcome import Outcome, Status
+from fdsend_conformance.plumbing.report import SCHEMA_FILE, SCHEMA_VERSION
 
 EXAMPLES = '''
 import array
@@ -206,6 +210,44 @@ def test_undeclared_feature_is_unsupported_not_failed(run, pytester: pytest.Pyte
     result.stdout.fnmatch_lines(
         ["XFER-6 *UNSUPPORTED*", "*skipped: UNSUPPORTED: no-payload lacks payload"]
     )
+
+
+def test_report_has_its_schemas_shape_and_each_tests_outcome(run, pytester: pytest.Pytester):
+    # Under xdist, every test in a forked child: the outcomes cross both.
+    junit = pytester.path / "junit.xml"
+    selection = f"{ORDER_TEST} or test_payload_arrives_intact"
+    args = ("--backend=examples:no_payload", "-k", selection, f"--junitxml={junit}")
+    result, report = run(*args, "-n", "2")
+    assert result.ret == 0, result.stdout.str()
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(report, schema, cls=jsonschema.Draft202012Validator)
+    assert report["schema"] == SCHEMA_VERSION
+    tests = {t["id"]: t for t in report["tests"]}
+    order = [t for name, t in tests.items() if ORDER_TEST in name]
+    payload = [t for name, t in tests.items() if "test_payload_arrives_intact" in name]
+    assert order
+    assert payload
+    assert len(order) + len(payload) == len(tests)
+    assert {(t["outcome"], t["reason"]) for t in order} == {("passed", None)}
+    assert {tuple(t["clauses"]) for t in order} == {("XFER-1",)}
+    assert {(t["outcome"], t["reason"]) for t in payload} == {
+        ("unsupported", "UNSUPPORTED: no-payload lacks payload")
+    }
+    # JUnit XML carries the same outcome, as a property of each test case.
+    junit_outcomes = {
+        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in ElementTree.parse(junit).getroot().iter("testcase")
+    }
+    assert {name: props["fdsend_outcome"] for name, props in junit_outcomes.items()} == {
+        t["id"].partition("::")[2]: t["outcome"] for t in report["tests"]
+    }
+
+
+def test_report_schema_names_every_outcome_and_status():
+    defs = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))["$defs"]
+    assert defs["outcome"]["enum"] == [o.value for o in Outcome]
+    assert defs["status"]["enum"] == [s.value for s in Status]
 
 
 def test_truncation_style_none_fails_truncation_clause(run):

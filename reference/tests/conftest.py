@@ -8,16 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.sockets import socket_pair
-
-
-@pytest.fixture(autouse=True)
-def no_fd_leaks() -> Iterator[None]:
-    before = fdtable.open_fds()
-    yield
-    leaked = fdtable.close_leaked(before)
-    assert not leaked, f"leaked fds: {leaked}"
+from fdsend_conformance.plumbing.fixtures import no_fd_leaks  # noqa: F401  (the suite's own)
 
 
 @pytest.fixture

@@ -25,21 +25,21 @@ def sent():
         os.close(fd)
 
 
-def _pair(kind, *options):
+def _pair(kind: int, *options: int) -> tuple[socket.socket, socket.socket]:
     a, b = socket_pair(kind)
     for number in options:
         b.setsockopt(socket.SOL_SOCKET, number, 1)
     return a, b
 
 
-def _close(result):
+def _close(result: fdsend.Received) -> None:
     for fd in result.fds:
         os.close(fd)
     if result.pidfd is not None:
         os.close(result.pidfd)
 
 
-def _pidfd_of(pidfd):
+def _pidfd_of(pidfd: int) -> int:
     with open(f"/proc/self/fdinfo/{pidfd}", encoding="ascii") as info:
         return next(int(line.split()[1]) for line in info if line.startswith("Pid:"))
 
@@ -138,6 +138,7 @@ def test_cloexec_false_makes_the_pidfd_inheritable_too(sent):
         fdsend.sendfds(a, b"x", fds=sent[:1])
         result = fdsend.recvfds(b, 16, numfds=1, cloexec=False)
         assert os.get_inheritable(result.fds[0])
+        assert result.pidfd is not None
         assert os.get_inheritable(result.pidfd)
         _close(result)
 

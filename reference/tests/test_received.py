@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+from typing import Any
 
 import pytest
 
@@ -166,7 +167,7 @@ def test_a_failure_after_the_receive_closes_the_installed_fds(pair, monkeypatch,
 class InterruptedOnce:
     """Stands for fdsend's unpacker table: the first lookup is interrupted, as by a signal."""
 
-    def __init__(self, table):
+    def __init__(self, table: list[Any]) -> None:
         self.table = table
         self.interrupted = False
 

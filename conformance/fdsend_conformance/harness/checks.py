@@ -8,13 +8,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-import pytest
+from _pytest.outcomes import Skipped
 
 from fdsend_conformance.backend import Backend
-from fdsend_conformance.plumbing.report import UNSUPPORTED_PREFIX
+from fdsend_conformance.outcome import Outcome
 
 __all__ = [
     "Truncated",
+    "Unsupported",
     "assert_same_file",
     "close_all",
     "receive_truncated",
@@ -22,9 +23,24 @@ __all__ = [
 ]
 
 
+class Unsupported(Skipped):
+    """The skip of a test the backend cannot take: its outcome is UNSUPPORTED, not a failure.
+
+    The plugin tells it from any other skip by its type. pytest shows it as
+    it shows every skip (``Skipped: UNSUPPORTED: <reason>``), so terminal,
+    JUnit and report texts read as for :func:`pytest.skip`.
+    """
+
+    __module__ = "builtins"  # as pytest's own Skipped: "Skipped: ...", not a module path
+    __qualname__ = "Skipped"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(Outcome.UNSUPPORTED.labelled(reason))
+
+
 def unsupported(reason: str) -> NoReturn:
     """Skip the test as UNSUPPORTED by the backend (not a failure)."""
-    pytest.skip(UNSUPPORTED_PREFIX + reason)
+    raise Unsupported(reason)
 
 
 def close_all(fds: Sequence[int]) -> None:

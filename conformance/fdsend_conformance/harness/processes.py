@@ -236,10 +236,11 @@ def send_file_from_child(address: str, backend_name: str, path: str, payload: by
     The file's offset is moved to 1 before sending, so the receiver can prove
     it shares the open file description.
     """
+    from fdsend_conformance.plumbing.event_loops import blocking_backend
     from fdsend_conformance.plumbing.registry import load_backend
 
-    backend = load_backend(backend_name)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    loaded = load_backend(backend_name)
+    with blocking_backend(loaded) as backend, socket.socket(socket.AF_UNIX) as sock:
         set_io_timeout(sock)
         sock.connect(address)
         with open(path, "rb") as file:

@@ -19,6 +19,8 @@ __all__ = [
     "IO_TIMEOUT",
     "UNIX_TYPES",
     "distinct_fds",
+    "drain_stream",
+    "fill_send_buffer",
     "identity",
     "make_fd",
     "pending",
@@ -233,3 +235,33 @@ def distinct_fds(count: int) -> list[int]:
             os.close(fd)
         raise
     return fds
+
+
+def fill_send_buffer(sock: socket.socket) -> int:
+    """Fill ``sock``'s send buffer (it is left non-blocking); return how many bytes went in."""
+    sock.setblocking(False)
+    total = 0
+    try:
+        while True:
+            total += sock.send(b"\0" * 65536)
+    except BlockingIOError:
+        pass
+    try:
+        while True:  # top up byte by byte in the last gap
+            total += sock.send(b"\0")
+    except BlockingIOError:
+        return total
+
+
+def drain_stream(sock: socket.socket, size: int) -> tuple[bytes, list[int]]:
+    """Read ``size`` bytes from a stream, collecting every fd that comes along."""
+    chunks: list[bytes] = []
+    fds: list[int] = []
+    got = 0
+    while got < size:
+        data, ancillary, _, _ = sock.recvmsg(min(size - got, 1 << 20), socket.CMSG_SPACE(4 * 16))
+        assert data, "EOF before every byte arrived"
+        fds += rights_fds(ancillary)
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks), fds

@@ -90,18 +90,27 @@ def _same_socket(fd: int, sock: socket.socket) -> bool:
 
 @contextmanager
 def _watching(
-    syscall: str, sock: socket.socket, sighting: Sighting, act: Callable[[], None]
+    syscall: str,
+    sock: socket.socket,
+    sighting: Sighting,
+    act: Callable[[], None],
+    *,
+    loop_waits: bool = True,
+    tid: int | None = None,
 ) -> Iterator[None]:
     """While the block runs, a thread watches this one and acts once it sleeps.
 
-    It reads this thread's /proc entry until it is asleep in ``syscall`` (or
-    an event loop's wait), records that in ``sighting`` and calls ``act``;
-    it stops when the block exits. Skips the test where /proc cannot tell.
+    It reads this thread's /proc entry (or thread ``tid``'s) until it is
+    asleep in ``syscall`` (or, with ``loop_waits``, an event loop's wait),
+    records that in ``sighting`` and calls ``act``; it stops when the block
+    exits. Skips the test where /proc cannot tell.
     """
-    tid = threading.get_native_id()
+    if tid is None:
+        tid = threading.get_native_id()
     try:
         transfer = blocked.syscall_numbers(syscall)
-        sighting.expected = transfer | blocked.syscall_numbers(*blocked.EVENT_LOOP_WAITS)
+        waits = blocked.syscall_numbers(*blocked.EVENT_LOOP_WAITS) if loop_waits else frozenset()
+        sighting.expected = transfer | waits
         blocked.read(tid)
     except blocked.Unavailable as exc:
         pytest.skip(f"cannot tell when the call blocks in the kernel: {exc}")
@@ -158,7 +167,12 @@ def signal_when_blocked(
 
 @contextmanager
 def wake_when_blocked(
-    syscall: str, sock: socket.socket, wake: Callable[[], None]
+    syscall: str,
+    sock: socket.socket,
+    wake: Callable[[], None],
+    *,
+    loop_waits: bool = True,
+    tid: int | None = None,
 ) -> Iterator[Wakeup]:
     """Run ``wake`` from a watcher thread if this thread falls asleep in ``syscall``.
 
@@ -166,7 +180,9 @@ def wake_when_blocked(
     thread sleeps in ``syscall`` (or in an event loop's wait), records that,
     and calls ``wake`` to let the call finish. It stops as soon as the block
     exits, so a call that returns without sleeping is never woken;
-    :meth:`Wakeup.check` fails if one was.
+    :meth:`Wakeup.check` fails if one was. For an event loop that must keep
+    running while a call waits: ``loop_waits=False`` lets the loop sleep in
+    its own wait, and ``tid`` names the loop's thread if it is not this one.
     """
     wakeup = Wakeup()
 
@@ -176,5 +192,5 @@ def wake_when_blocked(
         except BaseException as exc:  # reported by check(), in the test's thread
             wakeup.errors.append(exc)
 
-    with _watching(syscall, sock, wakeup, wake_and_record):
+    with _watching(syscall, sock, wakeup, wake_and_record, loop_waits=loop_waits, tid=tid):
         yield wakeup

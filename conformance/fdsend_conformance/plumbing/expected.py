@@ -14,11 +14,19 @@ The built-in backends' files ship in ``expected/<backend>.txt``.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EXPECTED_DIR", "ExpectedFailure", "builtin_expected_file", "parse_expected"]
+__all__ = [
+    "EXPECTED_DIR",
+    "ExpectedFailure",
+    "builtin_expected_file",
+    "id_in_suite",
+    "parse_expected",
+    "read_expected",
+]
 
 EXPECTED_DIR = Path(__file__).parent.parent / "expected"
 
@@ -55,7 +63,29 @@ def parse_expected(text: str, source: str = "<expected>") -> list[ExpectedFailur
     return entries
 
 
-def builtin_expected_file(backend_name: str) -> Path | None:
-    """The shipped expected-failure file of a built-in backend, if any."""
-    path = EXPECTED_DIR / f"{backend_name}.txt"
-    return path if path.is_file() else None
+def read_expected(path: Path) -> list[ExpectedFailure]:
+    """The entries of the expected-failure file at ``path``.
+
+    Raises OSError when it cannot be read, ValueError when an entry is malformed.
+    """
+    return parse_expected(path.read_text(encoding="utf-8"), str(path))
+
+
+def builtin_expected_file(backend_name: str, event_loop: str | None = None) -> Path | None:
+    """The shipped expected-failure file of a built-in backend, if any.
+
+    For an async backend on ``event_loop``, ``NAME@LOOP.txt`` comes first
+    where one is shipped (a loop with deviations of its own), then ``NAME.txt``.
+    """
+    names = [f"{backend_name}@{event_loop}.txt"] if event_loop else []
+    for name in [*names, f"{backend_name}.txt"]:
+        path = EXPECTED_DIR / name
+        if path.is_file():
+            return path
+    return None
+
+
+def id_in_suite(nodeid: str) -> str:
+    """A test's id as selectors see it: ``test_errors.py::test_name[params]``."""
+    path, _, rest = nodeid.partition("::")
+    return f"{os.path.basename(path)}::{rest}"

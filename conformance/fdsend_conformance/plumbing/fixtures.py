@@ -15,12 +15,14 @@ from fdsend_conformance.backend import Backend, Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import unsupported
 from fdsend_conformance.harness.sockets import make_fd, socket_pair
-from fdsend_conformance.plumbing.plugin import backend_of, call_failed
+from fdsend_conformance.plumbing.event_loops import blocking_backend
+from fdsend_conformance.plumbing.plugin import backend_of, call_failed, event_loop_of
 
 __all__ = [
     "Closer",
     "backend",
     "closer",
+    "event_loop_started",
     "make_pair",
     "new_fd",
     "no_fd_leaks",
@@ -35,9 +37,25 @@ _TYPE_FEATURES: dict[int, str] = {
 
 
 @pytest.fixture(scope="session")
-def backend(pytestconfig: pytest.Config) -> Backend:
-    """The backend under test (``--backend``)."""
-    return backend_of(pytestconfig)
+def event_loop_started(pytestconfig: pytest.Config) -> None:
+    """Start and close one loop of the run's kind, before any test's fd snapshot.
+
+    An event loop library may open fds once per process, on its first loop,
+    and keep them (libuv's signal pipe, for uvloop): not a test's leak.
+    """
+    with blocking_backend(backend_of(pytestconfig), event_loop_of(pytestconfig)):
+        pass
+
+
+@pytest.fixture
+def backend(pytestconfig: pytest.Config, event_loop_started: None) -> Iterator[Backend]:
+    """The backend under test (``--backend``), called synchronously.
+
+    An async backend's calls run on one event loop kept for the test
+    (``--event-loop``; see :mod:`~fdsend_conformance.plumbing.event_loops`).
+    """
+    with blocking_backend(backend_of(pytestconfig), event_loop_of(pytestconfig)) as calls:
+        yield calls
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,10 @@
 """Run one test in a forked child, so a backend that crashes cannot end the run.
 
 The child runs the whole test protocol (setup, call, teardown) and sends the
-serialised reports back through a pipe. If it dies (``os.abort()``, a
+serialised reports back through a pipe, with :mod:`marshal`: parent and
+child are the same interpreter, and marshal keeps what pytest's serialised
+form holds as it is (a skip's ``(path, line, reason)`` stays a tuple, the
+test's outcome stays in ``user_properties`` where the plugin put it). If it dies (``os.abort()``, a
 segfault) or outlives its deadline, the parent kills it and reports the test
 as failed with the reason. Under pytest-xdist too: xdist replaces a crashed
 worker, but not one whose interpreter a backend left broken.
@@ -9,7 +12,7 @@ worker, but not one whose interpreter a backend left broken.
 
 from __future__ import annotations
 
-import json
+import marshal
 import signal
 from typing import Any
 
@@ -22,13 +25,13 @@ __all__ = ["run_isolated"]
 
 
 def _run_and_report(item: pytest.Item, alarm: float, write_end: int) -> None:
-    """In the child: run the test, write its reports as JSON."""
+    """In the child: run the test, write its serialised reports."""
     if alarm:
         signal.setitimer(signal.ITIMER_REAL, alarm)
     reports = runtestprotocol(item, log=False, nextitem=None)
     hook = item.config.hook
     data = [hook.pytest_report_to_serializable(config=item.config, report=r) for r in reports]
-    write_all(write_end, json.dumps(data).encode())
+    write_all(write_end, marshal.dumps(data))
 
 
 def _failure(item: pytest.Item, reason: str) -> pytest.TestReport:
@@ -64,13 +67,7 @@ def run_isolated(item: pytest.Item, seconds: float) -> list[Any]:
     if not answer.data:
         return [_failure(item, f"the test process died with {_describe(answer.exit_code)}")]
     hook = item.config.hook
-    reports = [
+    return [
         hook.pytest_report_from_serializable(config=item.config, data=entry)
-        for entry in json.loads(answer.data)
+        for entry in marshal.loads(answer.data)
     ]
-    for report in reports:
-        # JSON made a skip's (path, line, reason) tuple a list; pytest's
-        # reporters (junitxml among them) insist on the tuple.
-        if isinstance(report.longrepr, list):
-            report.longrepr = tuple(report.longrepr)
-    return reports

@@ -33,7 +33,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from fdsend_conformance.plumbing.report import Outcome
+from fdsend_conformance.outcome import Outcome
 
 __all__ = ["VERSION_LINE", "Case", "Directive", "Result", "case_of", "render"]
 
@@ -67,17 +67,27 @@ class Case:
     result: Result
 
 
-def case_of(name: str, clauses: Iterable[str], outcome: str, reason: str = "") -> Case:
-    """The KTAP case of a test with the report's ``outcome`` (and skip/xfail ``reason``)."""
-    if outcome in (Outcome.PASSED, Outcome.UNEXPECTEDLY_PASSED):
+def case_of(name: str, clauses: Iterable[str], outcome: Outcome, reason: str | None = None) -> Case:
+    """The KTAP case of a test with the report's ``outcome`` and the ``reason`` it was given."""
+    text = reason or ""
+    if outcome.is_pass:
         result = Result(ok=True)
-    elif outcome in (Outcome.SKIPPED, Outcome.UNSUPPORTED):
-        result = Result(ok=True, directive=Directive.SKIP, reason=reason)
-    elif outcome in (Outcome.EXPECTED, Outcome.NON_STRICT):
-        result = Result(ok=True, directive=Directive.XFAIL, reason=reason)
-    else:  # failed
-        result = Result(ok=False, reason=reason)
+    elif outcome.is_skip:
+        if outcome is Outcome.UNSUPPORTED and not text.startswith(outcome.labelled("")):
+            text = outcome.labelled(text)
+        result = Result(ok=True, directive=Directive.SKIP, reason=text)
+    elif outcome is Outcome.EXPECTED:  # an expected-failure entry, or an xfail mark
+        result = Result(ok=True, directive=Directive.XFAIL, reason=_unlabelled(outcome, text))
+    elif outcome is Outcome.NON_STRICT:  # a SHOULD clause, at level core
+        result = Result(ok=True, directive=Directive.XFAIL, reason=text)
+    else:
+        result = Result(ok=False, reason=text)
     return Case(name, tuple(clauses), result)
+
+
+def _unlabelled(outcome: Outcome, text: str) -> str:
+    """``text`` without the label pytest shows (``expected: ``)."""
+    return text.removeprefix(outcome.labelled(""))
 
 
 def _one_line(text: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from fdsend_conformance.backend import EVENT_LOOPS
 from fdsend_conformance.plumbing.contract import LEVELS
 
 __all__ = ["DEFAULT_BACKEND", "add_options"]
@@ -26,6 +27,13 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
         "fd-passing implementation to test: a registered name (see --list-backends) "
         f"or a module (mymodule, package.module) or module:attr; default {DEFAULT_BACKEND}",
         {"metavar": "NAME", "default": None},
+    ),
+    (
+        "event-loop",
+        "event loop an async backend runs on, one per test: "
+        f"{' | '.join(EVENT_LOOPS)} (trio for backends built on anyio); "
+        "default: the backend's first; ignored for a synchronous backend",
+        {"choices": EVENT_LOOPS, "default": None},
     ),
     (
         "list-backends",

@@ -16,14 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.outcomes import Skipped
 
 from fdsend_conformance.backend import Backend
+from fdsend_conformance.harness.checks import Unsupported
+from fdsend_conformance.outcome import Outcome
 from fdsend_conformance.plumbing import ktap
 from fdsend_conformance.plumbing.contract import cross_check, load_contract
+from fdsend_conformance.plumbing.event_loops import event_loop_for
 from fdsend_conformance.plumbing.expected import (
     ExpectedFailure,
     builtin_expected_file,
-    parse_expected,
+    id_in_suite,
+    read_expected,
 )
 from fdsend_conformance.plumbing.isolation import run_isolated
 from fdsend_conformance.plumbing.options import DEFAULT_BACKEND, add_options
@@ -32,20 +37,22 @@ from fdsend_conformance.plumbing.registry import (
     available_backends,
     load_backend,
 )
-from fdsend_conformance.plumbing.report import (
-    EXPECTED_PREFIX,
-    NON_STRICT_PREFIX,
-    UNSUPPORTED_PREFIX,
-    ClauseReport,
-    Outcome,
-    environment,
-)
+from fdsend_conformance.plumbing.report import ClauseReport, TestResult, environment
 
-__all__ = ["SUITE_DIR", "backend_of", "call_failed"]
+__all__ = ["SUITE_DIR", "backend_of", "call_failed", "event_loop_of"]
 
 SUITE_DIR = Path(__file__).parent.parent / "suite"
+
+# What a suite test's reports carry in ``user_properties``, as data that
+# survives the fork of --isolate and xdist's workers (and shows in JUnit XML):
+#: the clause ids the test names, comma-separated;
 _CLAUSE_PROPERTY = "fdsend_clause"
-_USAGE_PREFIX = "fdsend: "  # of every usage error the plugin raises
+#: its outcome so far (an :class:`Outcome` value), the worst of its phases;
+_OUTCOME_PROPERTY = "fdsend_outcome"
+#: and the reason that outcome was given (a skip's message, an xfail's reason).
+_REASON_PROPERTY = "fdsend_reason"
+#: The attribute that marks a worker's failed collection as the plugin's usage error.
+_REFUSAL_ATTRIBUTE = "fdsend_refusal"
 
 #: Seconds an isolated test may outlive its own timeout before it is killed.
 _ISOLATION_GRACE = 10.0
@@ -53,8 +60,11 @@ _ISOLATION_GRACE = 10.0
 _STATE = pytest.StashKey["_State"]()
 _CALL_FAILED = pytest.StashKey[bool]()
 _CLAUSES = pytest.StashKey["tuple[str, ...]"]()
+_RESULT = pytest.StashKey[TestResult]()
 #: Short option names another plugin or a conftest owns in this run.
 _SHADOWED = pytest.StashKey[frozenset[str]]()
+#: A folder pytest's walk would skip that holds the installed suite (see pytest_collection).
+_WALK_INTO = pytest.StashKey[Path]()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -81,7 +91,6 @@ class _State:
         self.expected: list[ExpectedFailure] = []
         self.expected_source: str | None = None
         self.clauses_by_test: dict[str, list[str]] = {}
-        self.xfail_reasons: dict[str, str] = {}
         self.shadowed = config.stash.get(_SHADOWED, frozenset())
         self.refused = False
 
@@ -99,19 +108,27 @@ class _State:
                 ) from exc
         return self._backend
 
+    @property
+    def event_loop(self) -> str | None:
+        """The loop an async backend runs on (``--event-loop``); None for a synchronous one."""
+        if not self.backend.asynchronous:
+            return None
+        try:
+            return event_loop_for(self.backend, self.config.getoption("fdsend_event_loop"))
+        except ValueError as exc:
+            raise pytest.UsageError(f"fdsend: {exc}") from exc
+
     def load_expected(self) -> None:
         option = self.config.getoption("fdsend_expected")
         if option == "none":
             return
-        path = Path(option) if option else builtin_expected_file(self.backend.name)
+        path = Path(option) if option else builtin_expected_file(self.backend.name, self.event_loop)
         if path is None:
             return
         try:
-            text = path.read_text(encoding="utf-8")
+            self.expected = read_expected(path)
         except OSError as exc:
             raise pytest.UsageError(f"fdsend: cannot read expected file {path}: {exc}") from exc
-        try:
-            self.expected = parse_expected(text, str(path))
         except ValueError as exc:
             raise pytest.UsageError(f"fdsend: {exc}") from exc
         self.expected_source = str(path)
@@ -119,23 +136,26 @@ class _State:
     # Hooks that need this run's state; registered as a plugin object.
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        values = [value for key, value in report.user_properties if key == _CLAUSE_PROPERTY]
-        if values:
-            self.clauses_by_test[report.nodeid] = str(values[0]).split(",")
-        # A report made up for a crashed xdist worker carries no properties:
-        # the test's earlier (setup) report told us its clauses.
+        properties = dict(report.user_properties)
+        if properties.get(_CLAUSE_PROPERTY):
+            self.clauses_by_test[report.nodeid] = str(properties[_CLAUSE_PROPERTY]).split(",")
+        # A report made up for a crashed xdist worker, or for an isolated
+        # test's dead child, carries no outcome (the xdist one no properties
+        # at all): the test's earlier (setup) report told us its clauses.
         ids = self.clauses_by_test.get(report.nodeid)
-        outcome = _outcome_of(report) if ids else None
-        if ids and outcome is not None:
-            reason = _skip_reason(report) if outcome in Outcome.SKIPS else None
-            self.report.record(report.nodeid, ids, outcome, reason)
-            wasxfail = getattr(report, "wasxfail", None)
-            if wasxfail:  # an expected failure's reason, for the KTAP output
-                self.xfail_reasons[report.nodeid] = wasxfail.removeprefix(EXPECTED_PREFIX)
+        if not ids:
+            return
+        if _OUTCOME_PROPERTY in properties:
+            outcome = Outcome(properties[_OUTCOME_PROPERTY])
+            reason = properties.get(_REASON_PROPERTY)
+            result = TestResult(tuple(ids), outcome, None if reason is None else str(reason))
+            self.report.record(report.nodeid, result)
+        elif report.failed:
+            self.report.record(report.nodeid, TestResult(tuple(ids), Outcome.FAILED))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         # Under xdist, a worker's usage error (see _refuse_on_worker).
-        if report.failed and str(report.longrepr).startswith(_USAGE_PREFIX):
+        if report.failed and getattr(report, _REFUSAL_ATTRIBUTE, False):
             self.refused = True
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -150,16 +170,11 @@ class _State:
             _write(Path(ktap_path), self.ktap())
 
     def ktap(self) -> str:
-        """The run as KTAP: each test's outcome with its skip or expected-failure reason."""
-        cases = []
-        for nodeid, (ids, outcome) in self.report.outcomes.items():
-            test_id = _test_id(nodeid)
-            reason = self.report.skip_reasons.get(nodeid, "")
-            if outcome == Outcome.NON_STRICT:
-                reason = f"NON-STRICT: a SHOULD clause, level {self.level}"
-            elif outcome == Outcome.EXPECTED:  # the expected file's reason, or the mark's
-                reason = self.xfail_reasons.get(nodeid, "")
-            cases.append(ktap.case_of(test_id, ids, outcome, reason))
+        """The run as KTAP: each test's outcome with the reason it was given."""
+        cases = [
+            ktap.case_of(id_in_suite(nodeid), result.clauses, result.outcome, result.reason)
+            for nodeid, result in self.report.tests.items()
+        ]
         backend = self.backend
         header = [
             f"fdsend conformance: backend {backend.name} {backend.version}; "
@@ -184,7 +199,7 @@ class _State:
 
     def unmatched_expected(self) -> list[ExpectedFailure]:
         """Entries of the expected file that no test of this run matched."""
-        ran = [(_test_id(nodeid), tuple(ids)) for nodeid, ids in self.clauses_by_test.items()]
+        ran = [(id_in_suite(nodeid), tuple(ids)) for nodeid, ids in self.clauses_by_test.items()]
         return [e for e in self.expected if not any(e.matches(t, ids) for t, ids in ran)]
 
 
@@ -196,6 +211,11 @@ def _write(path: Path, text: str) -> None:
 def backend_of(config: pytest.Config) -> Backend:
     """The backend under test in this run."""
     return config.stash[_STATE].backend
+
+
+def event_loop_of(config: pytest.Config) -> str | None:
+    """The event loop the async backend under test runs on (None: it is synchronous)."""
+    return config.stash[_STATE].event_loop
 
 
 def call_failed(item: pytest.Item) -> bool:
@@ -230,6 +250,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("fdsend_backend"):
         # An explicit choice is checked now: a bad name runs no test at all.
         state.load_expected()
+        _ = state.event_loop
 
 
 def _in_suite(item: pytest.Item) -> bool:
@@ -273,11 +294,9 @@ def _suite_modules() -> set[Path]:
     return {p for p in SUITE_DIR.rglob("test_*.py")}
 
 
-def _reaches_suite(config: pytest.Config, arg: str) -> bool:
-    """Whether collecting ``arg``, an entry of ``config.args``, collects tests of the suite."""
-    path = _path_of(config, arg)
-    suite = SUITE_DIR.resolve()
-    return path is not None and (path == suite or suite in path.parents or path in suite.parents)
+def _suite_path() -> Path:
+    """The suite's folder as pytest's walk spells it: absolute, links not resolved."""
+    return Path(os.path.abspath(SUITE_DIR))
 
 
 def _path_of(config: pytest.Config, arg: str) -> Path | None:
@@ -285,7 +304,7 @@ def _path_of(config: pytest.Config, arg: str) -> Path | None:
     name = arg.split("::")[0]
     path = Path(config.invocation_params.dir, name)
     if path.exists():
-        return path.resolve()
+        return Path(os.path.abspath(path))
     if not config.getoption("pyargs"):
         return None
     try:
@@ -294,8 +313,8 @@ def _path_of(config: pytest.Config, arg: str) -> Path | None:
         return None
     if spec is None or not spec.origin:
         return None
-    origin = Path(spec.origin)
-    return (origin.parent if origin.name == "__init__.py" else origin).resolve()
+    origin = Path(os.path.abspath(spec.origin))
+    return origin.parent if origin.name == "__init__.py" else origin
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -312,8 +331,45 @@ def pytest_collection(session: pytest.Session) -> None:
         return
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         return  # explicit paths: pytest_collection_modifyitems checks them
-    if not any(_reaches_suite(config, arg) for arg in config.args):
-        config.args.append(str(SUITE_DIR))
+    paths = [path for path in (_path_of(config, arg) for arg in config.args) if path]
+    suite = _suite_path()
+    if any(path == suite or suite in path.parents for path in paths):
+        return  # the suite, or a part of it, is what the user's settings ask for
+    above = [path for path in paths if path in suite.parents]
+    if not above:
+        config.args.append(str(suite))
+        return
+    skipped = [folder for folder in (_skipped_on_the_way(config, p) for p in above) if folder]
+    if skipped:
+        # The suite is installed below a folder being walked, in a folder the
+        # walk skips (the .venv in the current folder): walk down to the suite.
+        # (An argument for it would be dropped as one inside another.)
+        config.stash[_WALK_INTO] = skipped[0]
+
+
+def _skipped_on_the_way(config: pytest.Config, path: Path) -> Path | None:
+    """The folder between ``path``, a folder above the suite, and the suite that the walk skips.
+
+    None when the walk gets there. The folders are asked as the walk asks them.
+    """
+    suite = _suite_path()
+    above = list(suite.parents)  # (Path.parents takes no slice before Python 3.10)
+    for folder in reversed(above[: above.index(path)]):
+        if config.hook.pytest_ignore_collect(collection_path=folder, config=config):
+            return folder
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Inside a skipped folder the suite is installed in, walk to the suite and only to it."""
+    skipped = config.stash.get(_WALK_INTO, None)
+    if skipped is None or (collection_path != skipped and skipped not in collection_path.parents):
+        return None
+    suite = _suite_path()
+    if collection_path == suite or suite in collection_path.parents:
+        return None  # the suite itself: as pytest would
+    return collection_path not in suite.parents  # on the way down: walk on; beside it: skip
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -337,7 +393,7 @@ def _nothing_to_test(config: pytest.Config) -> str:
     shadowed = "backend" in config.stash[_STATE].shadowed
     option = f"--{'fdsend-' if shadowed else ''}backend={config.getoption('fdsend_backend')}"
     return (
-        f"{_USAGE_PREFIX}{option} names a backend to test, but no test of the conformance "
+        f"fdsend: {option} names a backend to test, but no test of the conformance "
         f"suite was collected from {' '.join(config.args)}.\n"
         f"  To run the suite: pytest {option}  (with no test paths), "
         f"or pytest --pyargs fdsend_conformance {option}"
@@ -381,23 +437,20 @@ def _refuse_on_worker(
     chain = sample.listchain() if sample is not None else []
     suite = [node for node in chain if getattr(node, "path", None) == SUITE_DIR]
     nodeid = suite[0].nodeid if suite else ""
-    config.hook.pytest_collectreport(report=pytest.CollectReport(nodeid, "failed", message, []))
+    refusal = pytest.CollectReport(nodeid, "failed", message, [])
+    setattr(refusal, _REFUSAL_ATTRIBUTE, True)  # travels to the controller with the report
+    config.hook.pytest_collectreport(report=refusal)
     items.clear()
-
-
-def _test_id(nodeid: str) -> str:
-    """The test's id within the suite: ``test_errors.py::test_name[params]``."""
-    path, _, rest = nodeid.partition("::")
-    return f"{os.path.basename(path)}::{rest}"
 
 
 def _apply_expected(
     item: pytest.Item, ids: tuple[str, ...], entries: list[ExpectedFailure]
 ) -> None:
-    test_id = _test_id(item.nodeid)
+    test_id = id_in_suite(item.nodeid)
     for entry in entries:
         if entry.matches(test_id, ids):
-            item.add_marker(pytest.mark.xfail(reason=EXPECTED_PREFIX + entry.reason, strict=False))
+            reason = Outcome.EXPECTED.labelled(entry.reason)
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
             return
 
 
@@ -439,44 +492,53 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if not backend.supports(feature)
     )
     if missing:
-        pytest.skip(f"{UNSUPPORTED_PREFIX}{backend.name} lacks {', '.join(missing)}")
+        raise Unsupported(f"{backend.name} lacks {', '.join(missing)}")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
-    if not report.failed or _CLAUSES not in item.stash:
+    if _CLAUSES not in item.stash:
         return
-    item.stash[_CALL_FAILED] = True
-    contract = item.config.stash[_STATE].report.clauses
+    phase = _phase_result(item, call, report)
+    if phase is not None:
+        previous = item.stash.get(_RESULT, None)
+        item.stash[_RESULT] = phase if previous is None else previous.then(phase)
+    result = item.stash.get(_RESULT, None)
+    if result is not None:  # each phase's report carries the test's result so far
+        report.user_properties.append((_OUTCOME_PROPERTY, result.outcome.value))
+        if result.reason is not None:
+            report.user_properties.append((_REASON_PROPERTY, result.reason))
+
+
+def _phase_result(
+    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+) -> TestResult | None:
+    """What one phase of a suite test came to (None: a setup or teardown that passed)."""
     ids = item.stash[_CLAUSES]
-    only_should = all(contract[cid].level == "strict" for cid in ids if cid in contract)
-    if only_should and item.config.getoption("fdsend_level") == "core":
+    wasxfail: str | None = getattr(report, "wasxfail", None)
+    if report.failed:
+        item.stash[_CALL_FAILED] = True
+        state = item.config.stash[_STATE]
+        contract = state.report.clauses
+        only_should = all(contract[cid].level == "strict" for cid in ids if cid in contract)
+        if not (only_should and state.level == "core"):
+            return TestResult(ids, Outcome.FAILED)
         # A SHOULD clause failing does not fail a core-level run: show it as
         # an expected failure, labelled NON-STRICT.
         report.outcome = "skipped"
-        report.wasxfail = NON_STRICT_PREFIX + ", ".join(ids)
-
-
-def _skip_reason(report: pytest.TestReport) -> str:
-    """The message a skipped test gave (pytest keeps it in ``longrepr``)."""
-    longrepr = report.longrepr
-    reason = str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr)
-    return reason.removeprefix("Skipped: ")
-
-
-def _outcome_of(report: pytest.TestReport) -> str | None:
-    wasxfail = getattr(report, "wasxfail", None)
-    if report.failed:
-        return Outcome.FAILED
+        report.wasxfail = Outcome.NON_STRICT.labelled(", ".join(ids))
+        return TestResult(ids, Outcome.NON_STRICT, report.wasxfail)
     if report.skipped:
-        if wasxfail is not None:
-            return (
-                Outcome.NON_STRICT if wasxfail.startswith(NON_STRICT_PREFIX) else Outcome.EXPECTED
-            )
-        unsupported = UNSUPPORTED_PREFIX in _skip_reason(report)
-        return Outcome.UNSUPPORTED if unsupported else Outcome.SKIPPED
-    if report.when == "call":
-        return Outcome.UNEXPECTEDLY_PASSED if wasxfail is not None else Outcome.PASSED
-    return None
+        if wasxfail is not None:  # an entry of the expected-failure file
+            return TestResult(ids, Outcome.EXPECTED, wasxfail)
+        raised = call.excinfo.value if call.excinfo is not None else None
+        reason = raised.msg if isinstance(raised, Skipped) else None
+        kind = Outcome.UNSUPPORTED if isinstance(raised, Unsupported) else Outcome.SKIPPED
+        return TestResult(ids, kind, reason)
+    if report.when != "call":
+        return None
+    if wasxfail is not None:
+        return TestResult(ids, Outcome.UNEXPECTEDLY_PASSED, wasxfail)
+    return TestResult(ids, Outcome.PASSED)

@@ -13,6 +13,11 @@ Each test outcome is filed under every clause the test names. A clause is
 
 A failure listed in the backend's expected-failure file still makes its
 clause FAIL or NON-STRICT, marked *expected*, and does not fail the run.
+
+The JSON report (``--conformance-report``) has the shape of
+``report.schema.json`` (its version is :data:`SCHEMA_VERSION`, in the
+report's ``schema`` field): the verdict of every clause and, under
+``tests``, every test with its clauses, its outcome and the reason given.
 """
 
 from __future__ import annotations
@@ -27,29 +32,40 @@ from pathlib import Path
 from typing import Any
 
 from fdsend_conformance.backend import Backend
+from fdsend_conformance.outcome import Outcome, Status
 from fdsend_conformance.plumbing.contract import Clause
+from fdsend_conformance.plumbing.expected import id_in_suite
 
-__all__ = ["NON_STRICT_PREFIX", "UNSUPPORTED_PREFIX", "ClauseReport", "Outcome", "Verdict"]
+__all__ = ["SCHEMA_FILE", "SCHEMA_VERSION", "ClauseReport", "TestResult", "Verdict"]
 
-UNSUPPORTED_PREFIX = "UNSUPPORTED: "
-NON_STRICT_PREFIX = "NON-STRICT: "
-EXPECTED_PREFIX = "expected: "
+#: The version of the JSON report's shape; raised when a field changes meaning or goes.
+SCHEMA_VERSION = 1
+#: The JSON Schema of the report, shipped in the package.
+SCHEMA_FILE = Path(__file__).parent.parent / "report.schema.json"
 
 
-class Outcome:
-    """What one test came to, as far as the report cares."""
+@dataclass(frozen=True)
+class TestResult:
+    """What one test came to: the clauses it names, its outcome, the reason it gave."""
 
-    PASSED = "passed"
-    FAILED = "failed"
-    EXPECTED = "expected-failure"
-    NON_STRICT = "non-strict"
-    UNEXPECTEDLY_PASSED = "unexpectedly-passed"
-    UNSUPPORTED = "unsupported"
-    SKIPPED = "skipped"
+    __test__ = False  # not a pytest test class
 
-    FAILURES = frozenset({FAILED, EXPECTED, NON_STRICT})
-    PASSES = frozenset({PASSED, UNEXPECTEDLY_PASSED})
-    SKIPS = frozenset({UNSUPPORTED, SKIPPED})
+    clauses: tuple[str, ...]
+    outcome: Outcome
+    reason: str | None = None
+
+    def then(self, later: TestResult) -> TestResult:
+        """The result once a later phase came to ``later``: the worse of the two."""
+        return later if later.outcome.rank > self.outcome.rank else self
+
+    def as_json(self, nodeid: str) -> dict[str, Any]:
+        return {
+            "nodeid": nodeid,
+            "id": id_in_suite(nodeid),
+            "clauses": list(self.clauses),
+            "outcome": self.outcome,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -57,9 +73,9 @@ class Verdict:
     """The status of one clause with the outcomes behind it."""
 
     clause: Clause
-    status: str
+    status: Status
     expected: bool
-    counts: dict[str, int]
+    counts: dict[Outcome, int]
     failures: list[str]
     unexpected_passes: list[str]
     #: Why each skipped (or UNSUPPORTED) test was skipped, by test id.
@@ -81,16 +97,16 @@ class Verdict:
         }
 
 
-def _status(clause: Clause, outcomes: list[str]) -> str:
+def _status(clause: Clause, outcomes: list[Outcome]) -> Status:
     if not outcomes:
-        return "NOT-RUN"
-    if any(o in Outcome.FAILURES for o in outcomes):
-        return "FAIL" if clause.level == "core" else "NON-STRICT"
-    if any(o in Outcome.PASSES for o in outcomes):
-        return "PASS"
+        return Status.NOT_RUN
+    if any(o.is_failure for o in outcomes):
+        return Status.FAIL if clause.level == "core" else Status.NON_STRICT
+    if any(o.is_pass for o in outcomes):
+        return Status.PASS
     if all(o == Outcome.UNSUPPORTED for o in outcomes):
-        return "UNSUPPORTED"
-    return "SKIPPED"
+        return Status.UNSUPPORTED
+    return Status.SKIPPED
 
 
 @dataclass
@@ -98,50 +114,45 @@ class ClauseReport:
     """Collects test outcomes and turns them into one verdict per clause."""
 
     clauses: dict[str, Clause]
-    outcomes: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
-    skip_reasons: dict[str, str] = field(default_factory=dict)
+    #: Every test that reported, by node id, in the order they first reported.
+    tests: dict[str, TestResult] = field(default_factory=dict)
 
-    def record(
-        self, test_id: str, clause_ids: Iterable[str], outcome: str, reason: str | None = None
-    ) -> None:
-        """File ``outcome`` for ``test_id`` (with a skip's ``reason``); a worse phase wins."""
-        ids = tuple(clause_ids)
-        previous = self.outcomes.get(test_id)
-        if previous is not None and _rank(previous[1]) >= _rank(outcome):
-            return
-        self.outcomes[test_id] = (ids, outcome)
-        if reason is not None and outcome in Outcome.SKIPS:
-            self.skip_reasons[test_id] = reason
-        else:
-            self.skip_reasons.pop(test_id, None)
+    def record(self, nodeid: str, result: TestResult) -> None:
+        """File ``result`` for the test ``nodeid``; of two phases' results the worse wins."""
+        previous = self.tests.get(nodeid)
+        self.tests[nodeid] = result if previous is None else previous.then(result)
 
     @property
     def active(self) -> bool:
         """Whether any conformance test reported at all."""
-        return bool(self.outcomes)
+        return bool(self.tests)
 
     def verdicts(self) -> list[Verdict]:
-        by_clause: dict[str, list[tuple[str, str]]] = {cid: [] for cid in self.clauses}
-        for test_id, (ids, outcome) in self.outcomes.items():
-            for cid in ids:
-                by_clause.setdefault(cid, []).append((test_id, outcome))
+        by_clause: dict[str, list[tuple[str, TestResult]]] = {cid: [] for cid in self.clauses}
+        for nodeid, result in self.tests.items():
+            for cid in result.clauses:
+                by_clause.setdefault(cid, []).append((nodeid, result))
         verdicts = []
         for cid, clause in self.clauses.items():
             entries = by_clause[cid]
-            outcomes = [o for _, o in entries]
-            failures = sorted(t for t, o in entries if o in Outcome.FAILURES)
+            outcomes = [r.outcome for _, r in entries]
+            failures = sorted(t for t, r in entries if r.outcome.is_failure)
             verdicts.append(
                 Verdict(
                     clause=clause,
                     status=_status(clause, outcomes),
                     expected=bool(failures)
-                    and all(o != Outcome.FAILED for o in outcomes if o in Outcome.FAILURES),
+                    and all(o != Outcome.FAILED for o in outcomes if o.is_failure),
                     counts=dict(Counter(outcomes)),
                     failures=failures,
                     unexpected_passes=sorted(
-                        t for t, o in entries if o == Outcome.UNEXPECTEDLY_PASSED
+                        t for t, r in entries if r.outcome == Outcome.UNEXPECTEDLY_PASSED
                     ),
-                    skips={t: self.skip_reasons[t] for t, _ in entries if t in self.skip_reasons},
+                    skips={
+                        t: r.reason
+                        for t, r in entries
+                        if r.outcome.is_skip and r.reason is not None
+                    },
                 )
             )
         return verdicts
@@ -149,6 +160,7 @@ class ClauseReport:
     def as_json(self, backend: Backend, level: str) -> dict[str, Any]:
         verdicts = self.verdicts()
         return {
+            "schema": SCHEMA_VERSION,
             "backend": {
                 "name": backend.name,
                 "version": backend.version,
@@ -159,6 +171,7 @@ class ClauseReport:
             "environment": environment(),
             "level": level,
             "clauses": [v.as_json() for v in verdicts],
+            "tests": [self.tests[nodeid].as_json(nodeid) for nodeid in sorted(self.tests)],
             "totals": dict(Counter(v.status for v in verdicts)),
             "conforming": conforming(verdicts, level),
         }
@@ -181,7 +194,7 @@ class ClauseReport:
                 f"{v.clause.keyword:<6} {v.clause.title}  [{counts or 'no tests'}]"
             )
             out.extend(f"{'':<{width}}  unexpectedly passing: {t}" for t in v.unexpected_passes)
-            if v.status in ("SKIPPED", "UNSUPPORTED"):  # say why, once per reason
+            if v.status in (Status.SKIPPED, Status.UNSUPPORTED):  # say why, once per reason
                 reasons = dict.fromkeys(v.skips.values())
                 out.extend(f"{'':<{width}}  skipped: {reason}" for reason in reasons)
         totals = Counter(v.status for v in verdicts)
@@ -199,24 +212,9 @@ class ClauseReport:
         return out
 
 
-_RANKS = {
-    Outcome.PASSED: 0,
-    Outcome.SKIPPED: 1,
-    Outcome.UNSUPPORTED: 2,
-    Outcome.UNEXPECTEDLY_PASSED: 3,
-    Outcome.NON_STRICT: 4,
-    Outcome.EXPECTED: 5,
-    Outcome.FAILED: 6,
-}
-
-
-def _rank(outcome: str) -> int:
-    return _RANKS[outcome]
-
-
 def conforming(verdicts: Iterable[Verdict], level: str) -> bool:
     """No unexpected failure at ``level``: core only, or core and strict."""
-    gated = {"FAIL"} if level == "core" else {"FAIL", "NON-STRICT"}
+    gated = {Status.FAIL} if level == "core" else {Status.FAIL, Status.NON_STRICT}
     return not any(v.status in gated and not v.expected for v in verdicts)
 
 

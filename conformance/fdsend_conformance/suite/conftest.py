@@ -3,6 +3,7 @@
 from fdsend_conformance.plumbing.fixtures import (  # noqa: F401
     backend,
     closer,
+    event_loop_started,
     make_pair,
     new_fd,
     no_fd_leaks,

@@ -90,6 +90,7 @@ def test_send_to_a_closed_peer_is_epipe(backend, pair, closer):
 
 
 @pytest.mark.clause("ERR-5", "ERR-8")
+@pytest.mark.requires(Feature.BLOCKING_MODE)
 def test_empty_non_blocking_socket_is_eagain(backend, pair):
     _, b = pair
     b.setblocking(False)
@@ -99,6 +100,7 @@ def test_empty_non_blocking_socket_is_eagain(backend, pair):
 
 
 @pytest.mark.clause("ERR-6")
+@pytest.mark.requires(Feature.BLOCKING_MODE)
 def test_socket_timeout_applies(backend, pair):
     _, b = pair
     b.settimeout(0.05)

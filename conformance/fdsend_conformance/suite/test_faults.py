@@ -20,10 +20,11 @@ from fdsend_conformance.harness.processes import fork_call, leave_free_fds, reap
 from fdsend_conformance.harness.sockets import (
     IO_TIMEOUT,
     distinct_fds,
+    drain_stream,
+    fill_send_buffer,
     identity,
     pending,
     read_to_eof,
-    rights_fds,
 )
 from fdsend_conformance.harness.when_blocked import signal_when_blocked, wake_when_blocked
 
@@ -71,41 +72,11 @@ def test_signal_handler_exception_leaves_the_message_queued(backend, pair, close
     assert [identity(fd) for fd in fds] == [identity(sent[0])]
 
 
-def _fill(sock: socket.socket) -> int:
-    """Fill ``sock``'s send buffer; return how many bytes went in."""
-    sock.setblocking(False)
-    total = 0
-    try:
-        while True:
-            total += sock.send(b"\0" * 65536)
-    except BlockingIOError:
-        pass
-    try:
-        while True:  # top up byte by byte in the last gap
-            total += sock.send(b"\0")
-    except BlockingIOError:
-        return total
-
-
-def _drain(sock: socket.socket, size: int) -> tuple[bytes, list[int]]:
-    """Read ``size`` bytes from a stream, collecting every fd that comes along."""
-    chunks: list[bytes] = []
-    fds: list[int] = []
-    got = 0
-    while got < size:
-        data, ancillary, _, _ = sock.recvmsg(min(size - got, 1 << 20), socket.CMSG_SPACE(4 * 16))
-        assert data, "EOF before every byte arrived"
-        fds += rights_fds(ancillary)
-        chunks.append(data)
-        got += len(data)
-    return b"".join(chunks), fds
-
-
 @pytest.mark.clause("FAULT-2")
 @pytest.mark.requires(Feature.PAYLOAD)
 def test_signal_during_a_blocked_send_is_retried(backend, pair, closer):
     a, b = pair
-    filler = _fill(a)
+    filler = fill_send_buffer(a)
     a.setblocking(True)
     sent = distinct_fds(1)
     closer.fds(*sent)
@@ -117,7 +88,7 @@ def test_signal_during_a_blocked_send_is_retried(backend, pair, closer):
     with signal_when_blocked("sendmsg", a, make_room) as interruption:
         assert backend.sendfds(a, b"after", 0, sent) == len(b"after")  # the send goes on
     interruption.check()
-    data, fds = _drain(b, filler - drained[0] + len(b"after"))
+    data, fds = drain_stream(b, filler - drained[0] + len(b"after"))
     closer.fds(*fds)
     assert data.endswith(b"after")
     assert [identity(fd) for fd in fds] == [identity(sent[0])], "fds lost or duplicated"
@@ -126,7 +97,7 @@ def test_signal_during_a_blocked_send_is_retried(backend, pair, closer):
 @pytest.mark.clause("FAULT-2")
 def test_signal_handler_exception_during_a_blocked_send_sends_nothing(backend, pair, closer):
     a, b = pair
-    filler = _fill(a)
+    filler = fill_send_buffer(a)
     a.setblocking(True)
     sent = distinct_fds(1)
     closer.fds(*sent)
@@ -138,7 +109,7 @@ def test_signal_handler_exception_during_a_blocked_send_sends_nothing(backend, p
     with signal_when_blocked("sendmsg", a, interrupt) as interruption, raised:
         backend.sendfds(a, b"never", 0, sent)
     interruption.check()
-    _, fds = _drain(b, filler)
+    _, fds = drain_stream(b, filler)
     closer.fds(*fds)
     assert fds == [], "an abandoned send still delivered fds"
     assert not pending(b)
@@ -146,6 +117,7 @@ def test_signal_handler_exception_during_a_blocked_send_sends_nothing(backend, p
 
 
 @pytest.mark.clause("FAULT-3")
+@pytest.mark.requires(Feature.BLOCKING_MODE)
 def test_non_blocking_empty_receive_consumes_nothing(backend, pair):
     _, b = pair
     b.setblocking(False)
@@ -156,16 +128,17 @@ def test_non_blocking_empty_receive_consumes_nothing(backend, pair):
 
 
 @pytest.mark.clause("FAULT-3")
+@pytest.mark.requires(Feature.BLOCKING_MODE)
 def test_non_blocking_full_send_queues_nothing(backend, pair, closer):
     a, b = pair
-    filler = _fill(a)
+    filler = fill_send_buffer(a)
     sent = distinct_fds(2)
     closer.fds(*sent)
     with pytest.raises(BlockingIOError):
         backend.sendfds(a, b"full", 0, sent)
     for fd in sent:
         os.fstat(fd)  # the caller's fds are still open
-    _, fds = _drain(b, filler)
+    _, fds = drain_stream(b, filler)
     closer.fds(*fds)
     assert fds == []
     assert not pending(b), "the refused send queued something"
@@ -276,7 +249,7 @@ def test_sender_killed_inside_a_blocked_send(backend, pair, closer, receiver):
         for index, fd in enumerate(files):
             backend.sendfds(a, b"m%d" % index, 0, [fd])
         backend.sendfds(a, b"mw", 0, [pipe_write])
-        _fill(a)
+        fill_send_buffer(a)
         a.setblocking(True)
         os.write(ready_write, b"!")  # next: the send that blocks
         backend.sendfds(a, b"mx", 0, [pipe_write])  # bounded by SO_SNDTIMEO
@@ -366,7 +339,7 @@ def test_partial_send_delivers_fds_once_and_the_rest_follows(backend, pair, clos
     result: dict[str, Any] = {}
 
     def read_everything() -> None:
-        result["data"], result["fds"] = _drain(b, len(payload))
+        result["data"], result["fds"] = drain_stream(b, len(payload))
 
     reader = threading.Thread(target=read_everything)
     reader.start()
@@ -423,7 +396,7 @@ def _file_of(fd: int) -> tuple[int, int] | None:
 @pytest.mark.requires(Feature.FLAGS)
 def test_dontwait_send_on_a_full_blocking_socket(backend, pair, closer):
     a, b = pair
-    filler = _fill(a)
+    filler = fill_send_buffer(a)
     a.setblocking(True)
     sent = distinct_fds(2)
     closer.fds(*sent)
@@ -431,7 +404,7 @@ def test_dontwait_send_on_a_full_blocking_socket(backend, pair, closer):
     outcome: list[Any] = []
 
     def wake() -> None:
-        _drain(b, filler)  # room at last: the blocked send goes through
+        drain_stream(b, filler)  # room at last: the blocked send goes through
 
     with wake_when_blocked("sendmsg", a, wake) as wakeup:
         try:
@@ -443,7 +416,7 @@ def test_dontwait_send_on_a_full_blocking_socket(backend, pair, closer):
     assert outcome[0].errno == errno.EAGAIN
     assert [_file_of(fd) for fd in sent] == files, "the caller's fds were closed or replaced"
     assert _blocking(a), "the socket was left non-blocking"
-    _, fds = _drain(b, filler)
+    _, fds = drain_stream(b, filler)
     closer.fds(*fds)
     assert fds == [], "the refused send delivered fds"
     assert not pending(b), "the refused send queued something"

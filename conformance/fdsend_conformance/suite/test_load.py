@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from fdsend_conformance.backend import Backend, Feature
+from fdsend_conformance.harness.checks import unsupported
 from fdsend_conformance.harness.sockets import IO_TIMEOUT, distinct_fds, identity, set_io_timeout
 from fdsend_conformance.tools.soak import soak
 
@@ -113,7 +114,7 @@ def _several_senders(backend: Backend, senders: list[socket.socket], receiver: s
 @pytest.mark.clause("LOAD-2")
 def test_several_senders_to_one_datagram_receiver(backend, closer):
     if not backend.supports(Feature.DGRAM):
-        pytest.skip(f"UNSUPPORTED: {backend.name} lacks dgram")
+        unsupported(f"{backend.name} lacks dgram")
     address = "\0fdsend-load-" + uuid.uuid4().hex
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     closer.objects(receiver)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["HELP", "SUITE_INI", "main", "pytest_args"]
+__all__ = ["HELP", "SUITE_INI", "add_backend_option", "main", "suite_command"]
 
 HELP = """\
 usage: fdsend-conformance [COMMAND] [options]
@@ -61,18 +61,36 @@ _DELEGATED = {
 }
 
 
-def pytest_args(backend: str | None, extra: Sequence[str]) -> list[str]:
-    """The pytest command line that runs the packaged suite against ``backend``."""
-    args = ["--pyargs", "fdsend_conformance", "-c", str(SUITE_INI), "--rootdir", os.getcwd()]
-    args += ["-p", "no:cacheprovider"]
+def suite_command(
+    backend: str | None, extra: Sequence[str], rootdir: Path | None = None
+) -> list[str]:
+    """The command that runs the packaged suite against ``backend``, then ``extra``.
+
+    A fresh interpreter (nothing imported here leaks into the run) with the
+    suite's own pytest configuration, rooted at ``rootdir`` (default: the
+    current directory).
+    """
+    command = [sys.executable, "-m", "pytest", "--pyargs", "fdsend_conformance"]
+    command += ["-c", str(SUITE_INI), "--rootdir", str(rootdir or os.getcwd())]
+    command += ["-p", "no:cacheprovider"]
     if backend:
-        args.append(f"--fdsend-backend={backend}")
-    return args + list(extra)
+        command.append(f"--fdsend-backend={backend}")
+    return command + list(extra)
 
 
-def _pytest(args: Sequence[str]) -> int:
-    """Run pytest in a fresh interpreter: nothing imported here leaks into the run."""
-    return subprocess.call([sys.executable, "-m", "pytest", *args])
+def add_backend_option(parser: argparse.ArgumentParser, what: str, default: str) -> None:
+    """``--backend NAME``, repeatable, for the tools that run several backends.
+
+    Gives a list, empty when not given; ``what`` says what a NAME is,
+    ``default`` what no NAME means.
+    """
+    parser.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"{what}; repeatable; default: {default}",
+    )
 
 
 def _run(argv: Sequence[str]) -> int:
@@ -85,7 +103,7 @@ def _run(argv: Sequence[str]) -> int:
         "--backend", metavar="NAME", help="backend name, module or module:attr; default reference"
     )
     known, extra = parser.parse_known_args(argv)
-    return _pytest(pytest_args(known.backend, extra))
+    return subprocess.call(suite_command(known.backend, extra))
 
 
 def _gate(argv: Sequence[str]) -> int:
@@ -122,7 +140,7 @@ def _gate(argv: Sequence[str]) -> int:
     ]
     if known.expected:
         args.append(f"--fdsend-expected={known.expected}")
-    status = _pytest(pytest_args(known.backend, [*args, *extra]))
+    status = subprocess.call(suite_command(known.backend, [*args, *extra]))
     if status == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("fdsend-conformance gate: no test ran", file=sys.stderr)
         return 1
@@ -130,7 +148,8 @@ def _gate(argv: Sequence[str]) -> int:
 
 
 def _list(argv: Sequence[str]) -> int:
-    return _pytest(["--fdsend-list-backends", "-c", str(SUITE_INI), *argv])
+    command = [sys.executable, "-m", "pytest", "--fdsend-list-backends", "-c", str(SUITE_INI)]
+    return subprocess.call([*command, *argv])
 
 
 def _delegate(name: str, argv: Sequence[str]) -> int:

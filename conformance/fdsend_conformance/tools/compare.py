@@ -5,6 +5,10 @@ taken on the old kernel and one on the new. Every clause whose status, or
 whose set of failing tests, differs is printed with both sides; so are
 clauses present in only one report. Exit status: 0 when nothing changed,
 1 when something did, 2 on a usage error (a file missing or not a report).
+
+Only each clause's id, status and failing tests are read, which reports of
+every schema version have: one from before the ``schema`` field compares
+with a newer one.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Change", "changes", "failing_tests", "main", "suite_test_id"]
+from fdsend_conformance.plumbing.expected import id_in_suite
+
+__all__ = ["Change", "changes", "failing_tests", "main"]
 
 
 @dataclass(frozen=True)
@@ -39,20 +45,14 @@ class Change:
         return text
 
 
-def suite_test_id(nodeid: str) -> str:
-    """A test's id within the suite (``test_file.py::test_name[params]``).
-
-    A report names tests by pytest node id, which starts with the suite's
-    path as seen from where pytest ran: two runs from different folders
-    (a host's checkout, a guest's) name the same test differently.
-    """
-    path, separator, rest = nodeid.partition("::")
-    return f"{path.rsplit('/', 1)[-1]}{separator}{rest}"
-
-
 def failing_tests(clause: dict[str, Any]) -> set[str]:
-    """The suite ids of a report clause's failing tests."""
-    return {suite_test_id(t) for t in clause["failures"]}
+    """The suite ids (``test_file.py::name``) of a report clause's failing tests.
+
+    A report names tests by node id, which starts with the suite's path as
+    seen from where pytest ran: two runs from different folders (a host's
+    checkout, a guest's) name the same test differently.
+    """
+    return {id_in_suite(t) for t in clause["failures"]}
 
 
 def _by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -20,6 +20,7 @@ accounting and fds/s, and exits 1 on any problem.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -32,6 +33,7 @@ from typing import Any
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness.sockets import distinct_fds, identity, read_to_eof, set_io_timeout
+from fdsend_conformance.plumbing.event_loops import blocking_backend
 from fdsend_conformance.plumbing.registry import load_backend
 
 __all__ = ["RSS_GROWTH_BOUND_KIB", "SoakResult", "Usage", "main", "soak"]
@@ -144,10 +146,10 @@ def _drain(sock: socket.socket) -> tuple[int, int]:
 
 def _receiver(address: str, backend_name: str, identities: list[list[int]], total: int) -> None:
     """Spawned child: receive ``total`` fds, check and close every one."""
-    backend = load_backend(backend_name)
     expected = [tuple(pair) for pair in identities]
     counts = _counts(total)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    loaded = load_backend(backend_name)
+    with blocking_backend(loaded) as backend, socket.socket(socket.AF_UNIX) as sock:
         set_io_timeout(sock, IO_WAIT)
         sock.connect(address)
         fds_before = _fd_count()
@@ -182,7 +184,8 @@ def soak(backend_name: str, total_fds: int, timeout: float = 600.0) -> SoakResul
     """Send ``total_fds`` fds to a spawned receiver through ``backend_name``."""
     if total_fds < 1:
         raise ValueError(f"total_fds must be at least 1, not {total_fds}")
-    backend = load_backend(backend_name)
+    calls = contextlib.ExitStack()
+    backend = calls.enter_context(blocking_backend(load_backend(backend_name)))
     counts = _counts(total_fds)
     files = distinct_fds(PER_MESSAGE)
     address = "\0fdsend-soak-" + uuid.uuid4().hex
@@ -231,6 +234,7 @@ def soak(backend_name: str, total_fds: int, timeout: float = 600.0) -> SoakResul
             seconds=seconds,
         )
     finally:
+        calls.close()
         listener.close()
         for fd in files:
             os.close(fd)

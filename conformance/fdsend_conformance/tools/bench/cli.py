@@ -42,6 +42,7 @@ from fdsend_conformance.tools.bench.rounds import (
     backend_contestant,
     batch_ns,
 )
+from fdsend_conformance.tools.cli import add_backend_option
 
 __all__ = ["FULL_CASES", "QUICK_CASES", "main", "run"]
 
@@ -105,6 +106,22 @@ def _calibrate(measure: Measure, batch_ns_target: float) -> int:
     return max(10, min(1_000_000, round(batch_ns_target / max(per_round, 1.0))))
 
 
+def _calibrated(
+    case: Case, measures: dict[str, Measure], batch_ms: float, notes: list[str]
+) -> dict[str, Result]:
+    """A result to fill for each contestant that calibrates; one that fails leaves ``measures``."""
+    by_name: dict[str, Result] = {}
+    for name, measure in list(measures.items()):
+        try:
+            rounds = _calibrate(measure, batch_ms * 1e6)
+        except Exception as exc:
+            notes.append(f"{name} failed in {case.label}: {type(exc).__name__}: {exc}")
+            del measures[name]
+        else:
+            by_name[name] = Result(case, name, rounds)
+    return by_name
+
+
 def run(
     cases: Sequence[Case],
     contestants: Sequence[Contestant],
@@ -127,15 +144,7 @@ def run(
             measures[contestant.name] = _python_measure(contestant, case)
         if floor is not None:
             measures["c-floor"] = _c_measure(floor, case)
-        by_name: dict[str, Result] = {}
-        for name, measure in list(measures.items()):
-            try:
-                rounds = _calibrate(measure, batch_ms * 1e6)
-            except Exception as exc:
-                notes.append(f"{name} failed in {case.label}: {type(exc).__name__}: {exc}")
-                del measures[name]
-            else:
-                by_name[name] = Result(case, name, rounds)
+        by_name = _calibrated(case, measures, batch_ms, notes)
         for _ in range(reps):
             for name, measure in list(measures.items()):
                 result = by_name[name]
@@ -156,13 +165,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Benchmark fd-passing backends against the inline, Python-call and C "
         "floors, measured interleaved in the same run.",
     )
-    parser.add_argument(
-        "--backend",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a backend (registered name, module or module:attr); repeatable; "
-        "default: every registered backend that loads",
+    add_backend_option(
+        parser,
+        "a backend (registered name, module or module:attr)",
+        "every registered backend that loads",
     )
     parser.add_argument(
         "--quick",

@@ -7,6 +7,9 @@ A failing test that no entry covers is *unexplained*; the matrix counts the
 cells that have one (``unexplained_cells``), and the command line answers
 them with exit status 1.
 
+The matrix reads the reports as the plugin writes them (schema 1 and
+later): each clause's verdict, and each test with the clauses it names.
+
 Clauses of the KERNEL section test the kernel, not the backend: their rows
 are marked ``backend_independent`` and shown once, with the result of the
 first backend run (the reference when it ran), and any run that disagrees
@@ -16,15 +19,16 @@ fails one differs from what the contract measured, whatever the backend.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from fdsend_conformance.outcome import Status
 from fdsend_conformance.plumbing.contract import Clause
 from fdsend_conformance.plumbing.expected import (
     ExpectedFailure,
     builtin_expected_file,
-    parse_expected,
+    id_in_suite,
+    read_expected,
 )
 from fdsend_conformance.tools.matrix.packages import CONSIDERED, NOT_INSTALLABLE
 
@@ -32,6 +36,7 @@ __all__ = [
     "EXPLAINED_STATUSES",
     "KERNEL_SECTION",
     "build_matrix",
+    "check_schema",
     "explain",
     "ordered_backends",
 ]
@@ -40,7 +45,10 @@ __all__ = [
 KERNEL_SECTION = "KERNEL"
 
 #: Statuses that need an explanation from the expected-failure file.
-EXPLAINED_STATUSES = frozenset({"FAIL", "NON-STRICT"})
+EXPLAINED_STATUSES = frozenset({Status.FAIL, Status.NON_STRICT})
+
+#: The oldest report schema the matrix reads (the first with ``tests``).
+_MIN_SCHEMA = 1
 
 #: Backends shown first, in this order; the rest follow by name.
 _FIRST = ("reference", "stdlib", "multiprocessing")
@@ -49,10 +57,14 @@ _FIRST = ("reference", "stdlib", "multiprocessing")
 # Explaining cells.
 
 
-def _test_id(nodeid: str) -> str:
-    """A report's node id as expected-failure selectors see it."""
-    path, _, rest = nodeid.partition("::")
-    return f"{os.path.basename(path)}::{rest}"
+def check_schema(report: Mapping[str, Any], source: str) -> None:
+    """Refuse a report older than the matrix reads (ValueError, naming ``source``)."""
+    schema = report.get("schema", 0)
+    if not isinstance(schema, int) or schema < _MIN_SCHEMA:
+        raise ValueError(
+            f"{source}: report schema {schema}, the matrix needs {_MIN_SCHEMA} or later "
+            "(a report with 'tests'): run the suite again"
+        )
 
 
 def explain(
@@ -62,22 +74,19 @@ def explain(
 
     A failing test is covered by the first entry that matches it, as in the
     run itself; an entry matches by test id or by any clause the test names
-    (recovered from the report: a failing test is among the failures of
-    every clause it names).
+    (the report's ``tests``).
     """
-    clauses_of: dict[str, list[str]] = {}
-    for verdict in report["clauses"]:
-        for nodeid in verdict["failures"]:
-            clauses_of.setdefault(nodeid, []).append(verdict["id"])
+    check_schema(report, f"report of {report['backend']['name']}")
+    clauses_of = {test["nodeid"]: tuple(test["clauses"]) for test in report["tests"]}
     result: dict[str, tuple[list[ExpectedFailure], list[str]]] = {}
     for verdict in report["clauses"]:
-        if verdict["status"] not in EXPLAINED_STATUSES:
+        if Status(verdict["status"]) not in EXPLAINED_STATUSES:
             continue
         covering: list[ExpectedFailure] = []
         unexplained: list[str] = []
         for nodeid in verdict["failures"]:
-            test_id = _test_id(nodeid)
-            ids = tuple(clauses_of.get(nodeid, [verdict["id"]]))
+            test_id = id_in_suite(nodeid)
+            ids = clauses_of.get(nodeid, (verdict["id"],))
             entry = next((e for e in entries if e.matches(test_id, ids)), None)
             if entry is None:
                 unexplained.append(test_id)
@@ -94,7 +103,7 @@ def _expected_entries(backend_name: str) -> tuple[list[ExpectedFailure], str | N
     path = builtin_expected_file(backend_name)
     if path is None:
         return [], None
-    return parse_expected(path.read_text(encoding="utf-8"), str(path)), f"expected/{path.name}"
+    return read_expected(path), f"expected/{path.name}"
 
 
 # Building the matrix.
@@ -138,7 +147,8 @@ def build_matrix(
         results: dict[str, Any] = {}
         for name in names:
             verdict = verdicts[name].get(clause.id)
-            cell: dict[str, Any] = {"status": verdict["status"] if verdict else "NOT-RUN"}
+            status = Status(verdict["status"]) if verdict else Status.NOT_RUN
+            cell: dict[str, Any] = {"status": status}
             kernel = clause.section == KERNEL_SECTION
             if clause.id in explanations[name] and not kernel:
                 covering, unexplained = explanations[name][clause.id]
@@ -149,7 +159,7 @@ def build_matrix(
                     cell["unexplained"] = unexplained
                     unexplained_cells += 1
             if verdict and verdict.get("unexpected_passes"):
-                cell["unexpected_passes"] = [_test_id(t) for t in verdict["unexpected_passes"]]
+                cell["unexpected_passes"] = [id_in_suite(t) for t in verdict["unexpected_passes"]]
             results[name] = cell
         row: dict[str, Any] = {
             "id": clause.id,
@@ -198,8 +208,8 @@ def build_matrix(
     }
 
 
-def _tally(statuses: Iterable[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def _tally(statuses: Iterable[Status]) -> dict[Status, int]:
+    counts: dict[Status, int] = {}
     for status in statuses:
         counts[status] = counts.get(status, 0) + 1
     return dict(sorted(counts.items()))

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from fdsend_conformance.plumbing.contract import load_contract
-from fdsend_conformance.plumbing.registry import available_backends
-from fdsend_conformance.tools.matrix.build import build_matrix, ordered_backends
+from fdsend_conformance.plumbing.registry import Availability, available_backends
+from fdsend_conformance.tools.cli import add_backend_option
+from fdsend_conformance.tools.matrix.build import build_matrix, check_schema, ordered_backends
 from fdsend_conformance.tools.matrix.render import render_markdown
 from fdsend_conformance.tools.matrix.run import run_backend
 
@@ -47,13 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to write the two files (default: the checkout's docs/, else ./docs)",
     )
-    parser.add_argument(
-        "--backend",
-        action="append",
-        default=None,
-        metavar="NAME",
-        help="run only this registered backend (repeatable); default: every available one",
-    )
+    add_backend_option(parser, "run only this registered backend", "every available one")
     parser.add_argument(
         "--workers",
         default="auto",
@@ -73,6 +68,44 @@ def _parser() -> argparse.ArgumentParser:
         help="do not run the suite: build the matrix from the reports already in --reports-dir",
     )
     return parser
+
+
+def _read_reports(workdir: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The reports already in ``workdir``, one per backend that has one (ValueError: too old)."""
+    reports: dict[str, dict[str, Any]] = {}
+    for name in names:
+        path = workdir / f"{name}.json"
+        if not path.is_file():
+            print(f"matrix: no report {path}; skipping {name}", file=sys.stderr)
+            continue
+        reports[name] = json.loads(path.read_text(encoding="utf-8"))
+        check_schema(reports[name], str(path))
+    return reports
+
+
+def _run_reports(
+    workdir: Path,
+    names: list[str],
+    workers: str,
+    known: dict[str, Availability],
+    unavailable: list[dict[str, str]],
+) -> dict[str, dict[str, Any]]:
+    """Run the suite against each backend; one whose run fails joins ``unavailable``."""
+    reports: dict[str, dict[str, Any]] = {}
+    started = time.monotonic()
+    for name in names:
+        print(f"matrix: running the suite against {name} ...", file=sys.stderr, flush=True)
+        try:
+            reports[name], note = run_backend(name, workdir, workers)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            print(f"matrix: {name}: {exc}", file=sys.stderr)
+            unavailable.append(
+                {"name": name, "origin": known[name].origin, "error": f"run failed: {exc}"}
+            )
+            continue
+        print(f"matrix: {name}: {note}", file=sys.stderr)
+    print(f"matrix: suite runs took {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return reports
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,28 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fdsend-matrix-") as scratch:
         workdir = args.reports_dir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
-        reports: dict[str, dict[str, Any]] = {}
-        started = time.monotonic()
-        for name in runnable:
-            if args.from_reports:
-                path = workdir / f"{name}.json"
-                if not path.is_file():
-                    print(f"matrix: no report {path}; skipping {name}", file=sys.stderr)
-                    continue
-                reports[name] = json.loads(path.read_text(encoding="utf-8"))
-                continue
-            print(f"matrix: running the suite against {name} ...", file=sys.stderr, flush=True)
-            try:
-                reports[name], note = run_backend(name, workdir, args.workers)
-            except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                print(f"matrix: {name}: {exc}", file=sys.stderr)
-                unavailable.append(
-                    {"name": name, "origin": known[name].origin, "error": f"run failed: {exc}"}
-                )
-                continue
-            print(f"matrix: {name}: {note}", file=sys.stderr)
-        if not args.from_reports:
-            print(f"matrix: suite runs took {time.monotonic() - started:.0f} s", file=sys.stderr)
+        try:
+            reports = (
+                _read_reports(workdir, runnable)
+                if args.from_reports
+                else _run_reports(workdir, runnable, args.workers, known, unavailable)
+            )
+        except ValueError as exc:  # a report too old to read
+            print(f"matrix: {exc}", file=sys.stderr)
+            return 2
 
     if not reports:
         print("matrix: no backend report to build a matrix from", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fdsend_conformance.outcome import Status
 from fdsend_conformance.tools.matrix.build import EXPLAINED_STATUSES
 
 __all__ = ["render_markdown"]
@@ -27,15 +28,15 @@ def _cell(cell: Mapping[str, Any]) -> str:
     status = str(cell["status"])
     if cell.get("unexplained"):
         return f"**{status} (UNEXPLAINED)**"
-    return f"**{status}**" if status == "FAIL" else status
+    return f"**{status}**" if status == Status.FAIL else status
 
 
 def _summary(tally: Mapping[str, int]) -> str:
     total = sum(tally.values())
     if not total:
         return "none"
-    rest = ", ".join(f"{n} {s}" for s, n in tally.items() if s != "PASS")
-    return f"{tally.get('PASS', 0)}/{total} PASS" + (f" ({rest})" if rest else "")
+    rest = ", ".join(f"{n} {s}" for s, n in tally.items() if s != Status.PASS)
+    return f"{tally.get(Status.PASS, 0)}/{total} {Status.PASS}" + (f" ({rest})" if rest else "")
 
 
 def _md_text(text: str) -> str:
@@ -44,7 +45,6 @@ def _md_text(text: str) -> str:
 
 def render_markdown(matrix: Mapping[str, Any]) -> str:
     """``compatibility.md`` from the data :func:`build_matrix` made."""
-    names = [b["name"] for b in matrix["backends"]]
     env = matrix["environment"]
     out = [
         "# Compatibility matrix",
@@ -58,6 +58,21 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         "",
         f"Measured on {env.get('python', '?')}, kernel {env.get('kernel', '?')} "
         f"({env.get('machine', '?')}).",
+        *_backends(matrix),
+        *_clauses(matrix),
+        *_reasons(matrix),
+        *_kernel(matrix),
+        *_elsewhere(matrix),
+        "",
+        "Regenerate with `fdsend-conformance matrix` after "
+        "`pip install -r requirements-dev.txt` (every optional backend).",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _backends(matrix: Mapping[str, Any]) -> list[str]:
+    out = [
         "",
         "## Backends",
         "",
@@ -70,18 +85,25 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
             f"{', '.join(b['unsupported']) or '—'} | {_summary(b['must'])} | "
             f"{_summary(b['should'])} |"
         )
-    out += ["", "## Clauses", "", _LEGEND, ""]
+    return out
+
+
+def _clauses(matrix: Mapping[str, Any]) -> list[str]:
+    """The table of the backend-bound clauses, one column per backend."""
+    names = [b["name"] for b in matrix["backends"]]
+    out = ["", "## Clauses", "", _LEGEND, ""]
     out.append("| clause | level | " + " | ".join(names) + " |")
     out.append("| --- | --- | " + " | ".join("---" for _ in names) + " |")
-    kernel_rows = []
     for row in matrix["clauses"]:
-        if row["backend_independent"]:
-            kernel_rows.append(row)
-            continue
-        cells = " | ".join(_cell(row["results"][n]) for n in names)
-        out.append(f"| `{row['id']}` {_md_text(row['title'])} | {row['keyword']} | {cells} |")
+        if not row["backend_independent"]:
+            cells = " | ".join(_cell(row["results"][n]) for n in names)
+            out.append(f"| `{row['id']}` {_md_text(row['title'])} | {row['keyword']} | {cells} |")
+    return out
 
-    out += ["", "## Why: every FAIL and NON-STRICT cell", ""]
+
+def _reasons(matrix: Mapping[str, Any]) -> list[str]:
+    """Every FAIL and NON-STRICT cell's explanation, backend by backend."""
+    out = ["", "## Why: every FAIL and NON-STRICT cell", ""]
     out.append(
         "Each reason is the backend's own expected-failure entry "
         "(`conformance/fdsend_conformance/expected/<backend>.txt`) that covers the failing "
@@ -98,45 +120,48 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         if lines:
             source = f" (from `{b['expected_file']}`)" if b["expected_file"] else ""
             out += ["", f"### {name}{source}", "", *lines]
+    return out
 
-    if kernel_rows:
-        source = matrix["kernel_clauses_from"]
-        out += [
-            "",
-            "## The kernel itself",
-            "",
-            "These clauses test the kernel's own behaviour, which no backend changes, so "
-            f"they are shown once, from the {source} run; a run that disagreed is named.",
-            "",
-            "| clause | level | result |",
-            "| --- | --- | --- |",
+
+def _kernel(matrix: Mapping[str, Any]) -> list[str]:
+    """The kernel's clauses, once, from the first run; runs that disagree named."""
+    kernel_rows = [row for row in matrix["clauses"] if row["backend_independent"]]
+    if not kernel_rows:
+        return []
+    names = [b["name"] for b in matrix["backends"]]
+    source = matrix["kernel_clauses_from"]
+    out = [
+        "",
+        "## The kernel itself",
+        "",
+        "These clauses test the kernel's own behaviour, which no backend changes, so "
+        f"they are shown once, from the {source} run; a run that disagreed is named.",
+        "",
+        "| clause | level | result |",
+        "| --- | --- | --- |",
+    ]
+    for row in kernel_rows:
+        shown = row["results"][source]["status"]
+        others = [
+            f"{n}: {row['results'][n]['status']}"
+            for n in names
+            if row["results"][n]["status"] != shown
         ]
-        for row in kernel_rows:
-            shown = row["results"][source]["status"]
-            others = [
-                f"{n}: {row['results'][n]['status']}"
-                for n in names
-                if row["results"][n]["status"] != shown
-            ]
-            note = f" (differs: {'; '.join(others)})" if others else ""
-            out.append(
-                f"| `{row['id']}` {_md_text(row['title'])} | {row['keyword']} | {shown}{note} |"
-            )
+        note = f" (differs: {'; '.join(others)})" if others else ""
+        out.append(f"| `{row['id']}` {_md_text(row['title'])} | {row['keyword']} | {shown}{note} |")
+    return out
 
-    out += ["", "## Implementations not in the table", ""]
+
+def _elsewhere(matrix: Mapping[str, Any]) -> list[str]:
+    """The implementations that have no column: unavailable, not installable, considered."""
+    out = ["", "## Implementations not in the table", ""]
     for u in matrix["unavailable"]:
         out.append(f"- **{u['name']}** (registered backend): unavailable here: `{u['error']}`")
     for u in matrix["not_installable"]:
         out.append(f"- **{u['package']} {u['version']}** (PyPI): {u['outcome']}: `{u['error']}`")
     for u in matrix["considered"]:
         out.append(f"- **{u['package']} {u['version']}** (PyPI): no adapter: {u['outcome']}")
-    out += [
-        "",
-        "Regenerate with `fdsend-conformance matrix` after "
-        "`pip install -r requirements-dev.txt` (every optional backend).",
-        "",
-    ]
-    return "\n".join(out)
+    return out
 
 
 def _why(clause_id: str, cell: Mapping[str, Any]) -> list[str]:

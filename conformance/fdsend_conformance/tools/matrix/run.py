@@ -11,12 +11,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from fdsend_conformance.tools.cli import SUITE_INI
+from fdsend_conformance.tools.cli import suite_command
 
 __all__ = ["pytest_command", "run_backend"]
 
@@ -30,14 +29,12 @@ def _has_xdist() -> bool:
 
 def pytest_command(backend: str, report: Path, workdir: Path, workers: str) -> list[str]:
     """The command that runs the packaged suite against ``backend``."""
-    command = [sys.executable, "-m", "pytest", "--pyargs", "fdsend_conformance"]
-    command += ["-c", str(SUITE_INI), "--rootdir", str(workdir), "-p", "no:cacheprovider", "-q"]
-    command += [f"--fdsend-backend={backend}", f"--fdsend-conformance-report={report}"]
+    extra = ["-q", f"--fdsend-conformance-report={report}"]
     if workers != "0" and _has_xdist():
         # Each test in a forked child as well: a worker that dies takes no
         # other test's result with it.
-        command += ["-n", workers, "--fdsend-isolate=yes"]
-    return command
+        extra += ["-n", workers, "--fdsend-isolate=yes"]
+    return suite_command(backend, extra, rootdir=workdir)
 
 
 def run_backend(backend: str, workdir: Path, workers: str = "auto") -> tuple[dict[str, Any], str]:

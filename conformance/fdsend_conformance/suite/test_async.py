@@ -1,0 +1,327 @@
+"""ASYNC: cancellation, concurrency and a free loop, for async backends only.
+
+Each test is one coroutine run on the test's event loop (the one the
+backend's synchronous calls use too); it awaits the backend's coroutines
+directly. The tests use anyio's primitives, so that they run on asyncio,
+uvloop and Trio alike. Every test is bounded by ``anyio.fail_after``: a
+call that never returns fails the test.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from fdsend_conformance.backend import Backend
+from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.checks import close_all, unsupported
+from fdsend_conformance.harness.sockets import (
+    IO_TIMEOUT,
+    distinct_fds,
+    drain_stream,
+    fill_send_buffer,
+    identity,
+    pending,
+)
+from fdsend_conformance.harness.when_blocked import wake_when_blocked
+
+#: Seconds the timeout tests give a call that cannot complete.
+SHORT_TIMEOUT = 0.05
+
+
+class Calls:
+    """The async backend's own coroutines, and the loop of the test."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.blocking = backend.blocking_calls
+
+    def run(self, main: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``main()`` on the test's loop, failing it after IO_TIMEOUT seconds."""
+
+        async def bounded() -> Any:
+            with anyio.fail_after(IO_TIMEOUT):
+                return await main()
+
+        return self.blocking.runner.run(bounded)
+
+    async def send(self, sock: socket.socket, msg: bytes, fds: Iterable[int] = ()) -> int:
+        """``await sendfds(sock, msg, 0, fds)``, the socket as the backend needs it."""
+        with self.blocking.prepared(sock):
+            return int(await self.backend.impl.sendfds(sock, msg, 0, list(fds)))
+
+    async def receive(self, sock: socket.socket, size: int = 16, numfds: int = 4) -> Any:
+        """``await recvfds(sock, size, 0, numfds)``, the socket as the backend needs it."""
+        with self.blocking.prepared(sock):
+            return await self.backend.impl.recvfds(sock, size, 0, numfds)
+
+
+@pytest.fixture
+def calls(backend: Backend) -> Calls:
+    """The backend's coroutines; UNSUPPORTED for a synchronous backend."""
+    if not backend.asynchronous:
+        unsupported(f"{backend.name} is synchronous: the ASYNC clauses apply to async backends")
+    return Calls(backend)
+
+
+def _identities(fds: Iterable[int]) -> list[tuple[int, int]]:
+    return [identity(fd) for fd in fds]
+
+
+@pytest.mark.clause("ASYNC-1")
+def test_receive_cancelled_while_waiting_consumes_nothing(calls, pair, closer):
+    a, b = pair
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+    finished: list[Any] = []
+
+    async def main() -> Any:
+        before = fdtable.open_fds()  # in the run: a loop may hold fds while it runs
+        async with anyio.create_task_group() as group:
+
+            async def receive() -> None:
+                finished.append(await calls.receive(b))
+
+            group.start_soon(receive)
+            await anyio.wait_all_tasks_blocked()  # the receive waits: nothing is queued
+            group.cancel_scope.cancel()
+        assert finished == [], "the receive returned with nothing sent"
+        assert fdtable.open_fds() == before, "the cancelled receive left fds open"
+        await calls.send(a, b"after", sent)
+        return await calls.receive(b)
+
+    msg, fds = calls.run(main)
+    closer.fds(*fds)
+    assert msg == b"after"
+    assert _identities(fds) == _identities(sent), "fds of the next message lost"
+
+
+@pytest.mark.clause("ASYNC-2")
+def test_send_cancelled_while_waiting_sends_nothing(calls, pair, closer):
+    a, b = pair
+    filler = fill_send_buffer(a)
+    a.setblocking(True)  # as the test found it: the backend's calls decide
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+    files = _identities(sent)
+    finished: list[Any] = []
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+
+            async def send() -> None:
+                finished.append(await calls.send(a, b"never", sent))
+
+            group.start_soon(send)
+            await anyio.wait_all_tasks_blocked()  # the send waits: the buffer is full
+            group.cancel_scope.cancel()
+
+    calls.run(main)
+    assert finished == [], "the send completed on a full buffer"
+    assert _identities(sent) == files, "the caller's fds were closed or replaced"
+    data, fds = drain_stream(b, filler)
+    closer.fds(*fds)
+    assert fds == [], "the cancelled send delivered fds"
+    assert not pending(b), "the cancelled send queued something"
+    assert len(data) == filler
+
+    async def again() -> Any:
+        await calls.send(a, b"later", sent)
+        return await calls.receive(b)
+
+    msg, fds = calls.run(again)
+    closer.fds(*fds)
+    assert msg == b"later"
+    assert _identities(fds) == files
+
+
+@pytest.mark.clause("ASYNC-3")
+@pytest.mark.parametrize("steps", range(4))
+def test_receive_cancelled_at_any_step_keeps_the_message(calls, pair, closer, steps):
+    a, b = pair
+    sent = distinct_fds(3)
+    closer.fds(*sent)
+    finished: list[Any] = []
+
+    async def main() -> Any:
+        await calls.send(a, b"ready", sent)  # queued before the receive starts
+        before = fdtable.open_fds()  # in the run: a loop may hold fds while it runs
+        async with anyio.create_task_group() as group:
+
+            async def receive() -> None:
+                finished.append(await calls.receive(b))
+
+            group.start_soon(receive)
+            for _ in range(steps):  # let the receive run this far, then cancel it
+                await anyio.lowlevel.checkpoint()
+            group.cancel_scope.cancel()
+        if finished:
+            return finished[0]
+        assert fdtable.open_fds() == before, "the cancelled receive installed fds and lost them"
+        assert pending(b), "the cancelled receive consumed the message"
+        return await calls.receive(b)
+
+    msg, fds = calls.run(main)
+    closer.fds(*fds)
+    assert msg == b"ready"
+    assert _identities(fds) == _identities(sent), "fds lost to the cancellation"
+
+
+@pytest.mark.clause("ASYNC-4")
+def test_loop_keeps_running_while_a_receive_waits(calls, pair, closer):
+    a, b = pair
+    sent = distinct_fds(1)
+    closer.fds(*sent)
+    order: list[str] = []
+
+    def wake() -> None:
+        a.send(b"!")  # a plain message from the watcher: the blocked receive returns it
+
+    async def main() -> Any:
+        async with anyio.create_task_group() as group:
+            results: list[Any] = []
+
+            async def receive() -> None:
+                results.append(await calls.receive(b))
+                order.append("received")
+
+            group.start_soon(receive)
+            await anyio.wait_all_tasks_blocked()
+            order.append("loop ran")  # another task ran while the receive waited
+            await calls.send(a, b"meanwhile", sent)
+        return results[0]
+
+    tid = calls.blocking.runner.loop_thread()
+    with wake_when_blocked("recvmsg", b, wake, loop_waits=False, tid=tid) as wakeup:
+        result = calls.run(main)
+    closer.fds(*result[1])
+    assert wakeup.errors == [], f"waking the blocked receive failed: {wakeup.errors!r}"
+    assert wakeup.seen is None, "the receive blocked the event loop, asleep in recvmsg"
+    assert order == ["loop ran", "received"]
+    assert result[0] == b"meanwhile"
+    assert _identities(result[1]) == _identities(sent)
+
+
+@pytest.mark.clause("ASYNC-5")
+def test_concurrent_tasks_on_many_sockets(calls, closer):
+    pairs = 16
+    messages = 8
+    files = distinct_fds(pairs)
+    closer.fds(*files)
+    sockets = [socket.socketpair() for _ in range(pairs)]
+    for a, b in sockets:
+        closer.objects(a, b)
+    got: list[list[tuple[bytes, list[tuple[int, int]]]]] = [[] for _ in range(pairs)]
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            for index, (a, b) in enumerate(sockets):
+
+                async def sender(index: int = index, a: socket.socket = a) -> None:
+                    for sequence in range(messages):
+                        await calls.send(a, b"%02d:%06d" % (index, sequence), [files[index]])
+
+                async def receiver(index: int = index, b: socket.socket = b) -> None:
+                    for _ in range(messages):
+                        msg, fds = await calls.receive(b, 9, 2)
+                        got[index].append((msg, _identities(fds)))
+                        close_all(fds)
+
+                group.start_soon(receiver)
+                group.start_soon(sender)
+
+    calls.run(main)
+    for index in range(pairs):
+        expected = [
+            (b"%02d:%06d" % (index, sequence), [identity(files[index])])
+            for sequence in range(messages)
+        ]
+        assert got[index] == expected, f"pair {index}: messages or fds lost or crossed"
+
+
+@pytest.mark.clause("ASYNC-6")
+@pytest.mark.parametrize(
+    "kind", [socket.SOCK_SEQPACKET, socket.SOCK_DGRAM], ids=["seqpacket", "dgram"]
+)
+def test_several_tasks_on_one_socket_get_whole_messages(calls, make_pair, closer, kind):
+    a, b = make_pair(kind)
+    tasks = 4
+    per_task = 4
+    files = distinct_fds(tasks * per_task)
+    closer.fds(*files)
+    got: list[tuple[bytes, list[tuple[int, int]]]] = []
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+
+            async def receiver() -> None:
+                for _ in range(per_task):
+                    msg, fds = await calls.receive(b, 16, 2)
+                    got.append((msg, _identities(fds)))
+                    close_all(fds)
+
+            for _ in range(tasks):
+                group.start_soon(receiver)
+            await anyio.wait_all_tasks_blocked()  # every receiver waits on the one socket
+            for number, fd in enumerate(files):
+                await calls.send(a, b"%06d" % number, [fd])
+
+    calls.run(main)
+    expected = [(b"%06d" % number, [identity(fd)]) for number, fd in enumerate(files)]
+    assert sorted(got) == sorted(expected), "messages lost, duplicated or mixed with others' fds"
+
+
+@pytest.mark.clause("ASYNC-7")
+def test_receive_timeout_leaves_the_socket_usable(calls, pair, closer):
+    a, b = pair
+    sent = distinct_fds(2)
+    closer.fds(*sent)
+
+    async def main() -> Any:
+        before = fdtable.open_fds()  # in the run: a loop may hold fds while it runs
+        with anyio.move_on_after(SHORT_TIMEOUT) as scope:
+            await calls.receive(b)
+        assert scope.cancelled_caught, "the receive returned with nothing sent"
+        assert fdtable.open_fds() == before, "the timed-out receive left fds open"
+        await calls.send(a, b"after", sent)
+        return await calls.receive(b)
+
+    msg, fds = calls.run(main)
+    closer.fds(*fds)
+    assert msg == b"after"
+    assert _identities(fds) == _identities(sent)
+
+
+@pytest.mark.clause("ASYNC-7")
+def test_send_timeout_leaves_the_socket_usable(calls, pair, closer):
+    a, b = pair
+    filler = fill_send_buffer(a)
+    a.setblocking(True)
+    sent = distinct_fds(1)
+    closer.fds(*sent)
+
+    async def timed_out() -> bool:
+        with anyio.move_on_after(SHORT_TIMEOUT) as scope:
+            await calls.send(a, b"never", sent)
+        return bool(scope.cancelled_caught)
+
+    assert calls.run(timed_out), "the send completed on a full buffer"
+    data, fds = drain_stream(b, filler)
+    closer.fds(*fds)
+    assert fds == [], "the timed-out send delivered fds"
+    assert len(data) == filler, "the timed-out send queued bytes"
+    assert not pending(b)
+
+    async def again() -> Any:
+        await calls.send(a, b"later", sent)
+        return await calls.receive(b)
+
+    msg, fds = calls.run(again)
+    closer.fds(*fds)
+    assert msg == b"later"
+    assert _identities(fds) == _identities(sent)
