@@ -31,8 +31,20 @@ twine check --strict "$venv/dist"/*
 echo "== the suite against the other built-in backends, with their expected files"
 for backend in stdlib multiprocessing; do
     fdsend-conformance gate --backend "$backend" -n auto -q \
-        --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
+        --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml" \
+        --fdsend-ktap="$venv/conformance-$backend.ktap"
 done
+echo "== their KTAP output parses (the parser of conformance/tests/test_ktap.py)"
+python - "$venv"/conformance-{stdlib,multiprocessing}.ktap <<'PY'
+import sys
+
+sys.path.insert(0, "conformance/tests")
+from test_ktap import parse
+
+for path in sys.argv[1:]:
+    clauses = parse(open(path, encoding="utf-8").read())
+    print(f"{path}: {len(clauses)} clauses, {sum(len(c.subtests) for c in clauses)} tests")
+PY
 
 echo "== the optional backends (anyio on asyncio and on Trio, Twisted), with their expected files"
 # Their hanging tests are expected failures: a shorter test timeout keeps this quick.
@@ -51,6 +63,9 @@ for backend in anyio-asyncio-native anyio-trio-native; do
     fdsend-conformance gate --backend "$backend" -n auto -q --test-timeout 5 \
         --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
 done
+
+echo "== the kernel checks on an older kernel (Debian's 6.1) in a VM, where QEMU can run"
+bash ci/kernel-vm.sh "$venv"
 
 echo "== benchmark smoke run"
 fdsend-conformance bench --quick

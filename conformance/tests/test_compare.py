@@ -61,17 +61,31 @@ def test_a_status_change_names_the_clause_and_the_failing_test(real_report):
     clause["failures"] = ["suite/test_kernel_limits.py::test_one_fd_more"]
     [change] = changes(real_report, new)
     assert (change.clause, change.old, change.new) == ("KERNEL-1", "PASS", "FAIL")
-    assert change.newly_failing == ("suite/test_kernel_limits.py::test_one_fd_more",)
+    assert change.newly_failing == ("test_kernel_limits.py::test_one_fd_more",)
     assert "KERNEL-1" in change.line()
-    assert "now failing: suite/test_kernel_limits.py::test_one_fd_more" in change.line()
+    assert "now failing: test_kernel_limits.py::test_one_fd_more" in change.line()
+
+
+def test_the_same_failing_test_run_from_another_folder_is_no_change(real_report):
+    old, new = copy.deepcopy(real_report), copy.deepcopy(real_report)
+    name = "test_kernel_limits.py::test_one_fd_more[x]"
+    for report, prefix in ((old, "conformance/fdsend_conformance/suite/"), (new, "suite/")):
+        _clause(report, "KERNEL-1").update(status="FAIL", failures=[prefix + name])
+    assert changes(old, new) == []
+    _clause(new, "KERNEL-1")["failures"] = ["suite/test_kernel_limits.py::test_other"]
+    [change] = changes(old, new)
+    assert (change.newly_failing, change.no_longer_failing) == (
+        ("test_kernel_limits.py::test_other",),
+        (name,),
+    )
 
 
 def test_other_failing_tests_under_the_same_status_are_a_change(real_report):
     old, new = copy.deepcopy(real_report), copy.deepcopy(real_report)
-    for report, test in ((old, "a"), (new, "b")):
+    for report, test in ((old, "s/t.py::a"), (new, "s/t.py::b")):
         _clause(report, "KERNEL-6").update(status="NON-STRICT", failures=[test])
     [change] = changes(old, new)
-    assert (change.newly_failing, change.no_longer_failing) == (("b",), ("a",))
+    assert (change.newly_failing, change.no_longer_failing) == (("t.py::b",), ("t.py::a",))
 
 
 def test_a_clause_on_one_side_only_is_a_change(real_report):

@@ -53,6 +53,12 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
         {"metavar": "PATH", "default": None},
     ),
     (
+        "ktap",
+        "write the run as KTAP version 1 (the kernel's test output format) to PATH: "
+        "one subtest block per clause, one result line per test",
+        {"metavar": "PATH", "default": None},
+    ),
+    (
         "expected",
         "expected-failure file (default: the built-in file of the backend, if any); "
         "'none' to use none",

@@ -22,6 +22,7 @@ from fdsend_conformance.backend import Backend
 from fdsend_conformance.harness.checks import Unsupported
 from fdsend_conformance.harness.timeouts import ISOLATION_GRACE
 from fdsend_conformance.outcome import Outcome
+from fdsend_conformance.plumbing import ktap
 from fdsend_conformance.plumbing.contract import cross_check, load_contract
 from fdsend_conformance.plumbing.event_loops import event_loop_for
 from fdsend_conformance.plumbing.expected import (
@@ -37,7 +38,7 @@ from fdsend_conformance.plumbing.registry import (
     available_backends,
     load_backend,
 )
-from fdsend_conformance.plumbing.report import ClauseReport, TestResult
+from fdsend_conformance.plumbing.report import ClauseReport, TestResult, environment
 
 __all__ = ["SUITE_DIR", "backend_of", "call_failed", "event_loop_of"]
 
@@ -159,8 +160,25 @@ class _State:
         if self.refused:  # the exit status a serial run's UsageError has
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
         path = self.config.getoption("fdsend_conformance_report")
-        if path and self.report.active and not hasattr(self.config, "workerinput"):
+        controller = not hasattr(self.config, "workerinput")
+        if path and self.report.active and controller:
             self.report.write_json(Path(path), self.backend, self.level)
+        ktap_path = self.config.getoption("fdsend_ktap")
+        if ktap_path and self.report.active and controller:
+            _write(Path(ktap_path), self.ktap())
+
+    def ktap(self) -> str:
+        """The run as KTAP: each test's outcome with the reason it was given."""
+        cases = [
+            ktap.case_of(id_in_suite(nodeid), result.clauses, result.outcome, result.reason)
+            for nodeid, result in self.report.tests.items()
+        ]
+        backend = self.backend
+        header = [
+            f"fdsend conformance: backend {backend.name} {backend.version}; "
+            f"{environment()['kernel']}; level {self.level}"
+        ]
+        return ktap.render(cases, self.report.clauses, header)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.report.active:
@@ -181,6 +199,11 @@ class _State:
         """Entries of the expected file that no test of this run matched."""
         ran = [(id_in_suite(nodeid), tuple(ids)) for nodeid, ids in self.clauses_by_test.items()]
         return [e for e in self.expected if not any(e.matches(t, ids) for t, ids in ran)]
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def backend_of(config: pytest.Config) -> Backend:

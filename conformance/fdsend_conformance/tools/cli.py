@@ -1,7 +1,7 @@
 """``fdsend-conformance``: run the packaged suite, gate a CI job, list backends.
 
-The subcommands ``bench``, ``matrix``, ``compare`` and ``soak`` belong to
-their own modules; ``main`` hands them their arguments. ``HELP`` is what
+The subcommands ``bench``, ``matrix``, ``compare``, ``soak``, ``vm`` and
+``kernels`` belong to their own modules; ``main`` hands them their arguments. ``HELP`` is what
 ``--help`` prints.
 """
 
@@ -34,6 +34,10 @@ commands:
   matrix [options]                      regenerate the compatibility matrix
   compare OLD.json NEW.json             clauses that changed between two reports
   soak [--backend NAME] [--fds N]       pass many fds between two processes
+  vm KERNEL [pytest options]            the suite on another kernel, in a VM
+                                        (KERNEL: a vmlinuz or debian:6.1)
+  kernels [--run KERNEL]                regenerate docs/kernels.md, the
+                                        clause-by-kernel matrix
 
 NAME is a registered backend (see list), a module (mymodule, package.module)
 or module:attr. "fdsend-conformance COMMAND --help" tells more about one
@@ -52,6 +56,8 @@ _DELEGATED = {
     "matrix": "fdsend_conformance.tools.matrix:main",
     "compare": "fdsend_conformance.tools.compare:main",
     "soak": "fdsend_conformance.tools.soak:main",
+    "vm": "fdsend_conformance.tools.vm:main",
+    "kernels": "fdsend_conformance.tools.kernels:main",
 }
 
 

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Change", "changes", "main"]
+from fdsend_conformance.plumbing.expected import id_in_suite
+
+__all__ = ["Change", "changes", "failing_tests", "main"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,16 @@ class Change:
         return text
 
 
+def failing_tests(clause: dict[str, Any]) -> set[str]:
+    """The suite ids (``test_file.py::name``) of a report clause's failing tests.
+
+    A report names tests by node id, which starts with the suite's path as
+    seen from where pytest ran: two runs from different folders (a host's
+    checkout, a guest's) name the same test differently.
+    """
+    return {id_in_suite(t) for t in clause["failures"]}
+
+
 def _by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {clause["id"]: clause for clause in report["clauses"]}
 
@@ -62,7 +74,7 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
                 )
             )
             continue
-        failed_before, failed_now = set(was["failures"]), set(now["failures"])
+        failed_before, failed_now = failing_tests(was), failing_tests(now)
         if was["status"] != now["status"] or failed_before != failed_now:
             found.append(
                 Change(

@@ -1,0 +1,268 @@
+"""``fdsend-conformance vm``: the command lines, the guest's script, the report's way back.
+
+No QEMU needed: the guest's script runs on the host here (it is what the
+guest runs over the host's own root), and a stand-in ``vng`` runs it the way
+the real one does. One test boots a real kernel, opt-in: set
+``FDSEND_VM_KERNEL`` to a vmlinuz or to ``debian:6.1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import select
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fdsend_conformance.tools import kernel_fetch, vm
+
+TINY_RUN = ("-m", "kernel", "-k", "scm_max_fd", "-p", "no:xdist", "-q")
+
+
+def test_vng_boots_without_kvm_by_default_and_shares_only_the_output_folder(tmp_path: Path):
+    setup = vm.VmSetup(Path("/k/vmlinuz-6.1"), tmp_path)
+    command = vm.vng_command("/bin/vng", setup, "echo hi")
+    assert command[:3] == ["/bin/vng", "--run", "/k/vmlinuz-6.1"]
+    assert "--disable-kvm" in command
+    assert "--force-9p" in command
+    assert command[command.index("--rwdir") + 1] == str(tmp_path)
+    assert command[-2:] == ["--", "echo hi"]
+    assert "--rw" not in command  # the host's root stays read-only
+
+
+def test_vng_with_kvm_and_sizes(tmp_path: Path):
+    setup = vm.VmSetup(Path("/k/vmlinuz"), tmp_path, kvm=True, cpus=1, memory="2G")
+    command = vm.vng_command("vng", setup, "true")
+    assert "--disable-kvm" not in command
+    assert command[command.index("--cpus") + 1] == "1"
+    assert command[command.index("--memory") + 1] == "2G"
+
+
+def test_guest_script_runs_the_kernel_checks_by_default(tmp_path: Path):
+    script = vm.guest_script("/venv/bin/python", tmp_path, [])
+    assert "-m kernel --fdsend-isolate=no" in script
+    assert f"--fdsend-conformance-report={tmp_path / vm.REPORT_FILE}" in script
+    assert f"--fdsend-ktap={tmp_path / vm.KTAP_FILE}" in script
+    chosen = vm.guest_script("/venv/bin/python", tmp_path, ["--backend", "stdlib", "-k", "x y"])
+    assert "-m kernel" not in chosen
+    assert "--fdsend-isolate=no" not in chosen
+    assert "--backend stdlib -k 'x y'" in chosen
+
+
+def test_options_it_does_not_know_go_to_pytest_in_order():
+    known, rest = vm._parser().parse_known_args(
+        ["debian:6.1", "-m", "kernel", "--co", "-k", "x y", "--kvm", "--backend", "stdlib"]
+    )
+    assert (known.kernel, known.kvm, known.compare) == ("debian:6.1", True, None)
+    assert rest == ["-m", "kernel", "--co", "-k", "x y", "--backend", "stdlib"]
+
+
+def _script_on_host(out: Path) -> subprocess.CompletedProcess[str]:
+    script = vm.guest_script(sys.executable, out, TINY_RUN)
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=120)
+
+
+def test_the_guests_script_leaves_a_report_that_is_retrieved_by_release(tmp_path: Path):
+    done = _script_on_host(tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = vm.retrieve(tmp_path)
+    release = platform.release()
+    assert (result.status, result.release) == (0, release)
+    assert result.report == tmp_path / f"kernel-{release}.json"
+    assert result.ktap == tmp_path / f"kernel-{release}.ktap"
+    report = json.loads(result.report.read_text())
+    assert report["environment"]["kernel"] == f"Linux {release}"
+    [clause] = [c for c in report["clauses"] if c["id"] == "KERNEL-1"]
+    assert clause["status"] == "PASS"
+    assert result.ktap.read_text().startswith("KTAP version 1\n")
+    assert "passed" in result.log
+
+
+def test_retrieve_without_a_status_says_the_suite_did_not_finish(tmp_path: Path):
+    (tmp_path / vm.RELEASE_FILE).write_text("6.1.0-1-amd64\n")
+    (tmp_path / vm.STATUS_FILE).write_text("")  # the guest died before writing it
+    result = vm.retrieve(tmp_path)
+    assert not result.ran
+    assert (result.release, result.report) == ("6.1.0-1-amd64", None)
+
+
+FAKE_VNG = """#!/bin/sh
+# Stands in for vng: runs what follows "--" as the guest would, over this root.
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do shift; done
+shift
+echo "[    0.000000] Linux version fake" >&2
+exec sh -c "$1"
+"""
+
+
+def _fake_vng(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "bin" / "vng"
+    path.parent.mkdir()
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def test_boot_runs_the_script_and_keeps_the_console(tmp_path: Path):
+    vng = _fake_vng(tmp_path, FAKE_VNG)
+    out = tmp_path / "out"
+    result = vm.boot(vng, vm.VmSetup(Path("vmlinuz"), out), TINY_RUN, timeout=120)
+    assert result.status == 0, result.log
+    assert result.report is not None
+    assert result.report.name == f"kernel-{platform.release()}.json"
+    assert "Linux version fake" in (out / vm.CONSOLE_FILE).read_text()
+
+
+def test_boot_kills_a_guest_that_outlives_its_timeout_with_its_children(tmp_path: Path):
+    pid_file = tmp_path / "child.pid"
+    # The child stands in for QEMU: it blocks on a pipe nobody writes to.
+    fifo = tmp_path / "never"
+    os.mkfifo(fifo)
+    hang = f"#!/bin/sh\ncat {fifo} &\necho $! > {pid_file}\nwait\n"
+    vng = _fake_vng(tmp_path, hang)
+    result = vm.boot(vng, vm.VmSetup(Path("vmlinuz"), tmp_path / "out"), [], timeout=10)
+    assert not result.ran
+    assert _ends_within(int(pid_file.read_text()), seconds=10)
+
+
+def _ends_within(pid: int, seconds: float) -> bool:
+    """Whether ``pid`` (not our child) has ended or ends within ``seconds``.
+
+    A killed process ends a moment after the signal: its pidfd turns
+    readable then, so this watches for that instead of sampling its state.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True  # already gone
+    try:
+        readable, _, _ = select.select([pidfd], [], [], seconds)
+    finally:
+        os.close(pidfd)
+    return bool(readable)
+
+
+def test_a_previous_runs_outputs_are_not_taken_for_this_ones(tmp_path: Path):
+    vng = _fake_vng(tmp_path, "#!/bin/sh\nexit 1\n")  # a guest that never ran the script
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / vm.STATUS_FILE).write_text("0\n")
+    (out / vm.REPORT_FILE).write_text("{}")
+    result = vm.boot(vng, vm.VmSetup(Path("vmlinuz"), out), [], timeout=60)
+    assert not result.ran
+    assert result.report is None
+
+
+def test_missing_tools_are_named_with_how_to_get_them(monkeypatch: pytest.MonkeyPatch, capsys):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(vm, "find_vng", lambda: None)
+    image = Path(__file__)  # any file stands for the image here
+    assert vm.main([str(image)]) == 2
+    err = capsys.readouterr().err
+    assert "pip install virtme-ng" in err
+    assert "apt-get install qemu-system-x86" in err
+
+
+def test_a_missing_image_is_a_usage_error(tmp_path: Path, capsys):
+    assert vm.main([str(tmp_path / "vmlinuz-none")]) == 2
+    assert "no kernel image" in capsys.readouterr().err
+
+
+CI_STEP = Path(__file__).parents[2] / "ci" / "kernel-vm.sh"
+
+
+def test_ci_step_without_qemu_or_apt_says_why_and_goes_on(tmp_path: Path):
+    bin_dir = tmp_path / "bin"  # a PATH with the shell's basics and no QEMU, no apt-get
+    bin_dir.mkdir()
+    for tool in ("dirname", "uname", "id"):
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    done = subprocess.run(
+        [shutil.which("bash") or "/bin/bash", str(CI_STEP), str(tmp_path / "venv")],
+        env={"PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("kernel VM step skipped: "), done.stdout
+    assert "apt-get" in done.stdout or "x86_64" in done.stdout
+
+
+NAMES = [
+    "linux-image-6.1.0-9-amd64",
+    "linux-image-6.1.0-57-amd64",
+    "linux-image-6.1.0-57-cloud-amd64",
+    "linux-image-6.1.0-57-rt-amd64",
+    "linux-image-6.1.0-57-amd64-dbg",
+    "linux-image-6.1.0-57-amd64-unsigned",
+    "linux-image-6.12.117+deb12-amd64",
+    "linux-image-6.12.9+deb12-amd64",
+    "linux-image-6.12-amd64",
+    "linux-image-amd64",
+]
+
+
+@pytest.mark.parametrize(
+    ("series", "package"),
+    [
+        ("6.1", "linux-image-6.1.0-57-amd64"),
+        ("6.12", "linux-image-6.12.117+deb12-amd64"),
+        ("5.10", None),
+    ],
+)
+def test_the_newest_generic_image_of_a_series_is_chosen(series: str, package: str | None):
+    assert kernel_fetch.newest_package(series, NAMES) == package
+
+
+@pytest.mark.skipif(
+    not (shutil.which("dpkg-deb") and (shutil.which("depmod") or Path("/sbin/depmod").exists())),
+    reason="needs dpkg-deb and depmod (Debian's dpkg and kmod)",
+)
+def test_unpack_lays_out_the_image_and_indexes_its_modules(tmp_path: Path):
+    tree = tmp_path / "tree"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN" / "control").write_text(
+        "Package: linux-image-9.9.9-test\nVersion: 1\nArchitecture: all\n"
+        "Maintainer: t <t@t>\nDescription: test\n"
+    )
+    (tree / "boot").mkdir()
+    (tree / "boot" / "vmlinuz-9.9.9-test").write_bytes(b"not a kernel")
+    (tree / "lib" / "modules" / "9.9.9-test" / "kernel").mkdir(parents=True)
+    deb = tmp_path / "test.deb"
+    subprocess.run(["dpkg-deb", "-b", str(tree), str(deb)], check=True, capture_output=True)
+    image = kernel_fetch.unpack(deb, tmp_path / "root")
+    assert image == tmp_path / "root" / "boot" / "vmlinuz-9.9.9-test"
+    assert (tmp_path / "root" / "lib" / "modules" / "9.9.9-test" / "modules.dep").exists()
+
+
+def test_fetch_reuses_an_unpacked_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    image = tmp_path / "linux-image-6.1.0-57-amd64" / "root" / "boot" / "vmlinuz-6.1.0-57-amd64"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"")
+    monkeypatch.setattr(kernel_fetch, "_run", pytest.fail)  # nothing is downloaded
+    assert kernel_fetch.fetch("debian:linux-image-6.1.0-57-amd64", tmp_path) == image
+
+
+def test_a_debian_series_apt_does_not_offer_is_named(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(kernel_fetch, "_run", lambda command, cwd=None: "")
+    with pytest.raises(kernel_fetch.FetchError, match=r"no generic amd64 image of Linux 4\.19"):
+        kernel_fetch.resolve("debian:4.19")
+
+
+@pytest.mark.skipif(not os.environ.get("FDSEND_VM_KERNEL"), reason="set FDSEND_VM_KERNEL to boot")
+def test_a_real_guest_runs_the_checks_and_brings_the_report_back(tmp_path: Path):
+    kernel = os.environ["FDSEND_VM_KERNEL"]
+    if vm.missing_tools():
+        pytest.skip(f"missing {'; '.join(vm.missing_tools())}")
+    status = vm.main([kernel, "--out", str(tmp_path), *TINY_RUN])
+    assert status == 0, (tmp_path / vm.CONSOLE_FILE).read_text()[-2000:]
+    [report] = tmp_path.glob("kernel-*.json")
+    assert report.name != f"kernel-{platform.release()}.json"  # the guest's kernel, not ours
