@@ -51,8 +51,8 @@ import _socket
 import os
 import socket
 from asyncio import AbstractEventLoop, Future, get_running_loop
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from fdsend import Received
 from fdsend import recvfds as _recvfds
@@ -134,17 +134,7 @@ async def sendfds(sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None
     _refuse_blocking(sock)
     if fds is not None and type(fds) is not list and type(fds) is not tuple:
         fds = list(fds)  # an iterator must survive a retry
-    try:
-        return _sendfds(sock, msg, flags, fds)
-    except BlockingIOError:
-        if flags & _MSG_DONTWAIT:  # the caller asked not to wait
-            raise
-    while True:
-        await _until_ready(get_running_loop(), _fd_of(sock), True)
-        try:
-            return _sendfds(sock, msg, flags, fds)
-        except BlockingIOError:
-            pass
+    return await _complete(lambda: _sendfds(sock, msg, flags, fds), sock, flags, writing=True)
 
 
 async def recvfds(
@@ -162,14 +152,31 @@ async def recvfds(
     docstring); the returned fds are the caller's.
     """
     _refuse_blocking(sock)
+    return await _complete(
+        lambda: _recvfds(sock, len, flags, numfds, strict=strict, cloexec=cloexec),
+        sock,
+        flags,
+        writing=False,
+    )
+
+
+_T = TypeVar("_T")
+
+
+async def _complete(call: Callable[[], _T], sock: Any, flags: int, *, writing: bool) -> _T:
+    """Make the synchronous ``call``; on EAGAIN wait for ``sock`` to be ready and retry.
+
+    A call that completes at once returns without yielding to the loop; with
+    MSG_DONTWAIT in ``flags`` the EAGAIN is the caller's.
+    """
     try:
-        return _recvfds(sock, len, flags, numfds, strict=strict, cloexec=cloexec)
+        return call()
     except BlockingIOError:
         if flags & _MSG_DONTWAIT:  # the caller asked not to wait
             raise
     while True:
-        await _until_ready(get_running_loop(), _fd_of(sock), False)
+        await _until_ready(get_running_loop(), _fd_of(sock), writing)
         try:
-            return _recvfds(sock, len, flags, numfds, strict=strict, cloexec=cloexec)
+            return call()
         except BlockingIOError:
             pass
