@@ -218,3 +218,12 @@ def test_a_target_whose_spread_straddles_the_limit_is_within_noise():
     checked = {t.what: t for t in targets([*results[:2], clear])}
     assert not checked["reference / call-floor, 1 fd"].within_noise
     assert "within noise" not in checked["reference / call-floor, 1 fd"].line()
+
+
+def test_async_backends_are_left_to_the_aio_bench():
+    from fdsend_conformance.tools.bench.cli import _backends
+
+    notes: list[str] = []
+    names = [contestant.name for contestant in _backends(["reference", "reference-aio"], notes)]
+    assert names == ["reference"]
+    assert any("reference-aio skipped: asynchronous" in note for note in notes)

@@ -78,9 +78,17 @@ def _backends(names: Sequence[str], notes: list[str]) -> list[Contestant]:
     contestants = []
     for name in dict.fromkeys(names):
         try:
-            contestants.append(backend_contestant(load_backend(name)))
+            backend = load_backend(name)
         except Exception as exc:  # not installed, broken: the others still run
             notes.append(f"backend {name} skipped: {type(exc).__name__}: {exc}")
+            continue
+        if backend.asynchronous:  # its rounds run on an event loop: the aio bench's
+            notes.append(
+                f"backend {name} skipped: asynchronous; "
+                "python -m fdsend_conformance.tools.bench.aio measures it"
+            )
+            continue
+        contestants.append(backend_contestant(backend))
     return contestants
 
 
