@@ -393,3 +393,14 @@ def test_contract_and_tests_disagreeing_is_a_usage_error(run, pytester, edit, mo
         output.no_fnmatch_line("*no @pytest.mark.clause*")
     assert "passed" not in result.stdout.str()
     assert report == {}
+
+
+def test_expected_selectors_take_brackets_literally():
+    from fdsend_conformance.plumbing.expected import parse_expected
+
+    (entry,) = parse_expected("test_coercion.py::test_each_fd_like_alone[binary-file]  why")
+    assert entry.matches("test_coercion.py::test_each_fd_like_alone[binary-file]", ())
+    assert not entry.matches("test_coercion.py::test_each_fd_like_alone[socket]", ())
+    (glob,) = parse_expected("test_x.py::test_y[stream-*]  why")
+    assert glob.matches("test_x.py::test_y[stream-SO_INQ]", ())
+    assert not glob.matches("test_x.py::test_y[dgram-SO_INQ]", ())
