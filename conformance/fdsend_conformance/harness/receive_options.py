@@ -49,36 +49,26 @@ class ReceiveOption:
     name: str
     number: int
     value: int = 1
-    #: What the kernel adds beside SCM_RIGHTS with it on, for the test ids and reasons.
-    adds: str = ""
 
 
 #: Every receive-side option that makes (or may make, under a condition) the
 #: kernel write a control message into a receive's buffer.
 RECEIVE_OPTIONS = (
-    ReceiveOption("SO_PASSCRED", socket.SO_PASSCRED, adds="SCM_CREDENTIALS"),
-    ReceiveOption("SO_PASSPIDFD", SO_PASSPIDFD, adds="SCM_PIDFD, an fd"),
-    ReceiveOption("SO_PASSSEC", SO_PASSSEC, adds="SCM_SECURITY, with an LSM label"),
-    ReceiveOption("SO_TIMESTAMP_OLD", SO_TIMESTAMP_OLD, adds="SCM_TIMESTAMP on datagrams"),
-    ReceiveOption("SO_TIMESTAMPNS_OLD", SO_TIMESTAMPNS_OLD, adds="SCM_TIMESTAMPNS on datagrams"),
-    ReceiveOption("SO_TIMESTAMP_NEW", SO_TIMESTAMP_NEW, adds="SO_TIMESTAMP_NEW on datagrams"),
-    ReceiveOption("SO_TIMESTAMPNS_NEW", SO_TIMESTAMPNS_NEW, adds="SO_TIMESTAMPNS_NEW"),
-    ReceiveOption(
-        "SO_TIMESTAMPING_OLD",
-        SO_TIMESTAMPING_OLD,
-        _TIMESTAMPING_RX,
-        adds="SCM_TIMESTAMPING with SO_TIMESTAMP on",
-    ),
-    ReceiveOption(
-        "SO_TIMESTAMPING_NEW",
-        SO_TIMESTAMPING_NEW,
-        _TIMESTAMPING_RX,
-        adds="SO_TIMESTAMPING_NEW with SO_TIMESTAMP on",
-    ),
-    ReceiveOption("SO_RXQ_OVFL", SO_RXQ_OVFL, adds="nothing on AF_UNIX (6.18)"),
-    ReceiveOption("SO_RCVMARK", SO_RCVMARK, adds="nothing on AF_UNIX (6.18)"),
-    ReceiveOption("SO_RCVPRIORITY", SO_RCVPRIORITY, adds="nothing on AF_UNIX (6.18)"),
-    ReceiveOption("SO_INQ", SO_INQ, adds="SCM_INQ on SOCK_STREAM"),
+    ReceiveOption("SO_PASSCRED", socket.SO_PASSCRED),  # SCM_CREDENTIALS
+    ReceiveOption("SO_PASSPIDFD", SO_PASSPIDFD),  # SCM_PIDFD, an fd
+    ReceiveOption("SO_PASSSEC", SO_PASSSEC),  # SCM_SECURITY, with an LSM label
+    ReceiveOption("SO_TIMESTAMP_OLD", SO_TIMESTAMP_OLD),  # SCM_TIMESTAMP on datagrams
+    ReceiveOption("SO_TIMESTAMPNS_OLD", SO_TIMESTAMPNS_OLD),  # SCM_TIMESTAMPNS on datagrams
+    ReceiveOption("SO_TIMESTAMP_NEW", SO_TIMESTAMP_NEW),  # SO_TIMESTAMP_NEW on datagrams
+    ReceiveOption("SO_TIMESTAMPNS_NEW", SO_TIMESTAMPNS_NEW),  # SO_TIMESTAMPNS_NEW
+    # SCM_TIMESTAMPING, on datagrams with SO_TIMESTAMP on
+    ReceiveOption("SO_TIMESTAMPING_OLD", SO_TIMESTAMPING_OLD, _TIMESTAMPING_RX),
+    # SO_TIMESTAMPING_NEW, on datagrams with SO_TIMESTAMP on
+    ReceiveOption("SO_TIMESTAMPING_NEW", SO_TIMESTAMPING_NEW, _TIMESTAMPING_RX),
+    ReceiveOption("SO_RXQ_OVFL", SO_RXQ_OVFL),  # nothing on AF_UNIX (6.18)
+    ReceiveOption("SO_RCVMARK", SO_RCVMARK),  # nothing on AF_UNIX (6.18)
+    ReceiveOption("SO_RCVPRIORITY", SO_RCVPRIORITY),  # nothing on AF_UNIX (6.18)
+    ReceiveOption("SO_INQ", SO_INQ),  # SCM_INQ on SOCK_STREAM
 )
 
 _BY_NAME = {option.name: option for option in RECEIVE_OPTIONS}
