@@ -177,23 +177,39 @@ def test_a_missing_image_is_a_usage_error(tmp_path: Path, capsys):
 CI_STEP = Path(__file__).parents[2] / "ci" / "kernel-vm.sh"
 
 
-def test_ci_step_without_qemu_or_apt_says_why_and_goes_on(tmp_path: Path):
-    bin_dir = tmp_path / "bin"  # a PATH with the shell's basics and no QEMU, no apt-get
+def _ci_step(tmp_path: Path, fakes: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """ci/kernel-vm.sh on a PATH of the shell's basics and ``fakes`` (name: script)."""
+    bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("dirname", "uname", "id"):
         found = shutil.which(tool)
         assert found is not None
         (bin_dir / tool).symlink_to(found)
-    done = subprocess.run(
+    for name, script in fakes.items():
+        (bin_dir / name).unlink(missing_ok=True)
+        (bin_dir / name).write_text(f"#!/bin/sh\n{script}\n")
+        (bin_dir / name).chmod(0o755)
+    return subprocess.run(
         [shutil.which("bash") or "/bin/bash", str(CI_STEP), str(tmp_path / "venv")],
         env={"PATH": str(bin_dir)},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_ci_step_without_apt_says_why_and_goes_on(tmp_path: Path):
+    done = _ci_step(tmp_path, {})
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("kernel VM step skipped: "), done.stdout
     assert "apt-get" in done.stdout or "x86_64" in done.stdout
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the step skips other machines")
+def test_ci_step_fails_where_apt_could_install_qemu_but_did_not(tmp_path: Path):
+    done = _ci_step(tmp_path, {"apt-get": "exit 100", "id": "echo 0"})
+    assert done.returncode == 1, done.stdout
+    assert "kernel VM step FAILED: apt-get update failed" in done.stdout
 
 
 @pytest.mark.skipif(not os.environ.get("FDSEND_VM_KERNEL"), reason="set FDSEND_VM_KERNEL to boot")
