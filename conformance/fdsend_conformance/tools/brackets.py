@@ -3,7 +3,11 @@
 For every fix of the fix table (:mod:`fdsend_conformance.tools.kernel_fixes`)
 the kernel checks run :data:`RUNS` times on the newest Debian image without
 the fix and :data:`RUNS` times on the oldest with it, each run in its own VM
-(:mod:`fdsend_conformance.tools.vm`), ``--jobs`` VMs at a time. Every run's
+(:mod:`fdsend_conformance.tools.vm`), ``--jobs`` VMs at a time. A run
+collects only the kernel test modules that name a clause meant for a fix
+bracketed by that image (``vm --clauses``); the other clauses are NOT-RUN
+in its report. A fix added later for an image already run needs that
+image's reports deleted to be run again. Every run's
 JSON report is kept as ``REPORTS/SUITE_VERSION/runN.json``; a run whose
 report is there already is not run again, so an interrupted sweep resumes
 and CI jobs (one image each, ``--image``) can fill the folder in parallel.
@@ -76,6 +80,8 @@ def verdict(
     runs: int = RUNS,
 ) -> tuple[bool, str | None]:
     """``(caught, why_not)`` of ``fix`` from the reports of its two images."""
+    if not fix.clauses:
+        return False, "no clause checks it"
     if fix.without is None:
         return False, "no image without the fix on Debian's mirror"
     if fix.with_ is None:
@@ -189,12 +195,13 @@ def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _run_once(image: str, target: Path, pytest_args: Sequence[str]) -> bool:
-    """One VM run of the kernel checks on ``image``; its report saved as ``target``."""
+def _run_once(image: str, clauses: Sequence[str], target: Path, vm_args: Sequence[str]) -> bool:
+    """One VM run of the checks of ``clauses`` on ``image``, its report kept as ``target``."""
     from fdsend_conformance.tools import vm
 
     with tempfile.TemporaryDirectory(prefix="fdsend-bracket-") as out:
-        status = vm.main([image, "--out", out, "--quiet", *pytest_args])
+        selected = ["--clauses", ",".join(clauses)]
+        status = vm.main([image, "--out", out, "--quiet", *selected, *vm_args])
         reports = sorted(Path(out).glob("kernel-*.json"))
         if status == 2 or not reports:
             print(f"brackets: {image}: no report (exit status {status})", file=sys.stderr)
@@ -205,18 +212,21 @@ def _run_once(image: str, target: Path, pytest_args: Sequence[str]) -> bool:
     return True
 
 
-def run(images: Sequence[str], reports: Path, jobs: int, pytest_args: Sequence[str] = ()) -> int:
-    """Run every missing report of ``images``, ``jobs`` VMs at a time; the failures."""
+def run(images: dict[str, list[str]], reports: Path, jobs: int, vm_args: Sequence[str] = ()) -> int:
+    """Run each image's missing reports (its clauses only), ``jobs`` VMs at a time.
+
+    Returns how many runs brought no report back.
+    """
     for image in images:  # download one at a time, before any VM starts
         fetch(image)
     missing = [
-        (image, path)
-        for image in images
+        (image, clauses, path)
+        for image, clauses in images.items()
         for path in report_paths(reports, image)
         if not path.exists()
     ]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        done = list(pool.map(lambda job: _run_once(job[0], job[1], pytest_args), missing))
+        done = list(pool.map(lambda job: _run_once(job[0], job[1], job[2], vm_args), missing))
     return done.count(False)
 
 
@@ -235,13 +245,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--image", action="append", default=[], help="run only this image (repeatable)"
     )
-    args, pytest_args = parser.parse_known_args(argv)
+    args, vm_args = parser.parse_known_args(argv)  # --kvm, --cpus, ... go to each vm
     fixes = kernel_fixes.load(args.fixes)
     failures = 0
     if not args.no_run:
-        images = args.image or kernel_fixes.images(fixes)
+        images = kernel_fixes.images(fixes)
+        unknown = sorted(set(args.image) - set(images))
+        if unknown:
+            parser.error(f"no runnable bracket names {unknown} (they name: {sorted(images)})")
+        if args.image:
+            images = {image: images[image] for image in args.image}
         try:
-            failures = run(images, args.reports, args.jobs, pytest_args)
+            failures = run(images, args.reports, args.jobs, vm_args)
         except FetchError as exc:
             print(f"fdsend-conformance kernels --brackets: {exc}", file=sys.stderr)
             return 2

@@ -12,6 +12,8 @@
      "source": "...",                         where the facts come from
      "note": "..."}
 
+A fix no clause checks has ``"clauses": []`` (it was considered); other
+fields (``measured_without``, ...) are the harness's and ignored here.
 :func:`load` reads and checks it; a malformed entry is a :class:`FixTableError`
 naming the entry and the field. The images are named as
 :mod:`fdsend_conformance.tools.kernel_fetch` names them.
@@ -28,7 +30,7 @@ from typing import Any
 
 from fdsend_conformance.tools.kernel_fetch import DEBIAN_PREFIX, SUITES
 
-__all__ = ["FIXES_FILE", "Fix", "FixTableError", "images", "load", "parse"]
+__all__ = ["FIXES_FILE", "Fix", "FixTableError", "images", "load", "parse", "runnable"]
 
 #: The table shipped with the suite.
 FIXES_FILE = Path(__file__).resolve().parent.parent / "kernel_fixes.json"
@@ -94,9 +96,8 @@ def _fix(entry: Any, index: int) -> Fix:
         raise FixTableError(f"{where}: not an object")
     where = f"{where} ({entry.get('fix', '?')})"
     missing = [name for name in _FIELDS if name not in entry]
-    extra = sorted(set(entry) - set(_FIELDS))
-    if missing or extra:
-        raise FixTableError(f"{where}: missing {missing}, unknown {extra}")
+    if missing:
+        raise FixTableError(f"{where}: missing {missing}")
     commit = entry["commit"]
     if commit is not None and not (isinstance(commit, str) and _COMMIT.fullmatch(commit)):
         raise FixTableError(f"{where}: commit {commit!r} is not a hex hash or null")
@@ -109,12 +110,10 @@ def _fix(entry: Any, index: int) -> Fix:
     ):
         raise FixTableError(f"{where}: first_fixed must map SERIES to a version of it or null")
     clauses = entry["clauses"]
-    if (
-        not isinstance(clauses, list)
-        or not clauses
-        or not all(isinstance(c, str) and _CLAUSE.fullmatch(c) for c in clauses)
+    if not isinstance(clauses, list) or not all(
+        isinstance(c, str) and _CLAUSE.fullmatch(c) for c in clauses
     ):
-        raise FixTableError(f"{where}: clauses must be a non-empty list of KERNEL-N")
+        raise FixTableError(f"{where}: clauses must be a list of KERNEL-N")
     return Fix(
         fix=_text(entry, "fix", where),
         commit=commit,
@@ -148,6 +147,17 @@ def load(path: Path = FIXES_FILE) -> list[Fix]:
     return parse(data)
 
 
-def images(fixes: Sequence[Fix]) -> list[str]:
-    """Every image the brackets name, once each, in table order."""
-    return list(dict.fromkeys(i for fix in fixes for i in (fix.without, fix.with_) if i))
+def runnable(fixes: Sequence[Fix]) -> list[Fix]:
+    """The fixes a VM run can decide: checked by a clause, with both images named."""
+    return [fix for fix in fixes if fix.clauses and fix.without and fix.with_]
+
+
+def images(fixes: Sequence[Fix]) -> dict[str, list[str]]:
+    """Each image the runnable brackets name, with the clauses to run on it, in table order."""
+    found: dict[str, list[str]] = {}
+    for fix in runnable(fixes):
+        for image in (fix.without, fix.with_):
+            assert image is not None
+            clauses = found.setdefault(image, [])
+            clauses.extend(c for c in fix.clauses if c not in clauses)
+    return found

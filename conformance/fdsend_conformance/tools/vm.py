@@ -45,6 +45,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -104,12 +105,31 @@ class VmSetup:
     memory: str = "1G"
 
 
-def guest_script(python: str, out: Path, pytest_args: Sequence[str]) -> str:
+def modules_naming(clauses: Sequence[str]) -> list[str]:
+    """The kernel test modules whose ``clause`` marks name one of ``clauses``."""
+    folder = Path(__file__).resolve().parent.parent / "suite" / "kernel"
+    found = []
+    for path in sorted(folder.glob("test_*.py")):
+        named = {
+            cid
+            for args in re.findall(r"mark\.clause\(([^)]*)\)", path.read_text(encoding="utf-8"))
+            for cid in re.findall(r"[A-Z]+-\d+", args)
+        }
+        if named & set(clauses):
+            found.append(f"{KERNEL_PACKAGE}.{path.stem}")
+    return found
+
+
+def guest_script(
+    python: str, out: Path, pytest_args: Sequence[str], packages: Sequence[str] = ()
+) -> str:
     """The shell command the guest runs: the suite, its outputs into ``out``.
 
     The run's own output goes to a file: a kernel without a built-in
     virtio console has no channel back to the host's terminal but the
-    serial console, which carries the kernel's messages too.
+    serial console, which carries the kernel's messages too. Without
+    ``pytest_args`` the kernel checks run, collected from ``packages``
+    (default: all of :data:`KERNEL_PACKAGE`).
     """
     outputs = [
         f"--fdsend-conformance-report={out / REPORT_FILE}",
@@ -120,7 +140,9 @@ def guest_script(python: str, out: Path, pytest_args: Sequence[str]) -> str:
     else:
         unused = [arg for plugin in UNUSED_PLUGINS for arg in ("-p", f"no:{plugin}")]
         extra = [*outputs, *DEFAULT_PYTEST_ARGS, *unused]
-        run = [python, *suite_command(None, extra, package=KERNEL_PACKAGE)[1:]]
+        collected = list(packages) or [KERNEL_PACKAGE]
+        command = suite_command(None, [*collected[1:], *extra], package=collected[0])
+        run = [python, *command[1:]]
     uptime = shlex.quote(str(out / UPTIME_FILE))
     return "; ".join(
         [
@@ -241,12 +263,13 @@ def boot(
     pytest_args: Sequence[str],
     timeout: float,
     python: str = sys.executable,
+    packages: Sequence[str] = (),
 ) -> VmResult:
     """Boot the guest, run the suite in it (with ``python``) and bring its outputs back."""
     setup.out.mkdir(parents=True, exist_ok=True)
     setup = dataclasses.replace(setup, out=setup.out.resolve())  # the guest's path too
     _clear(setup.out)
-    script = guest_script(python, setup.out, pytest_args)
+    script = guest_script(python, setup.out, pytest_args, packages)
     command = vng_command(vng, setup, script)
     env = dict(os.environ)
     # vng starts virtme-run by name: it lives beside vng (a venv's bin).
@@ -320,6 +343,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--compare", type=Path, metavar="REPORT", help="a host report to compare")
     parser.add_argument(
+        "--clauses",
+        metavar="ID,...",
+        help="run only the kernel test modules that check these clauses (KERNEL-23,...)",
+    )
+    parser.add_argument(
         "--all-modules",
         action="store_true",
         help="let the guest load any of a Debian image's modules, device drivers too "
@@ -361,8 +389,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     release = image.name.removeprefix("vmlinuz-") if image.name.startswith("vmlinuz-") else ""
     out = known.out or Path(f"vm-{release}" if release else "vm")
     setup = VmSetup(image, out, kvm=known.kvm, cpus=known.cpus, memory=known.memory)
+    packages = modules_naming(known.clauses.split(",")) if known.clauses else []
+    if known.clauses and not packages:
+        print(f"fdsend-conformance vm: no kernel test checks {known.clauses}", file=sys.stderr)
+        return 2
     started = time.monotonic()
-    result = boot(vng, setup, pytest_args, known.timeout, known.python)
+    result = boot(vng, setup, pytest_args, known.timeout, known.python, packages)
     elapsed = time.monotonic() - started
     if not known.quiet:
         sys.stdout.write(result.log)
