@@ -15,6 +15,7 @@ import (
 	"os"
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // The protocol version this driver speaks.
@@ -120,6 +121,29 @@ func closeFds(fds []int) reply {
 		}
 	}
 	return reply{"ok": true}
+}
+
+// benchLoop times rounds of a send of payload bytes with fd, a receive of
+// them and a close of the fd received, on the monotonic clock.
+func benchLoop(send func(msg []byte, fds []int) (int, error), recv func(length, numfds int) (received, error),
+	fd, payload, rounds int) (int64, error) {
+	msg := make([]byte, payload)
+	began := time.Now()
+	for i := 0; i < rounds; i++ {
+		if _, err := send(msg, []int{fd}); err != nil {
+			return 0, err
+		}
+		got, err := recv(payload, 1)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range got.fds {
+			if err := syscall.Close(r); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return time.Since(began).Nanoseconds(), nil
 }
 
 func handle(req request) (r reply, stop bool) {

@@ -4,11 +4,7 @@
 
 package main
 
-import (
-	"time"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 var implementation = map[string]string{
 	"name":     "go-xsys",
@@ -69,21 +65,7 @@ func recvfds(sock, length, flags, numfds int) (received, error) {
 }
 
 func bench(sendSock, recvSock, fd, payload, rounds int) (int64, error) {
-	msg := make([]byte, payload)
-	began := time.Now()
-	for i := 0; i < rounds; i++ {
-		if _, err := sendfds(sendSock, msg, 0, []int{fd}); err != nil {
-			return 0, err
-		}
-		got, err := recvfds(recvSock, payload, 0, 1)
-		if err != nil {
-			return 0, err
-		}
-		for _, r := range got.fds {
-			if err := unix.Close(r); err != nil {
-				return 0, err
-			}
-		}
-	}
-	return time.Since(began).Nanoseconds(), nil
+	send := func(msg []byte, fds []int) (int, error) { return sendfds(sendSock, msg, 0, fds) }
+	recv := func(length, numfds int) (received, error) { return recvfds(recvSock, length, 0, numfds) }
+	return benchLoop(send, recv, fd, payload, rounds)
 }
