@@ -4,6 +4,7 @@
 # the conformance suite against the reference on each; commit first, edit nothing
 # while it runs. Resumable: a second run goes on where the first stopped.
 #   bash ci/mutation/run.sh [OUTDIR]        (tox -e mutation; OUTDIR .mutation)
+# MUTATION_SAMPLE=N runs a deterministic 1-in-N sample (ci/mutation/sample.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out="${1:-.mutation}"
@@ -14,6 +15,9 @@ for name in fdsend aio; do
     if [ ! -f "$session" ]; then
         cosmic-ray init "$config" "$session"
         python ci/mutation/skip_annotations.py "$session"
+        if [ "${MUTATION_SAMPLE:-1}" -gt 1 ]; then
+            python ci/mutation/sample.py "$session" "$MUTATION_SAMPLE"
+        fi
         cosmic-ray baseline "$config"  # the suite passes on the unmutated code
     fi
     cosmic-ray exec "$config" "$session"
