@@ -206,24 +206,29 @@ def _fileno(obj: Any) -> int:
     return fd
 
 
+def _checked_fds(objs: Iterable[FdLike]) -> array[int]:
+    """The fds of ``objs``, each by :func:`_fileno`, the one home of COERCE-3's rules."""
+    return array("i", [_fileno(obj) for obj in objs])
+
+
 def _fd_array(fds: Iterable[FdLike] | None) -> array[int]:
     """The fds to send as a C int array; raises before anything is sent.
 
-    Which fds are valid is :func:`_fileno`'s to say (COERCE-3), for every fd
-    that is not a plain int in C int range: those go into the array in one
-    call, which refuses everything else, and a negative one is sent back to
-    :func:`_fileno` too. An endless iterable is read only one past the limit.
+    Plain ints go into the array in one C call, and what that refuses (a
+    non-int, an int beyond C int range) goes through :func:`_checked_fds`. A
+    negative int passes; the kernel refuses the send with EBADF before anything
+    is queued, and :func:`sendfds` then asks :func:`_checked_fds` too: checking
+    every fd here first would cost every send more than the rest of this
+    function. An endless iterable is read only one past the limit.
     """
     if fds is None:
         return array("i")
     if type(fds) is not list and type(fds) is not tuple:
         fds = list(islice(fds, SCM_MAX_FD + 1))  # TypeError for a non-iterable
     try:
-        packed = array("i", fds)  # one C loop for the common case: plain ints
+        packed = array("i", fds)
     except (TypeError, OverflowError):
-        packed = None
-    if packed is None or (packed and min(packed) < 0):
-        packed = array("i", [_fileno(obj) for obj in fds])
+        packed = _checked_fds(fds)
     if len(packed) > SCM_MAX_FD:
         raise OSError(errno.EINVAL, f"more than SCM_MAX_FD ({SCM_MAX_FD}) fds in one message")
     return packed
@@ -281,6 +286,10 @@ def sendfds(fd: Any, msg: Any, flags: int = 0, fds: Iterable[FdLike] | None = No
         if type(msg) is not bytes or not msg or _family_of(sock) != _AF_UNIX:
             _refuse_silent_loss(sock, msg)  # the common case skips the call and its checks
         return sock.sendmsg((msg,), ((_SOL_SOCKET, _SCM_RIGHTS, packed),), flags)
+    except OSError as exc:
+        if exc.errno == errno.EBADF:
+            _checked_fds(packed)  # a negative fd gets COERCE-3's ValueError, not EBADF
+        raise
     finally:
         if sock is not fd:
             sock.detach()  # the fd is the caller's: never close it
