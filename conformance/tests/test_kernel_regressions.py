@@ -1,7 +1,8 @@
-"""The fix table and the regressions table: consistent with the contract and the reports.
+"""The regressions table: consistent with the fix table and the reports.
 
-The committed docs/kernel-regressions.json must follow from the committed
-per-run reports it lists, and every clause the fix table names must exist.
+The committed docs/kernel-regressions.json lists every fix of the fix table
+(whose own checks, a clause named exists and so on, are test_kernel_fixes'),
+every report it lists exists, and each verdict follows from those reports.
 The verdict rules are checked on made-up reports.
 """
 
@@ -13,21 +14,11 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance.plumbing.contract import load_contract
-from fdsend_conformance.tools import brackets, kernel_fixes
-from fdsend_conformance.tools.kernel_fixes import Fix, FixTableError
+from fdsend_conformance.harness.kernel_fixes import Fix, fixes
+from fdsend_conformance.tools import brackets
 
 DOCS = Path(__file__).parents[2] / "docs"
 REGRESSIONS = DOCS / "kernel-regressions.json"
-
-
-def test_every_clause_the_fix_table_names_is_in_the_contract():
-    contract = load_contract()
-    fixes = kernel_fixes.load()
-    assert fixes, "the fix table is empty"
-    unknown = {c for fix in fixes for c in fix.clauses} - set(contract)
-    assert not unknown, f"not in CONTRACT.md: {sorted(unknown)}"
-    assert all(contract[c].section == "KERNEL" for fix in fixes for c in fix.clauses)
 
 
 def _committed() -> list[dict[str, Any]]:
@@ -39,16 +30,16 @@ def _committed() -> list[dict[str, Any]]:
 
 def test_the_regressions_table_lists_every_fix_of_the_table_and_its_clauses():
     rows = _committed()
-    fixes = kernel_fixes.load()
-    assert [row["fix"] for row in rows] == [fix.fix for fix in fixes]
-    for row, fix in zip(rows, fixes):
+    table = fixes()
+    assert [row["fix"] for row in rows] == [fix.fix for fix in table]
+    for row, fix in zip(rows, table):
         assert row["clauses"] == list(fix.clauses)
-        assert row["images"] == fix.images
+        assert row["images"] == {"without": fix.without, "with": fix.with_}
         assert set(row) >= {"fix", "commit", "without", "with", "clauses", "caught", "why_not"}
 
 
 def test_every_listed_report_exists_and_each_verdict_follows_from_its_reports():
-    fixes = {fix.fix: fix for fix in kernel_fixes.load()}
+    by_title = {fix.fix: fix for fix in fixes()}
     for row in _committed():
         loaded = {}
         for side in ("without", "with"):
@@ -58,7 +49,7 @@ def test_every_listed_report_exists_and_each_verdict_follows_from_its_reports():
             loaded[side] = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
             releases = {r["environment"]["kernel"].removeprefix("Linux ") for r in loaded[side]}
             assert releases <= {row[side]}, f"{row['fix']}: reports of {releases}"
-        caught, why_not = brackets.verdict(fixes[row["fix"]], loaded["without"], loaded["with"])
+        caught, why_not = brackets.verdict(by_title[row["fix"]], loaded["without"], loaded["with"])
         assert (row["caught"], row["why_not"]) == (caught, why_not), row["fix"]
         assert (why_not is None) == caught
 
@@ -67,7 +58,7 @@ FIX = Fix(
     fix="af_unix: a fix",
     commit=None,
     first_fixed={"7.2": "7.2.8"},
-    clauses=("KERNEL-23",),
+    clauses=["KERNEL-23"],
     without="debian:trixie-backports/7.2.6",
     with_="debian:trixie-backports/7.2.9",
     source="a changelog",
@@ -105,7 +96,7 @@ def test_a_missing_image_is_the_reason():
 
 def test_a_clause_the_reports_lack_counts_as_not_run():
     fails = [_report("FAIL")] * 3
-    other = Fix(**{**FIX.__dict__, "clauses": ("KERNEL-23", "KERNEL-99")})
+    other = Fix(**{**FIX.__dict__, "clauses": ["KERNEL-23", "KERNEL-99"]})
     caught, why_not = brackets.verdict(other, fails, [_report("PASS")] * 3)
     assert not caught
     assert "KERNEL-99 failed in 0 of 3 runs without the fix (NOT-RUN)" in str(why_not)
@@ -116,42 +107,13 @@ def test_reports_are_kept_by_image_and_run():
     assert paths == [Path(f"r/trixie-backports_7.2.6/run{n}.json") for n in (1, 2, 3)]
 
 
-GOOD = {
-    "fix": "af_unix: a fix",
-    "commit": "0123abcd",
-    "first_fixed": {"7.2": "7.2.8", "6.12": None},
-    "clauses": ["KERNEL-23"],
-    "without": "debian:trixie-backports/7.2.6",
-    "with": None,
-    "source": "changelog.Debian of linux 7.2.9-1~bpo13+1",
-    "note": "",
-}
-
-
-def test_the_table_format_is_parsed():
-    [fix] = kernel_fixes.parse([GOOD])
-    assert fix.images == {"without": "debian:trixie-backports/7.2.6", "with": None}
-    assert fix.first_fixed == {"7.2": "7.2.8", "6.12": None}
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"clauses": ["FAULT-1"]}, "clauses must be a list of KERNEL-N"),
-        ({"clauses": "KERNEL-1"}, "clauses must be a list of KERNEL-N"),
-        ({"without": "debian:7.2.6"}, "is not debian:SUITE/VERSION"),
-        ({"with": "debian:buster/4.19.0"}, "is not debian:SUITE/VERSION"),
-        ({"commit": "not a hash"}, "is not a hex hash or null"),
-        ({"first_fixed": {"7.2": "6.1.9"}}, "first_fixed must map SERIES"),
-        ({"source": ""}, "source must be a non-empty string"),
-        ({"source": None}, "source must be a non-empty string"),
-    ],
-)
-def test_a_malformed_entry_is_named(change: dict[str, Any], message: str):
-    with pytest.raises(FixTableError, match=message):
-        kernel_fixes.parse([{**GOOD, **change}])
-
-
-def test_a_fix_listed_twice_is_refused():
-    with pytest.raises(FixTableError, match="listed twice"):
-        kernel_fixes.parse([GOOD, GOOD])
+def test_only_brackets_a_run_can_decide_are_run_each_image_with_its_clauses():
+    half = Fix(**{**FIX.__dict__, "fix": "half", "with_": None})
+    unchecked = Fix(**{**FIX.__dict__, "fix": "unchecked", "clauses": []})
+    other = Fix(**{**FIX.__dict__, "fix": "other", "clauses": ["KERNEL-30", "KERNEL-23"]})
+    assert brackets.runnable([FIX, half, unchecked, other]) == [FIX, other]
+    assert brackets.images([FIX, half, unchecked, other]) == {
+        "debian:trixie-backports/7.2.6": ["KERNEL-23", "KERNEL-30"],
+        "debian:trixie-backports/7.2.9": ["KERNEL-23", "KERNEL-30"],
+    }
+    assert brackets.verdict(unchecked, [], []) == (False, "no clause checks it")

@@ -1,6 +1,6 @@
 """``fdsend-conformance kernels --brackets``: does each clause catch the fix it is meant for?
 
-For every fix of the fix table (:mod:`fdsend_conformance.tools.kernel_fixes`)
+For every fix of the fix table (:mod:`fdsend_conformance.harness.kernel_fixes`)
 the kernel checks run :data:`RUNS` times on the newest Debian image without
 the fix and :data:`RUNS` times on the oldest with it, each run in its own VM
 (:mod:`fdsend_conformance.tools.vm`), ``--jobs`` VMs at a time. A run
@@ -32,11 +32,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from fdsend_conformance.tools import kernel_fixes
+from fdsend_conformance.harness.kernel_fixes import Fix, fixes
 from fdsend_conformance.tools.kernel_fetch import DEBIAN_PREFIX, FetchError, fetch
-from fdsend_conformance.tools.kernel_fixes import Fix
 
-__all__ = ["RUNS", "build", "main", "render_markdown", "report_paths", "verdict"]
+__all__ = [
+    "RUNS",
+    "build",
+    "images",
+    "main",
+    "render_markdown",
+    "report_paths",
+    "runnable",
+    "verdict",
+]
 
 #: Runs per image: a fix is caught only if the clauses fail in all of them
 #: without it and pass in all of them with it.
@@ -53,6 +61,26 @@ def image_folder(image: str) -> str:
 def report_paths(reports: Path, image: str, runs: int = RUNS) -> list[Path]:
     """Where the runs of ``image`` are kept (whether they exist or not)."""
     return [reports / image_folder(image) / f"run{n}.json" for n in range(1, runs + 1)]
+
+
+def runnable(table: Sequence[Fix]) -> list[Fix]:
+    """The fixes a VM run can decide: checked by a clause, with both images named."""
+    return [fix for fix in table if fix.clauses and fix.without and fix.with_]
+
+
+def images(table: Sequence[Fix]) -> dict[str, list[str]]:
+    """Each image the runnable brackets name, with the clauses to run on it, in table order."""
+    found: dict[str, list[str]] = {}
+    for fix in runnable(table):
+        for image in (fix.without, fix.with_):
+            assert image is not None
+            clauses = found.setdefault(image, [])
+            clauses.extend(c for c in fix.clauses if c not in clauses)
+    return found
+
+
+def _sides(fix: Fix) -> dict[str, str | None]:
+    return {"without": fix.without, "with": fix.with_}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -109,13 +137,13 @@ def verdict(
     return (not reasons), ("; ".join(reasons) or None)
 
 
-def build(fixes: Sequence[Fix], reports: Path, relative_to: Path) -> list[dict[str, Any]]:
+def build(table: Sequence[Fix], reports: Path, relative_to: Path) -> list[dict[str, Any]]:
     """The regressions table as JSON-ready data; report paths relative to ``relative_to``."""
     rows = []
-    for fix in fixes:
+    for fix in table:
         found: dict[str, list[Path]] = {}
         loaded: dict[str, list[dict[str, Any]]] = {}
-        for side, image in fix.images.items():
+        for side, image in _sides(fix).items():
             paths = report_paths(reports, image) if image else []
             found[side] = [p for p in paths if p.exists()]
             loaded[side] = [_load(p) for p in found[side]]
@@ -128,7 +156,7 @@ def build(fixes: Sequence[Fix], reports: Path, relative_to: Path) -> list[dict[s
                 "clauses": list(fix.clauses),
                 "without": _release(loaded["without"]),
                 "with": _release(loaded["with"]),
-                "images": fix.images,
+                "images": _sides(fix),
                 "caught": caught,
                 "why_not": why_not,
                 "statuses": {
@@ -237,7 +265,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Run each fix's bracket of Debian images in VMs and write "
         "kernel-regressions.md and .json.",
     )
-    parser.add_argument("--fixes", type=Path, default=kernel_fixes.FIXES_FILE)
     parser.add_argument("--reports", type=Path, default=Path("docs/kernels/brackets"))
     parser.add_argument("--output-dir", type=Path, default=Path("docs"))
     parser.add_argument("--jobs", type=int, default=2, help="VMs at a time (default 2)")
@@ -246,21 +273,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--image", action="append", default=[], help="run only this image (repeatable)"
     )
     args, vm_args = parser.parse_known_args(argv)  # --kvm, --cpus, ... go to each vm
-    fixes = kernel_fixes.load(args.fixes)
+    table = fixes()
     failures = 0
     if not args.no_run:
-        images = kernel_fixes.images(fixes)
-        unknown = sorted(set(args.image) - set(images))
+        wanted = images(table)
+        unknown = sorted(set(args.image) - set(wanted))
         if unknown:
-            parser.error(f"no runnable bracket names {unknown} (they name: {sorted(images)})")
+            parser.error(f"no runnable bracket names {unknown} (they name: {sorted(wanted)})")
         if args.image:
-            images = {image: images[image] for image in args.image}
+            wanted = {image: wanted[image] for image in args.image}
         try:
-            failures = run(images, args.reports, args.jobs, vm_args)
+            failures = run(wanted, args.reports, args.jobs, vm_args)
         except FetchError as exc:
             print(f"fdsend-conformance kernels --brackets: {exc}", file=sys.stderr)
             return 2
-    rows = build(fixes, args.reports, args.output_dir)
+    rows = build(table, args.reports, args.output_dir)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "kernel-regressions.json").write_text(json.dumps(rows, indent=2) + "\n")
     (args.output_dir / "kernel-regressions.md").write_text(render_markdown(rows))
