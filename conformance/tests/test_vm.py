@@ -84,6 +84,39 @@ def test_the_guests_script_leaves_a_report_that_is_retrieved_by_release(tmp_path
     assert "passed" in result.log
 
 
+def test_the_default_run_collects_the_kernel_package_alone_without_unused_plugins(tmp_path: Path):
+    script = vm.guest_script("/venv/bin/python", tmp_path, [])
+    assert f"/venv/bin/python -m pytest --pyargs {vm.KERNEL_PACKAGE} " in script
+    assert "-p no:hypothesispytest -p no:anyio -p no:xdist" in script
+    assert f"cut -d' ' -f1 /proc/uptime > {tmp_path / vm.UPTIME_FILE}" in script
+
+
+def test_clauses_select_the_kernel_modules_that_check_them(tmp_path: Path):
+    modules = vm.modules_naming(["KERNEL-23", "KERNEL-1"])
+    assert f"{vm.KERNEL_PACKAGE}.test_kernel_gc_cycles" in modules
+    assert f"{vm.KERNEL_PACKAGE}.test_kernel_limits" in modules
+    assert f"{vm.KERNEL_PACKAGE}.test_kernel_pidfd" not in modules
+    script = vm.guest_script("py", tmp_path, [], modules)
+    assert f"--pyargs {modules[0]} " in script
+    assert all(f" {module} " in script for module in modules[1:])
+    assert f"--pyargs {vm.KERNEL_PACKAGE} " not in script
+    assert vm.modules_naming(["KERNEL-999"]) == []
+
+
+def test_a_clause_no_kernel_test_checks_is_a_usage_error(capsys):
+    assert vm.main([__file__, "--clauses", "KERNEL-999"]) == 2
+    assert "no kernel test checks KERNEL-999" in capsys.readouterr().err
+
+
+def test_the_run_says_where_the_time_went(tmp_path: Path):
+    (tmp_path / vm.RELEASE_FILE).write_text("6.1.0-1-amd64\n")
+    (tmp_path / vm.STATUS_FILE).write_text("0\n")
+    (tmp_path / vm.UPTIME_FILE).write_text("12.50\n40.25\n")
+    result = vm.retrieve(tmp_path)
+    assert result.uptime == (12.5, 40.25)
+    assert vm._timing(result, 50.0) == "boot 12.5 s, suite 27.8 s, 50.0 s in all"
+
+
 def test_retrieve_without_a_status_says_the_suite_did_not_finish(tmp_path: Path):
     (tmp_path / vm.RELEASE_FILE).write_text("6.1.0-1-amd64\n")
     (tmp_path / vm.STATUS_FILE).write_text("")  # the guest died before writing it
