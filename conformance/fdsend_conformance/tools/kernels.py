@@ -161,10 +161,15 @@ def render_markdown(matrix: dict[str, Any]) -> str:
         "",
         "The kernel checks (`-m kernel`, the KERNEL clauses of "
         "[CONTRACT.md](../conformance/CONTRACT.md)) run on each kernel below: the "
-        "host's directly, the others in a VM (`fdsend-conformance vm debian:SERIES`). "
+        "host's directly, the others in a VM (`fdsend-conformance vm debian:SUITE/VERSION`, "
+        "one of Debian's images). "
         f"The newest, {ref}, is the reference: a **bold** cell differs from it, and "
         "the list after the table says why. The reports are in [kernels/](kernels/); "
-        "`tox -e kernels` regenerates this page from them.",
+        "`tox -e kernels` regenerates this page from them. Which fixes the clauses "
+        "catch, image against image, is [kernel-regressions.md](kernel-regressions.md) "
+        "(`fdsend-conformance kernels --brackets`); past one machine, "
+        "[ci/github/kernel-brackets.yml](../ci/github/kernel-brackets.yml) runs one job "
+        "per image and a job that merges their reports into both tables.",
         "",
         "| kernel | python | clauses that ran |",
         "| --- | --- | --- |",
