@@ -24,7 +24,6 @@ from fdsend_conformance.harness.timeouts import ISOLATION_GRACE
 from fdsend_conformance.outcome import Outcome
 from fdsend_conformance.plumbing import ktap
 from fdsend_conformance.plumbing.contract import cross_check, load_contract
-from fdsend_conformance.plumbing.event_loops import event_loop_for
 from fdsend_conformance.plumbing.expected import (
     ExpectedFailure,
     builtin_expected_file,
@@ -39,6 +38,7 @@ from fdsend_conformance.plumbing.registry import (
     load_backend,
 )
 from fdsend_conformance.plumbing.report import ClauseReport, TestResult, environment
+from fdsend_conformance.plumbing.runners import event_loop_for
 
 __all__ = ["SUITE_DIR", "backend_of", "call_failed", "event_loop_of"]
 
