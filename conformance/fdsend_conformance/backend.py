@@ -48,6 +48,7 @@ behaviour the library lacks, so that the library's real behaviour shows.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import socket
 from collections.abc import Iterable, Sequence
@@ -89,7 +90,29 @@ class Feature:
     #: (the ASYNC clauses check that instead).
     BLOCKING_MODE = "blocking-mode"
 
-    ALL = frozenset({PAYLOAD, FLAGS, SEQPACKET, DGRAM, BLOCKING_MODE})
+    #: Declared (in ``unsupported``) by an API that sends and receives exactly
+    #: one fd per call (bglibs' socket_sendfd, scgi's passfd): the clauses that
+    #: need several fds in one call, or none, are UNSUPPORTED for it.
+    ONE_FD = "one-fd"
+
+    #: Called in this process with Python objects: argument coercion (COERCE),
+    #: a socket object's timeout (ERR-6), ValueError for a negative count
+    #: (ERR-7), a Python signal handler's retry or exception (PEP 475, FAULT-1/2).
+    #: A driver (docs/drivers.md) lacks it by nature.
+    PYTHON_API = "python-api"
+
+    ALL = frozenset({PAYLOAD, FLAGS, SEQPACKET, DGRAM, BLOCKING_MODE, ONE_FD, PYTHON_API})
+
+    #: What lacking each feature means, for an UNSUPPORTED reason.
+    LACKING = {
+        PAYLOAD: "carries no payload of the caller's",
+        FLAGS: "takes no flags",
+        SEQPACKET: "does not work on SOCK_SEQPACKET",
+        DGRAM: "does not work on SOCK_DGRAM",
+        BLOCKING_MODE: "does not follow the socket's blocking mode",
+        ONE_FD: "sends and receives exactly one fd per call",
+        PYTHON_API: "is not called in-process with Python objects (a driver)",
+    }
 
 
 class FlagsResult(tuple):  # type: ignore[type-arg]
@@ -153,6 +176,21 @@ class Backend:
     def supports(self, feature: str) -> bool:
         """Whether the backend offers ``feature`` (see :class:`Feature`)."""
         return feature not in self.unsupported
+
+    def lacking(self, features: Iterable[str]) -> str:
+        """Why the backend cannot take a test that needs ``features``; empty if it can."""
+        missing = sorted(f for f in set(features) if not self.supports(f))
+        return "; ".join(f"{self.name} {Feature.LACKING.get(f, 'lacks ' + f)}" for f in missing)
+
+    def call_thread(self) -> tuple[int, int] | None:
+        """The (pid, tid) of the thread the calls run on, if not the caller's own (a driver's)."""
+        where = getattr(self.impl, "call_thread", None)
+        return None if where is None else where()  # type: ignore[no-any-return]
+
+    def session(self) -> Any:
+        """A context for one test's calls (a driver of its own); nothing for an in-process one."""
+        session = getattr(self.impl, "session", None)
+        return contextlib.nullcontext() if session is None else session()
 
     @classmethod
     def from_object(cls, name: str, impl: Any, origin: str) -> Backend:

@@ -48,9 +48,11 @@ def backend(pytestconfig: pytest.Config, event_loop_started: None) -> Iterator[B
     """The backend under test (``--backend``), called synchronously.
 
     An async backend's calls run on one event loop kept for the test
-    (``--event-loop``; see :mod:`~fdsend_conformance.plumbing.event_loops`).
+    (``--event-loop``; see :mod:`~fdsend_conformance.plumbing.event_loops`);
+    a driver's, on a driver started for the test.
     """
-    with blocking_backend(backend_of(pytestconfig), event_loop_of(pytestconfig)) as calls:
+    loaded = backend_of(pytestconfig)
+    with loaded.session(), blocking_backend(loaded, event_loop_of(pytestconfig)) as calls:
         yield calls
 
 

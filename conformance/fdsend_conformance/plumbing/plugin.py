@@ -487,14 +487,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if not _in_suite(item):
         return
     backend = backend_of(item.config)
-    missing = sorted(
-        feature
-        for mark in item.iter_markers("requires")
-        for feature in mark.args
-        if not backend.supports(feature)
-    )
-    if missing:
-        raise Unsupported(f"{backend.name} lacks {', '.join(missing)}")
+    reason = backend.lacking(f for mark in item.iter_markers("requires") for f in mark.args)
+    if reason:
+        raise Unsupported(reason)
 
 
 @pytest.hookimpl(hookwrapper=True)
