@@ -15,7 +15,7 @@ def test_top_level_help_lists_every_command(spelling, capsys):
     assert main([spelling]) == 0
     out = capsys.readouterr().out
     listed = {line.split()[0] for line in out.splitlines() if re.match(r"  [a-z]", line)}
-    assert listed == {"run", "gate", "list", "bench", "matrix", "compare", "soak", "vm", "kernels"}
+    assert listed == {"run", "gate", "list", "bench", "compare", "soak", "vm", "kernels"}
 
 
 def test_unknown_command_is_a_usage_error(capsys):
@@ -26,7 +26,7 @@ def test_unknown_command_is_a_usage_error(capsys):
 #: reStructuredText that reads as noise in a terminal.
 RST_MARKUP = re.compile(r"``|::|:(?:func|class|mod|meth|data|attr):`")
 
-COMMANDS = ["run", "gate", "bench", "matrix", "compare", "soak", "vm", "kernels"]
+COMMANDS = ["run", "gate", "bench", "compare", "soak", "vm", "kernels"]
 
 
 def help_of(command: str, capsys: pytest.CaptureFixture[str]) -> str:

@@ -12,12 +12,12 @@ import pytest
 
 from fdsend_conformance.plumbing.contract import Clause, load_contract
 from fdsend_conformance.plumbing.expected import EXPECTED_DIR, parse_expected
-from fdsend_conformance.tools import matrix
+from fdsend_upkeep import matrix
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 COMMITTED_JSON = DOCS / "compatibility.json"
 COMMITTED_MD = DOCS / "compatibility.md"
-REGENERATE = "python -m fdsend_conformance.tools.matrix"
+REGENERATE = "python -m fdsend_upkeep.matrix"
 
 
 # The committed files.

@@ -1,1 +1,1 @@
-"""Stand-alone tools on top of the suite: the command line, bench, matrix, soak and compare."""
+"""Stand-alone tools on top of the suite: the command line, bench, soak, compare, vm and kernels."""

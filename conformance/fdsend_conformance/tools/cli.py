@@ -1,6 +1,6 @@
 """``fdsend-conformance``: run the packaged suite, gate a CI job, list backends.
 
-The subcommands ``bench``, ``matrix``, ``compare``, ``soak``, ``vm`` and
+The subcommands ``bench``, ``compare``, ``soak``, ``vm`` and
 ``kernels`` belong to their own modules; ``main`` hands them their arguments. ``HELP`` is what
 ``--help`` prints.
 """
@@ -31,7 +31,6 @@ commands:
                                         CI gate: exit 1 when a MUST clause fails
   list                                  list the registered backends
   bench [options]                       benchmark backends against raw floors
-  matrix [options]                      regenerate the compatibility matrix
   compare OLD.json NEW.json             clauses that changed between two reports
   soak [--backend NAME] [--fds N]       pass many fds between two processes
   vm KERNEL [pytest options]            the suite on another kernel, in a VM
@@ -53,7 +52,6 @@ SUITE_INI = Path(__file__).resolve().parent.parent / "suite.ini"
 #: Subcommands that belong to other modules: name -> "module:function".
 _DELEGATED = {
     "bench": "fdsend_conformance.tools.bench.cli:main",
-    "matrix": "fdsend_conformance.tools.matrix:main",
     "compare": "fdsend_conformance.tools.compare:main",
     "soak": "fdsend_conformance.tools.soak:main",
     "vm": "fdsend_conformance.tools.vm:main",

@@ -32,7 +32,6 @@ from fdsend_conformance.tools.bench.report import (
     plot_available,
     scaling,
     table,
-    targets,
     to_json,
 )
 from fdsend_conformance.tools.bench.rounds import (
@@ -227,7 +226,7 @@ def _cases(options: argparse.Namespace, parser: argparse.ArgumentParser) -> list
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmarks, print the table and the targets; write JSON/plot if asked."""
+    """Run the benchmarks, print the table; write JSON/plot if asked."""
     parser = _parser()
     options = parser.parse_args(argv)
     if options.plot and not plot_available():
@@ -254,10 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             floor, floor_note = compile_floor(Path(workdir))
             notes.append(floor_note)
         results = run(cases, contestants, floor, reps, batch_ms, notes)
-    checked = targets(results)
     wall = time.monotonic() - started
     unique_notes = list(dict.fromkeys(notes))
-    _print(results, backends, reps, batch_ms, checked, unique_notes, wall)
+    _print(results, backends, reps, batch_ms, unique_notes, wall)
     if options.json:
         info: list[dict[str, Any]] = [
             {"name": c.name, "kind": c.kind, "version": c.version, "payload": c.carries_payload}
@@ -271,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "quick": options.quick,
             "cases": [c.label for c in cases],
         }
-        data = to_json(results, checked, info, config, unique_notes, wall)
+        data = to_json(results, info, config, unique_notes, wall)
         options.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print(f"JSON written to {options.json}")
     if options.plot:
@@ -285,7 +283,6 @@ def _print(
     backends: Sequence[Contestant],
     reps: int,
     batch_ms: float,
-    checked: Sequence[Any],
     notes: Sequence[str],
     wall: float,
 ) -> None:
@@ -305,9 +302,6 @@ def _print(
     )
     for line in table(results) + scaling(results):
         print(line)
-    print("\ntargets (reference; 16 B, in-process; one run, informational):")
-    for target in checked:
-        print(target.line())
     if notes:
         print()
     for note in notes:

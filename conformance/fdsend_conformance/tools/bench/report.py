@@ -1,4 +1,4 @@
-"""Results: statistics, the table, the targets, JSON and the plot.
+"""Results: statistics, the table, JSON and the plot.
 
 Times are medians of the repetitions; the spread shown is the interquartile
 range (min and max are in the JSON). A ratio to a floor is the median of the
@@ -21,13 +21,12 @@ from fdsend_conformance.tools.bench.rounds import Case
 __all__ = [
     "FLOORS",
     "Result",
-    "Target",
+    "find_result",
     "machine",
     "plot",
     "ratio",
     "ratio_quartiles",
     "table",
-    "targets",
     "to_json",
 ]
 
@@ -62,7 +61,7 @@ class Result:
         return self.median_ns / self.case.fds
 
 
-def _find(results: Sequence[Result], case: Case, name: str) -> Result | None:
+def find_result(results: Sequence[Result], case: Case, name: str) -> Result | None:
     for result in results:
         if result.case == case and result.contestant == name:
             return result
@@ -74,7 +73,7 @@ def _ratios(results: Sequence[Result], case: Case, name: str, base: str) -> list
 
     Unpaired results (different repetition counts) give the ratio of medians.
     """
-    mine, theirs = _find(results, case, name), _find(results, case, base)
+    mine, theirs = find_result(results, case, name), find_result(results, case, base)
     if mine is None or theirs is None or not mine.samples_ns or not theirs.samples_ns:
         return []
     if len(mine.samples_ns) != len(theirs.samples_ns):
@@ -147,77 +146,12 @@ def scaling(results: Sequence[Result]) -> list[str]:
         for name in dict.fromkeys(r.contestant for r in results if r.case in cases):
             cells = []
             for low, high in steps:
-                a, b = _find(results, by_fds[low], name), _find(results, by_fds[high], name)
+                a = find_result(results, by_fds[low], name)
+                b = find_result(results, by_fds[high], name)
                 value = None if a is None or b is None else (b.median_ns - a.median_ns)
                 cells.append("-" if value is None else f"{value / (high - low):.0f}")
             lines.append(f"  {name:<16}" + "".join(f"{c:>11}" for c in cells))
     return lines
-
-
-@dataclass
-class Target:
-    """One of the issue's performance targets, checked on this run.
-
-    ``measured`` is the median ratio; ``spread`` the quartiles of the
-    per-repetition ratios, when there are any. A verdict whose spread
-    straddles the limit is flagged as within noise: one run cannot tell.
-    """
-
-    what: str
-    measured: float | None
-    limit: float
-    spread: tuple[float, float] | None = None
-
-    @property
-    def met(self) -> bool | None:
-        return None if self.measured is None else self.measured <= self.limit
-
-    @property
-    def within_noise(self) -> bool:
-        """Whether the limit lies inside the interquartile range of the ratios."""
-        return self.spread is not None and self.spread[0] <= self.limit <= self.spread[1]
-
-    def line(self) -> str:
-        verdict = {True: "met", False: "MISSED", None: "not measured"}[self.met]
-        if self.within_noise:
-            verdict += " (within noise)"
-        value = "-" if self.measured is None else f"{self.measured:.3f}"
-        spread = "" if self.spread is None else f"[{self.spread[0]:.3f}-{self.spread[1]:.3f}]"
-        return f"  {self.what:<48}{value:>7} {spread:<15} <= {self.limit:<6}{verdict}"
-
-
-TARGET_CASES = {n: Case(n, 16, False) for n in (1, 16, 253)}
-
-
-def targets(results: Sequence[Result], name: str = "reference") -> list[Target]:
-    """The reference's targets on 16 B in-process rounds (informational)."""
-    limits = [
-        (1, "call-floor", 1.15),
-        (253, "call-floor", 1.04),
-        (1, "stdlib", 1.10),
-        (253, "stdlib", 1.00),
-        (253, "multiprocessing", 1.00),
-    ]
-    checks = []
-    for fds, base, limit in limits:
-        case = TARGET_CASES[fds]
-        checks.append(
-            Target(
-                f"{name} / {base}, {fds} fd{'s' if fds > 1 else ''}",
-                ratio(results, case, name, base),
-                limit,
-                ratio_quartiles(results, case, name, base),
-            )
-        )
-    # No worse than linear: the cost per fd never grows from one count to the next.
-    per_fd = [_find(results, TARGET_CASES[n], name) for n in (1, 16, 253)]
-    present = [r for r in per_fd if r is not None]
-    growth = None
-    if len(present) >= 2:
-        growth = max(b.ns_per_fd / a.ns_per_fd for a, b in zip(present, present[1:]))
-    counts = "->".join(str(r.case.fds) for r in present) or "1->16->253"
-    checks.append(Target(f"{name} ns/fd growth, {counts} fds (max step)", growth, 1.00))
-    return checks
 
 
 def machine() -> dict[str, str]:
@@ -250,7 +184,6 @@ def _case_json(case: Case) -> dict[str, Any]:
 
 def to_json(
     results: Sequence[Result],
-    checked: Sequence[Target],
     contestants: Sequence[dict[str, Any]],
     config: dict[str, Any],
     notes: Sequence[str],
@@ -282,17 +215,6 @@ def to_json(
         "config": config,
         "contestants": list(contestants),
         "results": rows,
-        "targets": [
-            {
-                "what": t.what,
-                "measured": t.measured,
-                "spread": None if t.spread is None else list(t.spread),
-                "limit": t.limit,
-                "met": t.met,
-                "within_noise": t.within_noise,
-            }
-            for t in checked
-        ],
         "notes": list(notes),
         "wall_seconds": wall_seconds,
     }

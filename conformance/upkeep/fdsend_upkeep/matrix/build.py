@@ -30,7 +30,7 @@ from fdsend_conformance.plumbing.expected import (
     id_in_suite,
     read_expected,
 )
-from fdsend_conformance.tools.matrix.packages import CONSIDERED, NOT_INSTALLABLE
+from fdsend_upkeep.matrix.packages import CONSIDERED, NOT_INSTALLABLE
 
 __all__ = [
     "EXPLAINED_STATUSES",
@@ -193,7 +193,7 @@ def build_matrix(
         )
     first = reports[names[0]]["environment"] if names else {}
     return {
-        "generated_by": "python -m fdsend_conformance.tools.matrix",
+        "generated_by": "python -m fdsend_upkeep.matrix",
         "environment": {k: first[k] for k in ("python", "kernel", "machine") if k in first},
         "backends": backends,
         "clauses": rows,

@@ -1,6 +1,6 @@
-"""The matrix's command line: ``python -m fdsend_conformance.tools.matrix``.
+"""The matrix's command line: ``python -m fdsend_upkeep.matrix`` (repository upkeep).
 
-Also run as ``fdsend-conformance matrix``. It runs the suite once per
+It runs the suite once per
 available backend, or reads reports already made (``--from-reports``), writes
 ``compatibility.json`` and ``compatibility.md``. Exit status: 0 when every
 FAIL/NON-STRICT cell is explained, 1 if not, 2 on errors.
@@ -20,9 +20,9 @@ from typing import Any
 from fdsend_conformance.plumbing.contract import load_contract
 from fdsend_conformance.plumbing.registry import Availability, available_backends
 from fdsend_conformance.tools.cli import add_backend_option
-from fdsend_conformance.tools.matrix.build import build_matrix, check_schema, ordered_backends
-from fdsend_conformance.tools.matrix.render import render_markdown
-from fdsend_conformance.tools.matrix.run import run_backend
+from fdsend_upkeep.matrix.build import build_matrix, check_schema, ordered_backends
+from fdsend_upkeep.matrix.render import render_markdown
+from fdsend_upkeep.matrix.run import run_backend
 
 __all__ = ["main"]
 
@@ -37,7 +37,7 @@ def _default_output_dir() -> Path:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="fdsend-conformance matrix",
+        prog="python -m fdsend_upkeep.matrix",
         description="Run the conformance suite against every installed backend and write "
         "compatibility.md and compatibility.json.",
     )

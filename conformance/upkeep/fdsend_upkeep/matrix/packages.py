@@ -4,7 +4,7 @@
 they do not install or import on Python 3. :data:`CONSIDERED`: maintained
 packages that pass fds only inside a protocol of their own. Both are listed
 below the matrix's table. (Registered backends whose package is missing are
-listed there too, as unavailable: see :mod:`fdsend_conformance.tools.matrix.cli`.)
+listed there too, as unavailable: see :mod:`fdsend_upkeep.matrix.cli`.)
 """
 
 from __future__ import annotations
