@@ -53,7 +53,7 @@ import inspect
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "ASYNC_EVENT_LOOPS",
@@ -104,7 +104,7 @@ class Feature:
     ALL = frozenset({PAYLOAD, FLAGS, SEQPACKET, DGRAM, BLOCKING_MODE, ONE_FD, PYTHON_API})
 
     #: What lacking each feature means, for an UNSUPPORTED reason.
-    LACKING = {
+    LACKING: ClassVar[dict[str, str]] = {
         PAYLOAD: "carries no payload of the caller's",
         FLAGS: "takes no flags",
         SEQPACKET: "does not work on SOCK_SEQPACKET",
@@ -186,6 +186,22 @@ class Backend:
         """The (pid, tid) of the thread the calls run on, if not the caller's own (a driver's)."""
         where = getattr(self.impl, "call_thread", None)
         return None if where is None else where()  # type: ignore[no-any-return]
+
+    def held_fds(self) -> frozenset[int]:
+        """Fds the backend's plumbing holds in this process (a driver's pipes): not leaks."""
+        held = getattr(self.impl, "held_fds", None)
+        return frozenset() if held is None else frozenset(held())
+
+    @property
+    def out_of_process(self) -> bool:
+        """Whether the calls run in another process (a driver), which a crash cannot take down."""
+        return callable(getattr(self.impl, "call_thread", None))
+
+    def close(self) -> None:
+        """Let go of what the backend's plumbing holds (stop its drivers)."""
+        stop = getattr(self.impl, "stop", None)
+        if stop is not None:
+            stop()
 
     def session(self) -> Any:
         """A context for one test's calls (a driver of its own); nothing for an in-process one."""

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import os
+import resource
 import shlex
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -35,7 +38,7 @@ from fdsend_conformance.driver.client import Driver, DriverFailure, decode, enco
 from fdsend_conformance.driver.pidfd import pidfd_getfd
 from fdsend_conformance.harness import fdtable
 
-__all__ = ["DRIVER_PREFIX", "DriverBackend", "DriverResult", "PROTOCOL_UNSUPPORTED"]
+__all__ = ["DRIVER_PREFIX", "PROTOCOL_UNSUPPORTED", "DriverBackend", "DriverResult"]
 
 #: How a backend name asks for a driver: ``driver:COMMAND``.
 DRIVER_PREFIX = "driver:"
@@ -105,6 +108,22 @@ def _free_numbers(pid: int, count: int) -> list[int]:
     return [next(free) for _ in range(count)]
 
 
+def _mirror_fd_limit(pid: int, theirs: frozenset[int]) -> None:
+    """Give process ``pid`` (holding ``theirs``) as many free fd numbers as this one has.
+
+    A receive in the driver then meets the limit the caller's would
+    (FAULT-5), and the received fds fit into the caller's table.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    free = soft - sum(1 for fd in fdtable.open_fds() if fd < soft)
+    limit = free
+    while limit - sum(1 for fd in theirs if fd < limit) < free:
+        limit = free + sum(1 for fd in theirs if fd < limit)
+    current, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    if current != limit:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (min(limit, hard), hard))
+
+
 class DriverBackend:
     """The backend ``driver:COMMAND`` (or a named driver): calls served by a driver process.
 
@@ -117,7 +136,9 @@ class DriverBackend:
         self.argv = shlex.split(command)
         if not self.argv:
             raise ValueError("driver: needs a command to run")
-        self._driver: Driver | None = None
+        self._drivers: dict[int, Driver] = {}  # by calling thread
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
         hello = self._fresh().hello
         self.stop()
         implementation = hello.get("implementation") or {}
@@ -138,35 +159,67 @@ class DriverBackend:
         self.unsupported = declared | PROTOCOL_UNSUPPORTED
         self.truncation_error = OSError
 
-    # The driver process, one per calling process.
+    # The driver processes: one per calling thread of this process.
 
     def _fresh(self) -> Driver:
-        self._driver = Driver(self.argv)
-        self._driver.start()
-        return self._driver
+        driver = Driver(self.argv)
+        with self._lock:
+            self._drivers[threading.get_ident()] = driver
+        driver.start()
+        return driver
 
     def _live(self) -> Driver:
-        if self._driver is None or not self._driver.running:
-            if self._driver is not None:
-                self._driver.kill()  # a parent's driver: let go of it, do not touch it
+        self._forget_inherited()
+        driver = self._drivers.get(threading.get_ident())
+        if driver is None or not driver.running:
+            if driver is not None:
+                driver.kill()  # failed earlier: nothing runs, its fds are closed again safely
             return self._fresh()
-        return self._driver
+        return driver
+
+    def _forget_inherited(self) -> None:
+        """In a forked child: let go of the parent's drivers, closing only the child's copies."""
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            for driver in self._drivers.values():
+                driver.kill()  # not this process's: closes the copies, touches nothing else
+            self._drivers.clear()
+            self._pid = os.getpid()
 
     def stop(self) -> None:
-        """Stop this process's driver, if one runs."""
-        if self._driver is not None:
-            self._driver.stop()
-            self._driver = None
+        """Stop every driver of this process."""
+        self._forget_inherited()
+        with self._lock:
+            drivers = list(self._drivers.values())
+            self._drivers.clear()
+        for driver in drivers:
+            driver.stop()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """A driver of its own for one test: started now, stopped at the end."""
-        self.stop()
+        """This thread's driver for one test: running from the start, kept for the next test.
+
+        A driver is started only where none runs (the first test, or the one
+        after a driver failed); the drivers of the test's other threads are
+        stopped at the end.
+        """
         self._live()
         try:
             yield
         finally:
-            self.stop()
+            with self._lock:
+                mine = threading.get_ident()
+                others = [d for ident, d in self._drivers.items() if ident != mine]
+                self._drivers = {i: d for i, d in self._drivers.items() if i == mine}
+            for driver in others:
+                driver.stop()
+
+    def held_fds(self) -> frozenset[int]:
+        """The fds this process holds for its drivers: the plumbing's, not a test's."""
+        self._forget_inherited()
+        with self._lock:
+            return frozenset().union(*(d.held_fds() for d in self._drivers.values()))
 
     def call_thread(self) -> tuple[int, int]:
         """The (pid, tid) of the thread the implementation's calls run on: the driver's main."""
@@ -199,9 +252,17 @@ class DriverBackend:
         """Receive through the driver; the fds it received are copied into this process."""
 
         def request(mapped: list[int]) -> dict[str, Any]:
-            return {"cmd": "recvfds", "sock": mapped[0], "len": len, "flags": flags, "numfds": numfds}
+            return {
+                "cmd": "recvfds",
+                "sock": mapped[0],
+                "len": len,
+                "flags": flags,
+                "numfds": numfds,
+            }
 
-        reply, copies = self._call([_number(sock)], request, received=self._received_fds)
+        reply, copies = self._call(
+            [_number(sock)], request, received=self._received_fds, receiving=True
+        )
         try:
             msg = decode(reply["msg"])
         except (KeyError, TypeError, ValueError):
@@ -230,7 +291,7 @@ class DriverBackend:
         return [*fds, *([pidfd] if pidfd is not None else [])]
 
     def _call(
-        self, numbers: list[int], request: Any, received: Any
+        self, numbers: list[int], request: Any, received: Any, receiving: bool = False
     ) -> tuple[dict[str, Any], list[int]]:
         """One call: take the caller's fds, make the request, mirror the table, close.
 
@@ -240,6 +301,8 @@ class DriverBackend:
         driver = self._live()
         mapped, taken = self._take(driver, numbers)
         before = fdtable.open_fds(driver.pid)
+        if receiving:
+            _mirror_fd_limit(driver.pid, before)
         reply = driver.request(request(mapped))
         after = fdtable.open_fds(driver.pid)
         handed = received(reply) if reply["ok"] else []
@@ -253,7 +316,9 @@ class DriverBackend:
         copies = self._mirror(driver, handed)
         leaked = sorted(after - before - set(handed))
         self._mirror(driver, leaked)  # the suite's own leak checks see these
-        self._close_in_driver(driver, [*handed, *leaked, *(fd for fd in taken if fd not in replaced)])
+        self._close_in_driver(
+            driver, [*handed, *leaked, *(fd for fd in taken if fd not in replaced)]
+        )
         if replaced:
             self._close_all(copies)
             callers = sorted(n for n, fd in zip(numbers, mapped) if fd in replaced)
@@ -277,9 +342,7 @@ class DriverBackend:
         if wanted:
             reply = driver.request({"cmd": "take", "fds": wanted})
             taken = reply.get("fds") if reply["ok"] else None  # type: ignore[assignment]
-            if not isinstance(taken, list) or [_is_int(fd) for fd in taken] != [True] * len(
-                wanted
-            ):
+            if not isinstance(taken, list) or [_is_int(fd) for fd in taken] != [True] * len(wanted):
                 self._fail("driver-error", f"'take' of {wanted} answered {reply!r}")
         identities = {}
         for mine, theirs in zip(wanted, taken):
@@ -305,9 +368,13 @@ class DriverBackend:
                 copies.append(copy)
                 if not cloexec:
                     os.set_inheritable(copy, True)
+        except FileNotFoundError:
+            self._close_all(copies)
+            self._fail("bad-fd", f"fd {fd} is not open in it")
         except OSError as exc:
             self._close_all(copies)
-            self._fail("bad-fd", f"fd {fd} cannot be copied out of it ({exc})")
+            kind = "bad-fd" if exc.errno == errno.EBADF else "driver-error"
+            self._fail(kind, f"fd {fd} cannot be copied out of it ({exc})")
         return copies
 
     def _close_in_driver(self, driver: Driver, fds: list[int]) -> None:
@@ -322,10 +389,11 @@ class DriverBackend:
             os.close(fd)
 
     def _fail(self, kind: str, message: str) -> Any:
-        """End the driver and fail the test with ``message``."""
-        if self._driver is not None:
-            self._driver.kill()
-            self._driver = None
+        """End this thread's driver and fail the test with ``message``."""
+        with self._lock:
+            driver = self._drivers.pop(threading.get_ident(), None)
+        if driver is not None:
+            driver.kill()
         raise DriverFailure(kind, message)
 
     def _garbage(self, cmd: str, message: str) -> Any:

@@ -18,7 +18,6 @@ import os
 import select
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +25,6 @@ from typing import Any
 from _pytest.outcomes import Failed
 
 from fdsend_conformance.driver.pidfd import allow_ptracer, pidfd_open
-from fdsend_conformance.harness.processes import write_all
 from fdsend_conformance.harness.timeouts import (
     DRIVER_REPLY_TIMEOUT,
     DRIVER_START_TIMEOUT,
@@ -108,7 +106,7 @@ class Driver:
         self.process: subprocess.Popen[bytes] | None = None
         self.pidfd = -1
         self.hello: dict[str, Any] = {}
-        self._stderr: Any = None
+        self._stderr = -1  # a memfd the driver's standard error goes to
         self._buffer = b""
         self._owner = os.getpid()
 
@@ -123,9 +121,19 @@ class Driver:
         """Started in this process and not stopped since."""
         return self.process is not None and self._owner == os.getpid()
 
+    def held_fds(self) -> frozenset[int]:
+        """The fds this process holds for the driver (its pipes, its pidfd, its stderr)."""
+        if not self.running:
+            return frozenset()
+        assert self.process is not None
+        pipes = (self.process.stdin, self.process.stdout)
+        return frozenset(
+            [*(pipe.fileno() for pipe in pipes if pipe is not None), self.pidfd, self._stderr]
+        )
+
     def start(self) -> dict[str, Any]:
         """Start the driver and shake hands; return its ``start`` reply."""
-        self._stderr = tempfile.TemporaryFile(prefix="fdsend-driver-stderr-")
+        self._stderr = os.memfd_create("fdsend-driver-stderr", os.MFD_CLOEXEC)
         try:
             self.process = subprocess.Popen(
                 self.argv,
@@ -135,8 +143,7 @@ class Driver:
                 preexec_fn=_die_with_parent,
             )
         except OSError as exc:
-            self._stderr.close()
-            self._stderr = None
+            self._forget()
             raise DriverFailure("start", f"cannot run {self.argv!r}: {exc}") from None
         assert self.process.stdin is not None
         os.set_blocking(self.process.stdin.fileno(), False)
@@ -167,8 +174,13 @@ class Driver:
         """
         return self._exchange(message, self.reply_timeout if timeout is None else timeout)
 
+    def _pipe(self, name: str) -> int:
+        """The fd of the driver's ``stdin`` or ``stdout`` pipe."""
+        pipe = getattr(self.process, name, None)
+        assert pipe is not None, f"no driver {name}: not started"
+        return int(pipe.fileno())
+
     def _exchange(self, message: dict[str, Any], timeout: float) -> Any:
-        assert self.process is not None and self.process.stdin is not None
         deadline = time.monotonic() + timeout
         cmd = message["cmd"]
         line = (json.dumps(message) + "\n").encode()
@@ -191,8 +203,7 @@ class Driver:
         return reply
 
     def _write(self, data: bytes, deadline: float, cmd: str, bound: float) -> None:
-        assert self.process is not None and self.process.stdin is not None
-        fd = self.process.stdin.fileno()
+        fd = self._pipe("stdin")
         view = memoryview(data)
         while view:
             remaining = deadline - time.monotonic()
@@ -204,8 +215,7 @@ class Driver:
                 continue
 
     def _read_line(self, deadline: float, cmd: str, bound: float) -> bytes:
-        assert self.process is not None and self.process.stdout is not None
-        fd = self.process.stdout.fileno()
+        fd = self._pipe("stdout")
         while b"\n" not in self._buffer:
             if len(self._buffer) > _MAX_LINE:
                 self.kill()
@@ -241,10 +251,10 @@ class Driver:
         raise DriverFailure("crashed", f"exited with {_status(status)} during {cmd!r}{tail}")
 
     def _stderr_tail(self) -> str:
-        if self._stderr is None:
+        if self._stderr < 0:
             return ""
-        size = os.fstat(self._stderr.fileno()).st_size
-        data = os.pread(self._stderr.fileno(), _STDERR_TAIL, max(0, size - _STDERR_TAIL))
+        size = os.fstat(self._stderr).st_size
+        data = os.pread(self._stderr, _STDERR_TAIL, max(0, size - _STDERR_TAIL))
         if not data.strip():
             return "; its stderr is empty"
         return "; the tail of its stderr:\n" + data.decode(errors="replace").rstrip()
@@ -252,7 +262,7 @@ class Driver:
     def stop(self) -> None:
         """Ask the driver to stop (``stop``, then end of file); kill it if it lingers."""
         if not self.running:
-            self._forget()
+            self.kill()
             return
         assert self.process is not None
         with contextlib.suppress(DriverFailure, OSError):
@@ -260,27 +270,34 @@ class Driver:
         self.kill()
 
     def kill(self) -> None:
-        """End the driver now and release everything held for it."""
+        """End the driver now (if this process started it) and close what is held for it.
+
+        In a forked child, whose copy of a parent's driver this is, only the
+        child's copies of the pipes and fds are closed: the driver is the parent's.
+        """
         process = self.process
         if process is not None and self._owner == os.getpid():
             if process.poll() is None:
                 process.kill()
             process.wait()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Close this process's pipes and fds for the driver, and drop it."""
+        process = self.process
+        if process is not None:
             for pipe in (process.stdin, process.stdout):
                 if pipe is not None:
                     with contextlib.suppress(OSError):
                         pipe.close()
-            if self.pidfd >= 0:
-                os.close(self.pidfd)
-            if self._stderr is not None:
-                self._stderr.close()
-        self._forget()
-
-    def _forget(self) -> None:
-        """Drop the process without touching it (one a parent process started)."""
+            if process.returncode is None:  # a parent's driver: never reaped here, never waited on
+                process.returncode = -1
+        for fd in (self.pidfd, self._stderr):
+            if fd >= 0:
+                os.close(fd)
         self.process = None
         self.pidfd = -1
-        self._stderr = None
+        self._stderr = -1
         self._buffer = b""
         self._owner = os.getpid()
 

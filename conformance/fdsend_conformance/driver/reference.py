@@ -17,7 +17,6 @@ import sys
 from typing import Any, BinaryIO, TextIO
 
 import fdsend
-
 from fdsend_conformance.driver.pidfd import pidfd_getfd, pidfd_open
 
 __all__ = ["main"]

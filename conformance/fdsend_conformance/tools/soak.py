@@ -149,7 +149,11 @@ def _receiver(address: str, backend_name: str, identities: list[list[int]], tota
     expected = [tuple(pair) for pair in identities]
     counts = _counts(total)
     loaded = load_backend(backend_name)
-    with blocking_backend(loaded) as backend, socket.socket(socket.AF_UNIX) as sock:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.closing(loaded))
+        stack.enter_context(loaded.session())  # a driver starts here, before the fd count
+        backend = stack.enter_context(blocking_backend(loaded))
+        sock = stack.enter_context(socket.socket(socket.AF_UNIX))
         set_io_timeout(sock, SOAK_IO_TIMEOUT)
         sock.connect(address)
         fds_before = _fd_count()
@@ -185,7 +189,10 @@ def soak(backend_name: str, total_fds: int, timeout: float = SOAK_TIMEOUT) -> So
     if total_fds < 1:
         raise ValueError(f"total_fds must be at least 1, not {total_fds}")
     calls = contextlib.ExitStack()
-    backend = calls.enter_context(blocking_backend(load_backend(backend_name)))
+    loaded = load_backend(backend_name)
+    calls.enter_context(contextlib.closing(loaded))
+    calls.enter_context(loaded.session())  # a driver starts here, before the fd count
+    backend = calls.enter_context(blocking_backend(loaded))
     counts = _counts(total_fds)
     files = distinct_fds(PER_MESSAGE)
     address = "\0fdsend-soak-" + uuid.uuid4().hex
