@@ -50,10 +50,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from fdsend_conformance.plumbing import received
 
 __all__ = [
     "ASYNC_EVENT_LOOPS",
@@ -170,8 +173,15 @@ class Backend:
         return int(self._calls().sendfds(sock, msg, flags, fds))
 
     def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
-        """Call the backend's ``recvfds`` and return its result unchanged."""
-        return self._calls().recvfds(sock, len, flags, numfds)
+        """Call the backend's ``recvfds`` and return its result unchanged.
+
+        Fails the test if the fds it hands back are not ints, not open, or
+        not new (see :mod:`~fdsend_conformance.plumbing.received`).
+        """
+        before = received.snapshot()
+        result = self._calls().recvfds(sock, len, flags, numfds)
+        received.check_received(result, before)
+        return result
 
     def supports(self, feature: str) -> bool:
         """Whether the backend offers ``feature`` (see :class:`Feature`)."""
@@ -186,6 +196,11 @@ class Backend:
         """The (pid, tid) of the thread the calls run on, if not the caller's own (a driver's)."""
         where = getattr(self.impl, "call_thread", None)
         return None if where is None else where()  # type: ignore[no-any-return]
+
+    def call_pid(self) -> int:
+        """The pid of the process the calls run in: a driver's, or this one (a sender's pid)."""
+        where = self.call_thread()
+        return os.getpid() if where is None else where[0]
 
     def held_fds(self) -> frozenset[int]:
         """Fds the backend's plumbing holds in this process (a driver's pipes): not leaks."""
