@@ -195,7 +195,7 @@ class Backend:
     def call_thread(self) -> tuple[int, int] | None:
         """The (pid, tid) of the thread the calls run on, if not the caller's own (a driver's)."""
         where = getattr(self.impl, "call_thread", None)
-        return None if where is None else where()  # type: ignore[no-any-return]
+        return None if where is None else (*where(),)
 
     def call_pid(self) -> int:
         """The pid of the process the calls run in: a driver's, or this one (a sender's pid)."""

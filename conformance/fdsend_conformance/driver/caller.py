@@ -29,7 +29,7 @@ import resource
 import shlex
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -277,7 +277,7 @@ class DriverBackend:
             truncated=_optional_bool(reply.get("truncated")),
             msg_truncated=_optional_bool(reply.get("msg_truncated")),
             pidfd=pidfd,
-            credentials=None if credentials is None else tuple(credentials),  # type: ignore[arg-type]
+            credentials=None if credentials is None else (*credentials,),
         )
 
     def _received_fds(self, reply: dict[str, Any]) -> list[int]:
@@ -388,7 +388,7 @@ class DriverBackend:
         for fd in fds:
             os.close(fd)
 
-    def _fail(self, kind: str, message: str) -> Any:
+    def _fail(self, kind: str, message: str) -> NoReturn:
         """End this thread's driver and fail the test with ``message``."""
         with self._lock:
             driver = self._drivers.pop(threading.get_ident(), None)
@@ -396,8 +396,8 @@ class DriverBackend:
             driver.kill()
         raise DriverFailure(kind, message)
 
-    def _garbage(self, cmd: str, message: str) -> Any:
-        return self._fail("garbage", f"its reply to {cmd!r} is malformed: {message}")
+    def _garbage(self, cmd: str, message: str) -> NoReturn:
+        self._fail("garbage", f"its reply to {cmd!r} is malformed: {message}")
 
 
 def _is_int(value: Any) -> bool:

@@ -164,8 +164,8 @@ class Driver:
                 f"speaks protocol version {reply.get('version')!r}; "
                 f"the suite speaks {PROTOCOL_VERSION}",
             )
-        self.hello = reply
-        return reply
+        self.hello = dict(reply)
+        return self.hello
 
     def request(self, message: dict[str, Any], timeout: float | None = None) -> Any:
         """Send ``message``; return its reply (a dict with ``ok``), bounded by ``timeout``.
