@@ -1,4 +1,4 @@
-"""The Backend protocol: what the suite calls and what a backend declares.
+"""What a backend declares (:class:`Backend`), and what a test calls (:class:`Caller`).
 
 A *backend* is any object (a module, a class instance) with two functions in
 the shape of fdsend 0.3::
@@ -31,7 +31,7 @@ A backend may also carry these optional declarations (plain attributes):
     True for a backend whose ``sendfds``/``recvfds`` are coroutine functions
     (the default when both are, by :func:`inspect.iscoroutinefunction`). The
     suite runs the whole contract against it on one event loop per test
-    (:mod:`fdsend_conformance.plumbing.event_loops`) and the ASYNC clauses
+    (:mod:`fdsend_conformance.plumbing.runners`) and the ASYNC clauses
     too, which are UNSUPPORTED for a synchronous backend.
 ``event_loops``
     The event loops an async backend runs on, the default first: a subset of
@@ -44,27 +44,29 @@ A backend may also carry these optional declarations (plain attributes):
 
 An *adapter* for another library maps call shapes only: it never adds
 behaviour the library lacks, so that the library's real behaviour shows.
+
+A test never calls ``impl`` itself: it calls a :class:`Caller`, which
+reaches the backend the way its :class:`Kind` needs
+(:mod:`fdsend_conformance.plumbing.callers` shows how, for every kind).
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-from fdsend_conformance.plumbing import received
+from typing import Any, ClassVar, Protocol
 
 __all__ = [
     "ASYNC_EVENT_LOOPS",
     "EVENT_LOOPS",
     "TRUNCATION_STYLES",
     "Backend",
+    "Caller",
     "Feature",
     "FlagsResult",
+    "Kind",
 ]
 
 TRUNCATION_STYLES = ("attribute", "exception", "none")
@@ -118,6 +120,17 @@ class Feature:
     }
 
 
+class Kind:
+    """How the suite reaches a backend's calls (one caller each, in plumbing/callers.py)."""
+
+    #: Plain functions, called in the test's process and thread.
+    IN_PROCESS = "in-process"
+    #: Coroutine functions, run on the test's event loop.
+    EVENT_LOOP = "event-loop"
+    #: Another process (a driver, in any language) that the suite talks to.
+    DRIVER = "driver"
+
+
 class FlagsResult(tuple):  # type: ignore[type-arg]
     """A ``(msg, fds)`` result that also keeps the kernel's msg_flags.
 
@@ -157,31 +170,8 @@ class Backend:
     asynchronous: bool = False
     event_loops: tuple[str, ...] = ()
     needs_nonblocking: bool = False
-    #: For an async backend: its calls run to completion on an event loop
-    #: (a :class:`~fdsend_conformance.plumbing.event_loops.BlockingCalls`).
-    blocking_calls: Any = None
-
-    def _calls(self) -> Any:
-        if not self.asynchronous:
-            return self.impl
-        if self.blocking_calls is None:
-            raise TypeError(f"backend {self.name!r} is async: call it on an event loop")
-        return self.blocking_calls
-
-    def sendfds(self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
-        """Call the backend's ``sendfds`` (for an async one: run it to completion)."""
-        return int(self._calls().sendfds(sock, msg, flags, fds))
-
-    def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
-        """Call the backend's ``recvfds`` and return its result unchanged.
-
-        Fails the test if the fds it hands back are not ints, not open, or
-        not new (see :mod:`~fdsend_conformance.plumbing.received`).
-        """
-        before = received.snapshot()
-        result = self._calls().recvfds(sock, len, flags, numfds)
-        received.check_received(result, before)
-        return result
+    #: How the suite reaches its calls: one of the :class:`Kind` names.
+    kind: str = Kind.IN_PROCESS
 
     def supports(self, feature: str) -> bool:
         """Whether the backend offers ``feature`` (see :class:`Feature`)."""
@@ -191,37 +181,6 @@ class Backend:
         """Why the backend cannot take a test that needs ``features``; empty if it can."""
         missing = sorted(f for f in set(features) if not self.supports(f))
         return "; ".join(f"{self.name} {Feature.LACKING.get(f, 'lacks ' + f)}" for f in missing)
-
-    def call_thread(self) -> tuple[int, int] | None:
-        """The (pid, tid) of the thread the calls run on, if not the caller's own (a driver's)."""
-        where = getattr(self.impl, "call_thread", None)
-        return None if where is None else (*where(),)
-
-    def call_pid(self) -> int:
-        """The pid of the process the calls run in: a driver's, or this one (a sender's pid)."""
-        where = self.call_thread()
-        return os.getpid() if where is None else where[0]
-
-    def held_fds(self) -> frozenset[int]:
-        """Fds the backend's plumbing holds in this process (a driver's pipes): not leaks."""
-        held = getattr(self.impl, "held_fds", None)
-        return frozenset() if held is None else frozenset(held())
-
-    @property
-    def out_of_process(self) -> bool:
-        """Whether the calls run in another process (a driver), which a crash cannot take down."""
-        return callable(getattr(self.impl, "call_thread", None))
-
-    def close(self) -> None:
-        """Let go of what the backend's plumbing holds (stop its drivers)."""
-        stop = getattr(self.impl, "stop", None)
-        if stop is not None:
-            stop()
-
-    def session(self) -> Any:
-        """A context for one test's calls (a driver of its own); nothing for an in-process one."""
-        session = getattr(self.impl, "session", None)
-        return contextlib.nullcontext() if session is None else session()
 
     @classmethod
     def from_object(cls, name: str, impl: Any, origin: str) -> Backend:
@@ -257,7 +216,67 @@ class Backend:
             asynchronous=asynchronous,
             event_loops=event_loops,
             needs_nonblocking=bool(getattr(impl, "needs_nonblocking", False)),
+            kind=_kind_of(impl, origin, asynchronous),
         )
+
+
+class Caller(Protocol):
+    """What the ``backend`` fixture gives a test: declarations, and calls that return.
+
+    Whatever the backend's kind, ``sendfds``/``recvfds`` are synchronous and
+    bounded, and the backend's declarations read as attributes.
+    """
+
+    @property
+    def backend(self) -> Backend:
+        """The declarations of the backend under test."""
+        ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def truncation(self) -> str: ...
+
+    @property
+    def truncation_error(self) -> type[BaseException] | tuple[type[BaseException], ...]: ...
+
+    @property
+    def unsupported(self) -> frozenset[str]: ...
+
+    def supports(self, feature: str) -> bool:
+        """Whether the backend offers ``feature`` (see :class:`Feature`)."""
+        ...
+
+    def sendfds(self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
+        """The backend's ``sendfds``, run to completion."""
+        ...
+
+    def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
+        """The backend's ``recvfds``, run to completion; its result unchanged."""
+        ...
+
+    def call_thread(self) -> tuple[int, int] | None:
+        """The (pid, tid) of the thread the calls run on, if not the caller's own (a driver's)."""
+        ...
+
+    def call_pid(self) -> int:
+        """The pid of the process the calls run in (the sender's pid a receiver sees)."""
+        ...
+
+    def session(self) -> Any:
+        """A context that readies this process's calls (starts a driver of its own)."""
+        ...
+
+
+def _kind_of(impl: Any, origin: str, asynchronous: bool) -> str:
+    """The backend's :class:`Kind`: declared by a driver's backend, else by its calls."""
+    declared = getattr(impl, "kind", None)
+    if declared is None:
+        return Kind.EVENT_LOOP if asynchronous else Kind.IN_PROCESS
+    if declared != Kind.DRIVER:
+        raise ValueError(f"{origin}: kind may only be declared as {Kind.DRIVER!r}")
+    return Kind.DRIVER
 
 
 def _is_async(impl: Any, origin: str) -> bool:

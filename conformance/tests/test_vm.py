@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fdsend_conformance.tools import kernel_fetch, vm
+from fdsend_conformance.tools import vm
 
 TINY_RUN = ("-m", "kernel", "-k", "scm_max_fd", "-p", "no:xdist", "-q")
 
@@ -194,67 +194,6 @@ def test_ci_step_without_qemu_or_apt_says_why_and_goes_on(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("kernel VM step skipped: "), done.stdout
     assert "apt-get" in done.stdout or "x86_64" in done.stdout
-
-
-NAMES = [
-    "linux-image-6.1.0-9-amd64",
-    "linux-image-6.1.0-57-amd64",
-    "linux-image-6.1.0-57-cloud-amd64",
-    "linux-image-6.1.0-57-rt-amd64",
-    "linux-image-6.1.0-57-amd64-dbg",
-    "linux-image-6.1.0-57-amd64-unsigned",
-    "linux-image-6.12.117+deb12-amd64",
-    "linux-image-6.12.9+deb12-amd64",
-    "linux-image-6.12-amd64",
-    "linux-image-amd64",
-]
-
-
-@pytest.mark.parametrize(
-    ("series", "package"),
-    [
-        ("6.1", "linux-image-6.1.0-57-amd64"),
-        ("6.12", "linux-image-6.12.117+deb12-amd64"),
-        ("5.10", None),
-    ],
-)
-def test_the_newest_generic_image_of_a_series_is_chosen(series: str, package: str | None):
-    assert kernel_fetch.newest_package(series, NAMES) == package
-
-
-@pytest.mark.skipif(
-    not (shutil.which("dpkg-deb") and (shutil.which("depmod") or Path("/sbin/depmod").exists())),
-    reason="needs dpkg-deb and depmod (Debian's dpkg and kmod)",
-)
-def test_unpack_lays_out_the_image_and_indexes_its_modules(tmp_path: Path):
-    tree = tmp_path / "tree"
-    (tree / "DEBIAN").mkdir(parents=True)
-    (tree / "DEBIAN" / "control").write_text(
-        "Package: linux-image-9.9.9-test\nVersion: 1\nArchitecture: all\n"
-        "Maintainer: t <t@t>\nDescription: test\n"
-    )
-    (tree / "boot").mkdir()
-    (tree / "boot" / "vmlinuz-9.9.9-test").write_bytes(b"not a kernel")
-    (tree / "lib" / "modules" / "9.9.9-test" / "kernel").mkdir(parents=True)
-    deb = tmp_path / "test.deb"
-    subprocess.run(["dpkg-deb", "-b", str(tree), str(deb)], check=True, capture_output=True)
-    image = kernel_fetch.unpack(deb, tmp_path / "root")
-    assert image == tmp_path / "root" / "boot" / "vmlinuz-9.9.9-test"
-    assert (tmp_path / "root" / "lib" / "modules" / "9.9.9-test" / "modules.dep").exists()
-
-
-def test_fetch_reuses_an_unpacked_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    image = tmp_path / "linux-image-6.1.0-57-amd64" / "root" / "boot" / "vmlinuz-6.1.0-57-amd64"
-    image.parent.mkdir(parents=True)
-    image.write_bytes(b"")
-    monkeypatch.setattr(kernel_fetch, "_run", pytest.fail)  # nothing is downloaded
-    assert kernel_fetch.fetch("debian:linux-image-6.1.0-57-amd64", tmp_path) == image
-
-
-def test_a_debian_series_apt_does_not_offer_is_named(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(kernel_fetch, "_run", lambda command, cwd=None: "")
-    with pytest.raises(kernel_fetch.FetchError, match=r"no generic amd64 image of Linux 4\.19"):
-        kernel_fetch.resolve("debian:4.19")
 
 
 @pytest.mark.skipif(not os.environ.get("FDSEND_VM_KERNEL"), reason="set FDSEND_VM_KERNEL to boot")

@@ -33,7 +33,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from fdsend_conformance.backend import TRUNCATION_STYLES, Feature
+from fdsend_conformance.backend import TRUNCATION_STYLES, Feature, Kind
 from fdsend_conformance.driver.client import Driver, DriverFailure, decode, encode
 from fdsend_conformance.driver.pidfd import pidfd_getfd
 from fdsend_conformance.harness import fdtable
@@ -158,6 +158,7 @@ class DriverBackend:
             raise ValueError(f"driver {command!r} declares unknown features {sorted(unknown)}")
         self.unsupported = declared | PROTOCOL_UNSUPPORTED
         self.truncation_error = OSError
+        self.kind = Kind.DRIVER
 
     # The driver processes: one per calling thread of this process.
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance.backend import Backend
+from fdsend_conformance.backend import Caller
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import unsupported
 from fdsend_conformance.harness.fds import distinct_fds, make_fd
 from fdsend_conformance.harness.sockets import TYPE_FEATURES, socket_pair
-from fdsend_conformance.plumbing.event_loops import blocking_backend
+from fdsend_conformance.plumbing.callers import open_caller, plumbing_fds
 from fdsend_conformance.plumbing.plugin import backend_of, call_failed, event_loop_of
 
 __all__ = [
@@ -39,21 +39,19 @@ def event_loop_started(pytestconfig: pytest.Config) -> None:
     An event loop library may open fds once per process, on its first loop,
     and keep them (libuv's signal pipe, for uvloop): not a test's leak.
     """
-    with blocking_backend(backend_of(pytestconfig), event_loop_of(pytestconfig)):
+    with open_caller(backend_of(pytestconfig), event_loop_of(pytestconfig)):
         pass
 
 
 @pytest.fixture
-def backend(pytestconfig: pytest.Config, event_loop_started: None) -> Iterator[Backend]:
-    """The backend under test (``--backend``), called synchronously.
+def backend(pytestconfig: pytest.Config, event_loop_started: None) -> Iterator[Caller]:
+    """The backend under test (``--backend``), as a caller: its calls return.
 
-    An async backend's calls run on one event loop kept for the test
-    (``--event-loop``; see :mod:`~fdsend_conformance.plumbing.event_loops`);
-    a driver's, on a driver started for the test.
+    How each kind of backend is reached: :mod:`~fdsend_conformance.plumbing.callers`
+    (an async one on one event loop kept for the test, ``--event-loop``).
     """
-    loaded = backend_of(pytestconfig)
-    with loaded.session(), blocking_backend(loaded, event_loop_of(pytestconfig)) as calls:
-        yield calls
+    with open_caller(backend_of(pytestconfig), event_loop_of(pytestconfig)) as caller:
+        yield caller
 
 
 @pytest.fixture(scope="session")
@@ -73,14 +71,14 @@ def spawn_context() -> multiprocessing.context.BaseContext:
 def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail the test if it leaves an fd open that was not open before.
 
-    The fds the backend's plumbing holds (a driver's pipes) are not the test's.
+    The fds the plumbing holds for the backend (a driver's pipes) are not the test's.
     Leaked fds are closed either way, so one leak does not spill into the
     next test; a test that already failed is not failed twice.
     """
     before = fdtable.open_fds()
     yield
     # A driver's pipes, opened by the test's first call, are the plumbing's.
-    held = backend_of(request.config).held_fds()
+    held = plumbing_fds(backend_of(request.config))
     leaked = fdtable.close_leaked(before | held)
     if leaked and not call_failed(request.node):
         pytest.fail(f"leaked {len(leaked)} fd(s): {'; '.join(leaked)}", pytrace=False)
@@ -131,7 +129,7 @@ def closer() -> Iterator[Closer]:
 
 @pytest.fixture
 def make_pair(
-    backend: Backend, closer: Closer
+    backend: Caller, closer: Closer
 ) -> Callable[..., tuple[socket.socket, socket.socket]]:
     """Make AF_UNIX pairs of a socket type; UNSUPPORTED when the backend lacks it."""
 

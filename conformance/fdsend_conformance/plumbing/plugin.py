@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 from _pytest.outcomes import Skipped
 
-from fdsend_conformance.backend import Backend
+from fdsend_conformance.backend import Backend, Kind
 from fdsend_conformance.harness.checks import Unsupported
 from fdsend_conformance.harness.timeouts import ISOLATION_GRACE
 from fdsend_conformance.outcome import Outcome
 from fdsend_conformance.plumbing import ktap
 from fdsend_conformance.plumbing.contract import cross_check, load_contract
-from fdsend_conformance.plumbing.event_loops import event_loop_for
 from fdsend_conformance.plumbing.expected import (
     ExpectedFailure,
     builtin_expected_file,
@@ -39,6 +38,7 @@ from fdsend_conformance.plumbing.registry import (
     load_backend,
 )
 from fdsend_conformance.plumbing.report import ClauseReport, TestResult, environment
+from fdsend_conformance.plumbing.runners import event_loop_for
 
 __all__ = ["SUITE_DIR", "backend_of", "call_failed", "event_loop_of"]
 
@@ -157,8 +157,8 @@ class _State:
             self.refused = True
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self._backend is not None:
-            self._backend.close()  # a driver kept from test to test stops here
+        if self._backend is not None and self._backend.kind == Kind.DRIVER:
+            self._backend.impl.stop()  # a driver kept from test to test stops here
         if self.refused:  # the exit status a serial run's UsageError has
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
         path = self.config.getoption("fdsend_conformance_report")
@@ -466,7 +466,7 @@ def _isolated(config: pytest.Config) -> bool:
     choice = config.getoption("fdsend_isolate")
     if choice != "auto":
         return bool(choice == "yes")
-    if backend_of(config).out_of_process:
+    if backend_of(config).kind == Kind.DRIVER:
         return False  # a driver crashes in its own process; its waits are bounded
     return hasattr(os, "fork") and not config.getoption("usepdb", False)
 

@@ -1,29 +1,94 @@
 """Debian's kernel images, downloaded and unpacked, never installed.
 
-``debian:6.1`` names the newest generic amd64 image of the 6.1 series that
-apt offers (``linux-image-6.1.0-NN-amd64``), ``debian:6.12`` the newest
-6.12 (``linux-image-6.12.NN+deb12-amd64``); ``debian:linux-image-...`` one
-package by name. :func:`fetch` runs ``apt-get download`` and ``dpkg -x``
-into ``CACHE/PACKAGE/root`` and ``depmod -b`` over the unpacked modules, so
-virtme-ng can load 9p and virtio from them; it returns the ``vmlinuz``.
-The ``-cloud-`` images lack 9p, the ``-rt-`` ones are another kernel: both
-are left out. CACHE is ``$FDSEND_KERNELS`` or ``~/.cache/fdsend/kernels``.
+A kernel is named ``debian:SUITE/VERSION`` (``debian:trixie-backports/7.2.6``,
+``debian:bookworm/6.1.170``), ``debian:SUITE`` (the suite's newest image),
+``debian:RELEASE`` (``debian:7.2.6+deb13-amd64``, ``debian:6.1.0-57-amd64``),
+``debian:SERIES`` (``debian:6.1``: the newest image of the series in any
+suite) or ``debian:linux-image-...`` (one package). Only the generic amd64
+images count: the ``-cloud-`` ones lack 9p, the ``-rt-`` ones are another
+kernel.
+
+apt runs with a private configuration per suite (:class:`Apt`: its own
+sources list, lists and package cache under ``CACHE/apt/SUITE``), never with
+the machine's sources. :func:`fetch` downloads the image package and, for the
+split images of Linux 6.19 and later (``linux-image-R`` is empty and depends
+on ``linux-binary-R``, with ``usr/lib/modules/R/vmlinuz``, and on
+``linux-modules-R`` and ``linux-base-R``), the packages it depends on;
+``dpkg -x`` unpacks them into ``CACHE/PACKAGE/root``, where ``depmod -b``
+indexes the modules so that virtme-ng can load 9p and virtio from them.
+:func:`changelog` brings a version's ``changelog.Debian.gz`` (the linux
+source's, from ``linux-libc-dev`` or ``linux-base-R``). CACHE is
+``$FDSEND_KERNELS`` or ``~/.cache/fdsend/kernels``; the mirror is
+``$FDSEND_DEBIAN_MIRROR`` or http://deb.debian.org.
+
+::
+
+    python -m fdsend_conformance.tools.kernel_fetch list [SUITE ...]
+    python -m fdsend_conformance.tools.kernel_fetch fetch KERNEL
+    python -m fdsend_conformance.tools.kernel_fetch changelog KERNEL [--out FILE]
 """
 
 from __future__ import annotations
 
+import argparse
+import gzip
 import os
 import re
 import shlex
 import subprocess
-from collections.abc import Iterable
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEBIAN_PREFIX", "FetchError", "cache_dir", "fetch", "newest_package", "unpack"]
+__all__ = [
+    "DEBIAN_PREFIX",
+    "SUITES",
+    "Apt",
+    "FetchError",
+    "Image",
+    "cache_dir",
+    "changelog",
+    "fetch",
+    "images",
+    "main",
+    "newest_package",
+    "resolve",
+    "unpack",
+]
 
 DEBIAN_PREFIX = "debian:"
+#: The suites searched, each with the archive folders and distributions it
+#: reads from the mirror (a release's security and updates suites with it).
+SUITES: dict[str, tuple[tuple[str, str], ...]] = {
+    "bullseye": (
+        ("debian", "bullseye"),
+        ("debian", "bullseye-updates"),
+        ("debian-security", "bullseye-security"),
+    ),
+    "bookworm": (
+        ("debian", "bookworm"),
+        ("debian", "bookworm-updates"),
+        ("debian-security", "bookworm-security"),
+    ),
+    "bookworm-backports": (("debian", "bookworm-backports"),),
+    "trixie": (
+        ("debian", "trixie"),
+        ("debian", "trixie-updates"),
+        ("debian-security", "trixie-security"),
+    ),
+    "trixie-backports": (("debian", "trixie-backports"),),
+    "sid": (("debian", "sid"),),
+    "experimental": (("debian", "experimental"),),
+}
+#: The keyring Debian's Release files are checked against.
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 #: Image flavours that are not the generic kernel of a series.
 _OTHER_FLAVOURS = ("-cloud-", "-rt-", "-dbg", "-unsigned")
+_IMAGE = re.compile(r"linux-image-([0-9][0-9.+a-z~-]*-amd64)")
+#: The packages a split image depends on, besides itself ("linux-binary-R").
+_PARTS = ("linux-binary-", "linux-modules-", "linux-base-")
 
 
 class FetchError(Exception):
@@ -36,25 +101,30 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "fdsend" / "kernels"
 
 
+def mirror() -> str:
+    """The Debian mirror's base URL (no trailing slash)."""
+    return os.environ.get("FDSEND_DEBIAN_MIRROR", "http://deb.debian.org").rstrip("/")
+
+
 def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", name))
+
+
+def _generic(package: str) -> bool:
+    return bool(_IMAGE.fullmatch(package)) and not any(f in package for f in _OTHER_FLAVOURS)
 
 
 def newest_package(series: str, names: Iterable[str]) -> str | None:
     """The newest generic amd64 image package of ``series`` ("6.1") among ``names``."""
     pattern = re.compile(rf"linux-image-{re.escape(series)}[.-][0-9][0-9.+a-z~-]*-amd64")
-    found = [
-        name
-        for name in names
-        if pattern.fullmatch(name) and not any(flavour in name for flavour in _OTHER_FLAVOURS)
-    ]
+    found = [name for name in names if pattern.fullmatch(name) and _generic(name)]
     return max(found, key=_version_key, default=None)
 
 
 def _run(command: list[str], cwd: Path | None = None) -> str:
     try:
         done = subprocess.run(
-            command, cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+            command, cwd=cwd, capture_output=True, text=True, timeout=900, check=False
         )
     except FileNotFoundError as exc:
         raise FetchError(f"{command[0]} not found (Debian's apt and dpkg are needed)") from exc
@@ -63,46 +133,324 @@ def _run(command: list[str], cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def resolve(spec: str) -> str:
-    """The package ``debian:SERIES`` or ``debian:PACKAGE`` names."""
-    wanted = spec.removeprefix(DEBIAN_PREFIX)
-    if wanted.startswith("linux-image-"):
-        return wanted
-    listing = _run(["apt-cache", "search", "--names-only", f"^linux-image-{re.escape(wanted)}"])
-    names = [line.split(" ", 1)[0] for line in listing.splitlines()]
-    package = newest_package(wanted, names)
-    if package is None:
-        raise FetchError(
-            f"apt offers no generic amd64 image of Linux {wanted} "
-            "(run apt-get update first; apt-cache search linux-image- lists them)"
+@dataclass(frozen=True)
+class Image:
+    """One generic amd64 image package of one suite."""
+
+    suite: str
+    package: str
+    #: Debian's version of the package ("7.2.6-1~bpo13+1").
+    version: str
+
+    @property
+    def release(self) -> str:
+        """What ``uname -r`` says on it ("7.2.6+deb13-amd64")."""
+        return self.package.removeprefix("linux-image-")
+
+    @property
+    def upstream(self) -> str:
+        """Linux's version ("7.2.6"; "7.3-rc7" for Debian's "7.3~rc7-1~exp1")."""
+        return self.version.rsplit("-", 1)[0].replace("~", "-")
+
+    @property
+    def spec(self) -> str:
+        """The name that fetches exactly this image: ``debian:SUITE/VERSION``."""
+        return f"{DEBIAN_PREFIX}{self.suite}/{self.upstream}"
+
+
+class Apt:
+    """apt-get and apt-cache over one suite, with a configuration of their own.
+
+    Everything lives under ``root``: the sources list, the lists, the
+    package cache and an empty dpkg status; the machine's sources,
+    preferences and status are never read.
+    """
+
+    def __init__(self, suite: str, root: Path) -> None:
+        if suite not in SUITES:
+            raise FetchError(f"unknown suite {suite!r} (known: {', '.join(SUITES)})")
+        self.suite = suite
+        self.root = root
+
+    def options(self) -> list[str]:
+        """The ``-o`` options that point apt at this configuration only."""
+        root = self.root
+        settings = {
+            "Dir::Etc::SourceList": root / "sources.list",
+            "Dir::Etc::SourceParts": root / "sources.list.d",
+            "Dir::Etc::Preferences": root / "preferences",
+            "Dir::Etc::PreferencesParts": root / "preferences.d",
+            "Dir::State::Lists": root / "lists",
+            "Dir::State::Status": root / "status",
+            "Dir::Cache": root / "cache",
+            "Acquire::Check-Valid-Until": "false",  # the mirror may be a frozen snapshot
+            "Acquire::Languages": "none",
+            "APT::Architecture": "amd64",
+            "APT::Architectures": "amd64",
+            "APT::Sandbox::User": "root" if os.geteuid() == 0 else "",
+        }
+        return [f"-o{key}={value}" for key, value in settings.items() if value != ""]
+
+    def sources(self) -> str:
+        """The sources list: the suite's distributions, main only, signed by Debian."""
+        return "".join(
+            f"deb [arch=amd64 signed-by={KEYRING}] {mirror()}/{archive} {dist} main\n"
+            for archive, dist in SUITES[self.suite]
         )
-    return package
+
+    def update(self, force: bool = False) -> None:
+        """``apt-get update`` once (or again with ``force``)."""
+        lists = self.root / "lists"
+        if not force and any(lists.glob("*_Packages*")):
+            return
+        for folder in (
+            "sources.list.d",
+            "preferences.d",
+            "lists/partial",
+            "cache/archives/partial",
+        ):
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        (self.root / "sources.list").write_text(self.sources())
+        (self.root / "status").touch()
+        self.run("apt-get", "update", "-q")
+
+    def run(self, tool: str, *args: str, cwd: Path | None = None) -> str:
+        """``tool`` (apt-get, apt-cache) with this configuration and ``args``."""
+        return _run([tool, *self.options(), *args], cwd=cwd)
+
+    def images(self) -> list[Image]:
+        """The suite's generic amd64 images, oldest first."""
+        self.update()
+        listing = self.run("apt-cache", "search", "--names-only", "^linux-image-[0-9]")
+        generic = [
+            line.split(" ", 1)[0]
+            for line in listing.splitlines()
+            if _generic(line.split(" ", 1)[0]) and "meta-package" not in line
+        ]
+        if not generic:
+            return []
+        found = {
+            Image(self.suite, package, version)
+            for package, version in _madison(self.run("apt-cache", "madison", *generic))
+        }
+        return sorted(found, key=lambda image: _version_key(image.version))
+
+    def depends(self, package: str, version: str) -> list[str]:
+        """The package names ``package`` (at ``version``) depends on."""
+        shown = self.run("apt-cache", "show", f"{package}={version}")
+        match = re.search(r"^Depends: (.*)$", shown, re.MULTILINE)
+        if not match:
+            return []
+        return [re.split(r"[ (]", alt.strip(), maxsplit=1)[0] for alt in match[1].split(",")]
+
+    def download(self, packages: Sequence[str], version: str, folder: Path) -> list[Path]:
+        """``apt-get download`` each of ``packages`` at ``version`` into ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.run("apt-get", "download", "-q", *(f"{p}={version}" for p in packages), cwd=folder)
+        debs = [deb for p in packages for deb in sorted(folder.glob(f"{p}_*.deb"))]
+        if len(debs) < len(packages):
+            raise FetchError(f"apt-get download {' '.join(packages)} left too few .deb in {folder}")
+        return debs
 
 
-def unpack(deb: Path, root: Path) -> Path:
-    """``dpkg -x`` ``deb`` into ``root``, ``depmod`` its modules; the ``vmlinuz``."""
-    _run(["dpkg", "-x", str(deb), str(root)])
+def _madison(listing: str) -> list[tuple[str, str]]:
+    """(package, version) pairs from ``apt-cache madison``'s lines."""
+    pairs = []
+    for line in listing.splitlines():
+        fields = [field.strip() for field in line.split("|")]
+        if len(fields) >= 3 and "Packages" in fields[2]:
+            pairs.append((fields[0], fields[1]))
+    return pairs
+
+
+def _apt(suite: str, cache: Path | None) -> Apt:
+    return Apt(suite, (cache or cache_dir()) / "apt" / suite)
+
+
+def images(suite: str, cache: Path | None = None) -> list[Image]:
+    """The generic amd64 images ``suite`` offers, oldest first."""
+    return _apt(suite, cache).images()
+
+
+def _matches(image: Image, version: str) -> bool:
+    return version in (image.upstream, image.version, image.version.replace("~", "-"))
+
+
+def resolve(spec: str, cache: Path | None = None) -> Image:
+    """The image ``spec`` names (see the module docstring)."""
+    wanted = spec.removeprefix(DEBIAN_PREFIX)
+    suite, slash, version = wanted.partition("/")
+    if suite in SUITES:
+        offered = images(suite, cache)
+        chosen = [i for i in offered if _matches(i, version)] if slash else offered
+        if chosen:
+            return chosen[-1]
+        listed = ", ".join(i.upstream for i in offered) or "none"
+        raise FetchError(f"{suite} offers no generic amd64 image {version} (it has: {listed})")
+    if slash:
+        raise FetchError(f"unknown suite {suite!r} in {spec!r} (known: {', '.join(SUITES)})")
+    everywhere = [image for name in SUITES for image in images(name, cache)]
+    package = wanted if wanted.startswith("linux-image-") else f"linux-image-{wanted}"
+    exact = [image for image in everywhere if image.package == package]
+    if exact:
+        return exact[-1]
+    newest = newest_package(wanted, (image.package for image in everywhere))
+    if newest is None:
+        raise FetchError(
+            f"Debian's mirror offers no generic amd64 image of Linux {wanted} "
+            "(python -m fdsend_conformance.tools.kernel_fetch list shows them)"
+        )
+    return max(
+        (image for image in everywhere if image.package == newest),
+        key=lambda image: _version_key(image.version),
+    )
+
+
+def _layout(root: Path) -> Path | None:
+    """The unpacked tree's ``boot/vmlinuz-R``, made for a split image if need be.
+
+    A split image has ``usr/lib/modules/R/vmlinuz`` and no ``/boot``: the
+    classic layout (``boot/vmlinuz-R``, ``lib/modules/R``) is linked to it,
+    which is where virtme-ng and depmod look.
+    """
     images = sorted((root / "boot").glob("vmlinuz-*"))
-    if not images:
-        raise FetchError(f"{deb.name} holds no boot/vmlinuz-*")
-    image = images[0]
+    if images:
+        return images[0]
+    split = sorted((root / "usr" / "lib" / "modules").glob("*/vmlinuz"))
+    if not split:
+        return None
+    release = split[0].parent.name
+    (root / "boot").mkdir(exist_ok=True)
+    image = root / "boot" / f"vmlinuz-{release}"
+    image.symlink_to(Path("..") / split[0].relative_to(root))
+    if not (root / "lib").exists():
+        (root / "lib").symlink_to("usr/lib")
+    return image
+
+
+def unpack(debs: Path | Sequence[Path], root: Path) -> Path:
+    """``dpkg -x`` ``debs`` into ``root``, ``depmod`` its modules; the ``vmlinuz``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for deb in [debs] if isinstance(debs, Path) else debs:
+        _run(["dpkg", "-x", str(deb), str(root)])
+    image = _layout(root)
+    if image is None:
+        raise FetchError(f"{root} holds no boot/vmlinuz-* nor usr/lib/modules/*/vmlinuz")
     release = image.name.removeprefix("vmlinuz-")
     _run(["depmod", "-b", str(root), release])
     return image
 
 
+def _unpacked(folder: Path) -> Path | None:
+    images = sorted((folder / "root" / "boot").glob("vmlinuz-*"))
+    return images[0] if images else None
+
+
 def fetch(spec: str, cache: Path | None = None) -> Path:
     """Download and unpack the kernel ``spec`` names (once); its ``vmlinuz``."""
-    package = resolve(spec)
-    folder = (cache or cache_dir()) / package
-    images = sorted((folder / "root" / "boot").glob("vmlinuz-*"))
-    if images:
-        return images[0]
-    folder.mkdir(parents=True, exist_ok=True)
-    _run(["apt-get", "download", package], cwd=folder)
-    debs = sorted(folder.glob(f"{package}_*.deb"))
-    if not debs:
-        raise FetchError(f"apt-get download {package} left no .deb in {folder}")
-    image = unpack(debs[-1], folder / "root")
-    debs[-1].unlink()  # the unpacked tree is what is kept
-    return image
+    cache = cache or cache_dir()
+    named = spec.removeprefix(DEBIAN_PREFIX)
+    if named.startswith("linux-image-") and (found := _unpacked(cache / named)):
+        return found
+    image = resolve(spec, cache)
+    folder = cache / image.package
+    found = _unpacked(folder)
+    if found:
+        return found
+    apt = _apt(image.suite, cache)
+    parts = [
+        name
+        for name in apt.depends(image.package, image.version)
+        if name.startswith(_PARTS) and name.endswith(image.release)
+    ]
+    with tempfile.TemporaryDirectory(dir=cache) as downloads:
+        debs = apt.download([image.package, *parts], image.version, Path(downloads))
+        root = folder / "root"
+        try:
+            return unpack(debs, root)
+        except FetchError:
+            subprocess.run(["rm", "-rf", str(folder)], check=False)
+            raise
+
+
+def changelog(spec: str, cache: Path | None = None) -> str:
+    """The linux source's ``changelog.Debian`` of the version ``spec`` names.
+
+    It comes from ``linux-libc-dev`` at that version where the suite offers
+    it, else from the small packages built beside the image
+    (``linux-headers-R``, ``linux-base-R``), and is kept in
+    ``CACHE/changelogs/SUITE_VERSION.txt``.
+    """
+    cache = cache or cache_dir()
+    image = resolve(spec, cache)
+    kept = cache / "changelogs" / f"{image.suite}_{image.version}.txt"
+    if kept.exists():
+        return kept.read_text(encoding="utf-8")
+    apt = _apt(image.suite, cache)
+    offered = _madison(apt.run("apt-cache", "madison", "linux-libc-dev"))
+    candidates = [f"linux-headers-{image.release}", f"linux-base-{image.release}"]
+    if ("linux-libc-dev", image.version) in offered:
+        candidates.insert(0, "linux-libc-dev")
+    for package in candidates:
+        with tempfile.TemporaryDirectory(dir=cache) as scratch:
+            try:
+                [deb] = apt.download([package], image.version, Path(scratch))
+            except FetchError:
+                continue
+            _run(["dpkg", "-x", str(deb), f"{scratch}/root"])
+            text = _read_changelog(Path(scratch) / "root", image.version)
+        if text is not None:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_text(text, encoding="utf-8")
+            return text
+    raise FetchError(f"no changelog of linux {image.version} in {', '.join(candidates)}")
+
+
+def _read_changelog(root: Path, version: str) -> str | None:
+    """The linux source's changelog in an unpacked package, if it starts at ``version``."""
+    for path in sorted(root.glob("usr/share/doc/*/changelog.Debian.gz")):
+        text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
+        if text.startswith(f"linux ({version})"):
+            return text
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``list``, ``fetch`` and ``changelog``; see the module docstring."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fdsend_conformance.tools.kernel_fetch",
+        description="Debian's kernel images through a private apt configuration.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="the generic amd64 images of each suite")
+    listing.add_argument("suites", nargs="*", metavar="SUITE", help=f"of {', '.join(SUITES)}")
+    listing.add_argument("--update", action="store_true", help="apt-get update first")
+    fetching = commands.add_parser("fetch", help="download and unpack; print the vmlinuz")
+    fetching.add_argument("kernel", help="debian:SUITE/VERSION, debian:RELEASE, ...")
+    logs = commands.add_parser("changelog", help="the version's changelog.Debian")
+    logs.add_argument("kernel", help="debian:SUITE/VERSION, debian:RELEASE, ...")
+    logs.add_argument("--out", type=Path, help="write it here (default: standard output)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            for suite in args.suites or list(SUITES):
+                if args.update:
+                    _apt(suite, None).update(force=True)
+                for image in images(suite):
+                    print(f"{image.spec}\t{image.release}\t{image.version}")
+        elif args.command == "fetch":
+            print(fetch(args.kernel))
+        else:
+            text = changelog(args.kernel)
+            if args.out:
+                args.out.write_text(text, encoding="utf-8")
+            else:
+                sys.stdout.write(text)
+    except FetchError as exc:
+        print(f"kernel_fetch: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

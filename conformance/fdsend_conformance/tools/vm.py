@@ -7,11 +7,13 @@
     fdsend-conformance vm --fetch debian:6.12          # only download and unpack it
 
 KERNEL is a kernel image (a ``vmlinuz``, with its modules in
-``../lib/modules/RELEASE`` as ``dpkg -x`` lays them out) or ``debian:SERIES``
-(``debian:6.1``, ``debian:6.12``) or ``debian:PACKAGE``: Debian's newest
-generic amd64 image of that series, downloaded with ``apt-get download`` and
-unpacked with ``dpkg -x`` into a cache folder, never installed (see
-:mod:`fdsend_conformance.tools.kernel_fetch`).
+``../lib/modules/RELEASE`` as ``dpkg -x`` lays them out) or one of Debian's
+generic amd64 images: ``debian:SUITE/VERSION`` (``debian:bullseye/5.10.262``,
+``debian:trixie-backports/7.2.6``), ``debian:RELEASE``, ``debian:SERIES``
+(``debian:6.1``: its newest image), downloaded through a private apt
+configuration and unpacked with ``dpkg -x`` into a cache folder, never
+installed (see :mod:`fdsend_conformance.tools.kernel_fetch`, whose ``list``
+command shows what each suite offers).
 
 virtme-ng (``pip install virtme-ng``; QEMU from Debian's ``qemu-system-x86``,
 with ``kmod`` and ``busybox-static``) boots the kernel over a read-only
@@ -268,7 +270,10 @@ def _parser() -> argparse.ArgumentParser:
             "and bring the JSON report back."
         ),
     )
-    parser.add_argument("kernel", help="a vmlinuz, or debian:SERIES (debian:6.1) to fetch one")
+    parser.add_argument(
+        "kernel",
+        help="a vmlinuz, or debian:SUITE/VERSION, debian:RELEASE, debian:SERIES to fetch one",
+    )
     parser.add_argument(
         "--fetch", action="store_true", help="only download and unpack KERNEL; print its image"
     )
