@@ -221,3 +221,61 @@ def test_the_client_bounds_a_silent_start(tmp_path: Path):
     assert "did not reply to 'start' within 0.5 s; killed" in str(raised.value)
     assert time.monotonic() - started < 5
     assert not driver.running
+
+
+SCHEMA = Path(__file__).resolve().parents[1] / "fdsend_conformance" / "driver.schema.json"
+
+
+def test_the_reference_drivers_messages_follow_the_schema(monkeypatch):
+    """Every request the suite sends and every reply the reference driver gives, validated."""
+    import errno
+    import os
+    import socket
+
+    import jsonschema
+
+    from fdsend_conformance.driver.caller import DriverBackend
+
+    schema = json.loads(SCHEMA.read_text())
+    assert schema["protocol_version"] == PROTOCOL_VERSION
+    traffic: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    exchange = Driver._exchange
+
+    def recorded(self: Driver, message: dict[str, Any], timeout: float) -> Any:
+        reply = exchange(self, message, timeout)
+        traffic.append((message, reply))
+        return reply
+
+    monkeypatch.setattr(Driver, "_exchange", recorded)
+    backend = DriverBackend(
+        shlex.join([sys.executable, "-m", "fdsend_conformance.driver.reference"])
+    )
+    a, b = socket.socketpair()
+    read_end, write_end = os.pipe()
+    try:
+        with backend.session():
+            backend.sendfds(a, b"schema", 0, [read_end, write_end])
+            _, fds = backend.recvfds(b, 16, 0, 1)  # one of two: truncated
+            for fd in fds:
+                os.close(fd)
+            b.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                backend.recvfds(b, 16, 0, 1)
+        backend.stop()
+    finally:
+        for fd in (read_end, write_end):
+            os.close(fd)
+        a.close()
+        b.close()
+    commands = [message["cmd"] for message, _ in traffic]
+    assert {"start", "take", "sendfds", "recvfds", "close", "stop"} <= set(commands)
+    validator = jsonschema.Draft202012Validator(schema)
+    for message, reply in traffic:
+        cmd = message["cmd"]
+        validator.validate(message)
+        jsonschema.validate(message, {**schema, "$ref": f"#/$defs/request-{cmd}"})
+        done = "done" if cmd in ("close", "stop") else cmd
+        shape = f"reply-{done}" if reply["ok"] else "reply-error"
+        jsonschema.validate(reply, {**schema, "$ref": f"#/$defs/{shape}"})
+    errors = [reply for _, reply in traffic if not reply["ok"]]
+    assert [reply["errno"] for reply in errors] == [errno.EAGAIN]

@@ -29,6 +29,7 @@ import resource
 import shlex
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -131,8 +132,12 @@ class DriverBackend:
     are read from a driver's ``start`` reply when it is made.
     """
 
-    def __init__(self, command: str, name: str | None = None) -> None:
+    def __init__(
+        self, command: str, name: str | None = None, expected_file: Path | None = None
+    ) -> None:
         self.command = command
+        #: The driver's expected-failure file, when it comes with one (a driver's folder).
+        self.expected_file = expected_file
         self.argv = shlex.split(command)
         if not self.argv:
             raise ValueError("driver: needs a command to run")

@@ -13,6 +13,7 @@ __all__ = [
     "BENCH_COMPILE_TIMEOUT",
     "BENCH_IO_TIMEOUT",
     "CHILD_TIMEOUT",
+    "DRIVER_BUILD_TIMEOUT",
     "DRIVER_REPLY_TIMEOUT",
     "DRIVER_START_TIMEOUT",
     "DRIVER_STOP_TIMEOUT",
@@ -42,6 +43,9 @@ DRIVER_REPLY_TIMEOUT = 2 * IO_TIMEOUT
 
 #: A driver's start: the process starting and its reply to ``start``.
 DRIVER_START_TIMEOUT = 10.0
+
+#: Building a driver of the repository (its build.sh: go build, cargo build).
+DRIVER_BUILD_TIMEOUT = 600.0
 
 #: A driver's reply to ``stop``, and its exit after a closed pipe, before it is killed.
 DRIVER_STOP_TIMEOUT = 2.0

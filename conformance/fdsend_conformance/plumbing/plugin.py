@@ -120,7 +120,12 @@ class _State:
         option = self.config.getoption("fdsend_expected")
         if option == "none":
             return
-        path = Path(option) if option else builtin_expected_file(self.backend.name, self.event_loop)
+        declared = getattr(self.backend.impl, "expected_file", None)  # a driver's folder's
+        path = (
+            Path(option)
+            if option
+            else declared or builtin_expected_file(self.backend.name, self.event_loop)
+        )
         if path is None:
             return
         try:

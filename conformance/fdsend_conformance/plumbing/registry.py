@@ -8,11 +8,13 @@ own, so there is one lookup path for all of them.
 from __future__ import annotations
 
 import importlib
+import shlex
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from fdsend_conformance.backend import Backend
+from fdsend_conformance.driver import named
 from fdsend_conformance.driver.caller import DRIVER_PREFIX, DriverBackend
 from fdsend_conformance.driver.client import DriverFailure
 
@@ -99,10 +101,27 @@ def load_backend(name: str) -> Backend:
 
 
 def _load_driver(name: str) -> Backend:
-    """The backend ``driver:COMMAND``: COMMAND (shell words) is started as a driver."""
+    """The backend ``driver:COMMAND``: COMMAND (shell words) is started as a driver.
+
+    COMMAND may be a driver's folder instead (``conformance/drivers/NAME``):
+    it is built first (:mod:`fdsend_conformance.driver.named`).
+    """
     command = name[len(DRIVER_PREFIX) :]
+    expected = None
+    folder = command.strip()
+    driver_name = None
+    if named.is_driver_folder(folder):  # a driver's folder: built (or found built) first
+        try:
+            built = named.build(folder)
+        except named.BuildError as exc:
+            raise UnknownBackendError(f"cannot build driver {folder!r}: {exc}") from None
+        command, expected, driver_name = (
+            shlex.quote(str(built.executable)),
+            built.expected,
+            built.name,
+        )
     try:
-        impl = DriverBackend(command)
+        impl = DriverBackend(command, name=driver_name, expected_file=expected)
     except ValueError as exc:
         raise UnknownBackendError(f"cannot load backend {name!r} ({exc})") from exc
     except DriverFailure as exc:  # it would not start, or not speak version 1
