@@ -16,7 +16,7 @@ import pytest
 from fdsend_conformance.harness.kernel import oob_stream_pair
 from fdsend_conformance.harness.kernel_fixes import known_bug
 from fdsend_conformance.harness.processes import call_in_child
-from fdsend_conformance.harness.sockets import pending
+from fdsend_conformance.harness.sockets import pending, set_io_timeout
 
 pytestmark = pytest.mark.kernel
 
@@ -160,4 +160,32 @@ def test_peek_never_returns_the_next_oob_byte_in_band(closer):
     assert _read(b, 1, OOB) == b"x"
     a.send(b"y", OOB)
     assert _read(b, 1, PEEK) == errno.EAGAIN, "the peek returned the out-of-band byte in-band"
+    assert _read(b, 1, OOB) == b"y"
+
+
+LAST_SKB_FIX = "af_unix: Update last skb marker in manage_oob()."
+
+#: The receive timeout of KERNEL-39's blocking peek (its child is killed,
+#: taken to spin in the kernel, after CHILD_TIMEOUT).
+PEEK_TIMEOUT = 0.2
+
+
+@pytest.mark.clause("KERNEL-39")
+@known_bug(LAST_SKB_FIX)
+def test_blocking_peek_behind_oob_bytes_times_out(closer):
+    a, b = oob_stream_pair(closer.objects)
+    a.send(b"x", OOB)
+    assert _read(b, 1, OOB) == b"x"
+    a.send(b"y", OOB)  # nothing in-band: the read out-of-band "x", then the mark "y"
+    set_io_timeout(b, PEEK_TIMEOUT)
+
+    def peek() -> int | None:
+        try:
+            b.recvmsg(1, 0, PEEK)
+        except OSError as exc:
+            return exc.errno
+        return None
+
+    # In a child: a kernel that spins here is killed, and the test fails.
+    assert call_in_child(peek) == errno.EAGAIN
     assert _read(b, 1, OOB) == b"y"
