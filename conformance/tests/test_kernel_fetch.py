@@ -281,3 +281,15 @@ def test_a_split_image_whose_modules_are_gone_is_not_offered(
     }
     kept = kernel_fetch.Apt("trixie-backports", tmp_path)._bootable(found)
     assert sorted(image.upstream for image in kept) == ["6.18.15", "7.2.6"]
+
+
+@NEEDS_DPKG
+def test_an_image_with_its_modules_in_usr_lib_gets_lib_linked(tmp_path: Path):
+    deb = _deb(
+        tmp_path,
+        "linux-image-9.9.9-test",
+        {"boot/vmlinuz-9.9.9-test": b"k", "usr/lib/modules/9.9.9-test/kernel/.k": b""},
+    )
+    image = kernel_fetch.unpack(deb, tmp_path / "root")
+    assert image == tmp_path / "root" / "boot" / "vmlinuz-9.9.9-test"
+    assert (tmp_path / "root" / "lib" / "modules" / "9.9.9-test" / "modules.dep").exists()

@@ -352,10 +352,13 @@ def resolve(spec: str, cache: Path | None = None) -> Image:
 def _layout(root: Path) -> Path | None:
     """The unpacked tree's ``boot/vmlinuz-R``, made for a split image if need be.
 
-    A split image has ``usr/lib/modules/R/vmlinuz`` and no ``/boot``: the
-    classic layout (``boot/vmlinuz-R``, ``lib/modules/R``) is linked to it,
-    which is where virtme-ng and depmod look.
+    A split image has ``usr/lib/modules/R/vmlinuz`` and no ``/boot``, and
+    images from 6.18 on keep their modules in ``usr/lib/modules``: the
+    classic layout (``boot/vmlinuz-R``, ``lib/modules/R``) is linked to
+    them, which is where virtme-ng and depmod look.
     """
+    if (root / "usr" / "lib" / "modules").is_dir() and not (root / "lib").exists():
+        (root / "lib").symlink_to("usr/lib")  # modules in /usr/lib (6.18 on), looked for in /lib
     images = sorted((root / "boot").glob("vmlinuz-*"))
     if images:
         return images[0]
@@ -366,8 +369,6 @@ def _layout(root: Path) -> Path | None:
     (root / "boot").mkdir(exist_ok=True)
     image = root / "boot" / f"vmlinuz-{release}"
     image.symlink_to(Path("..") / split[0].relative_to(root))
-    if not (root / "lib").exists():
-        (root / "lib").symlink_to("usr/lib")
     return image
 
 
