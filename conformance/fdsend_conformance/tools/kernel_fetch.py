@@ -448,12 +448,12 @@ def fetch(spec: str, cache: Path | None = None) -> Path:
     parts = [name for name in apt.depends(image.package, image.version) if name in offered]
     with tempfile.TemporaryDirectory(dir=cache) as downloads:
         debs = apt.download([image.package, *parts], image.version, Path(downloads))
-        root = folder / "root"
-        try:
-            return unpack(debs, root)
-        except FetchError:
-            subprocess.run(["rm", "-rf", str(folder)], check=False)
-            raise
+        # Unpacked aside and moved in whole: an interrupted fetch leaves no
+        # tree that looks complete.
+        vmlinuz = unpack(debs, Path(downloads) / "root")
+        folder.mkdir(parents=True, exist_ok=True)
+        os.replace(Path(downloads) / "root", folder / "root")
+    return folder / "root" / "boot" / vmlinuz.name
 
 
 def changelog(spec: str, cache: Path | None = None) -> str:
