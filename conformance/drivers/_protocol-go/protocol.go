@@ -86,18 +86,19 @@ func rawSyscall(trap, a1, a2, a3 uintptr) (int, error) {
 	return int(r), nil
 }
 
-func start(req request) reply {
+// start answers the handshake; a version it does not speak ends the driver.
+func start(req request) (reply, bool) {
 	if req.Version != protocolVersion {
 		return reply{"ok": false, "errno": nil,
-			"error": fmt.Sprintf("this driver speaks protocol version %d, not %d", protocolVersion, req.Version)}
+			"error": fmt.Sprintf("this driver speaks protocol version %d, not %d", protocolVersion, req.Version)}, true
 	}
 	pidfd, err := rawSyscall(sysPidfdOpen, uintptr(req.SuitePid), 0, 0)
 	if err != nil {
-		return failure(fmt.Errorf("pidfd_open(%d): %w", req.SuitePid, err))
+		return failure(fmt.Errorf("pidfd_open(%d): %w", req.SuitePid, err)), false
 	}
 	suitePidfd = pidfd
 	return reply{"ok": true, "version": protocolVersion, "implementation": implementation,
-		"truncation": truncation, "unsupported": unsupported}
+		"truncation": truncation, "unsupported": unsupported}, false
 }
 
 func take(fds []int) reply {
@@ -156,7 +157,7 @@ func handle(req request) (r reply, stop bool) {
 	}()
 	switch req.Cmd {
 	case "start":
-		return start(req), false
+		return start(req)
 	case "take":
 		return take(req.Fds), false
 	case "sendfds":
