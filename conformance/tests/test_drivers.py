@@ -323,3 +323,16 @@ def test_a_driver_folder_missing_a_tool_says_so(tmp_path: Path, monkeypatch, pyt
     assert raised.value.missing_tool
     assert "frobc not found" in str(raised.value)
     assert named.main(["build", str(folder)]) == named.MISSING_TOOL
+
+
+def test_the_bench_runs_a_drivers_rounds_inside_it():
+    from fdsend_conformance.plumbing.callers import closing_backend
+    from fdsend_conformance.plumbing.registry import load_backend
+    from fdsend_conformance.tools.bench.rounds import Case, batch_ns, in_driver_contestant
+
+    with closing_backend(load_backend("reference-driver")) as backend:
+        contestant = in_driver_contestant(backend)
+        assert contestant.name == "reference-driver (in driver)"
+        assert batch_ns(contestant, Case(1, 16, False), 50) > 0
+        assert contestant.refuses(Case(1, 16, True)) is not None  # rounds in one process only
+        assert contestant.refuses(Case(16, 16, False)) is not None  # one fd a round
