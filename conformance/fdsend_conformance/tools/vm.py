@@ -5,6 +5,8 @@
     fdsend-conformance vm debian:6.1                   # fetch Debian's 6.1, run -m kernel
     fdsend-conformance vm /boot/vmlinuz-6.12.0 -k pidfd --out vm-6.12
     fdsend-conformance vm --fetch debian:6.12          # only download and unpack it
+    fdsend-conformance vm debian:trixie-backports/7.2.6 --clauses KERNEL-23 --runs 3
+                                                       # its test modules, 3 runs, 1 boot
 
 KERNEL is a kernel image (a ``vmlinuz``, with its modules in
 ``../lib/modules/RELEASE`` as ``dpkg -x`` lays them out) or one of Debian's
