@@ -31,7 +31,7 @@ twine check --strict "$venv/dist"/*
 echo "== the suite against the other built-in backends, with their expected files"
 for backend in stdlib multiprocessing; do
     fdsend-conformance gate --backend "$backend" -n auto -q \
-        --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml" \
+        --conformance-report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml" \
         --fdsend-ktap="$venv/conformance-$backend.ktap"
 done
 echo "== their KTAP output parses (the parser of conformance/tests/test_ktap.py)"
@@ -50,18 +50,18 @@ echo "== the optional backends (anyio on asyncio and on Trio, Twisted), with the
 # Their hanging tests are expected failures: a shorter test timeout keeps this quick.
 for backend in anyio-asyncio anyio-trio twisted; do
     fdsend-conformance gate --backend "$backend" -n auto -q --test-timeout 5 \
-        --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
+        --conformance-report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
 done
 
 echo "== the async reference (fdsend.aio) on asyncio and uvloop, and anyio natively"
 for loop in asyncio uvloop; do
     fdsend-conformance gate --backend reference-aio --event-loop "$loop" -n auto -q \
-        --report "$venv/conformance-reference-aio-$loop.json" \
+        --conformance-report "$venv/conformance-reference-aio-$loop.json" \
         --junit-xml "$venv/conformance-reference-aio-$loop.xml"
 done
 for backend in anyio-asyncio-native anyio-trio-native; do
     fdsend-conformance gate --backend "$backend" -n auto -q --test-timeout 5 \
-        --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
+        --conformance-report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
 done
 
 echo "== the kernel checks on an older kernel (Debian's 6.1) in a VM, where QEMU can run"
