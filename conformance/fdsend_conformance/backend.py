@@ -1,4 +1,4 @@
-"""The Backend protocol: what the suite calls and what a backend declares.
+"""What a backend declares (:class:`Backend`), and what a test calls (:class:`Caller`).
 
 A *backend* is any object (a module, a class instance) with two functions in
 the shape of fdsend 0.3::
@@ -31,7 +31,7 @@ A backend may also carry these optional declarations (plain attributes):
     True for a backend whose ``sendfds``/``recvfds`` are coroutine functions
     (the default when both are, by :func:`inspect.iscoroutinefunction`). The
     suite runs the whole contract against it on one event loop per test
-    (:mod:`fdsend_conformance.plumbing.event_loops`) and the ASYNC clauses
+    (:mod:`fdsend_conformance.plumbing.runners`) and the ASYNC clauses
     too, which are UNSUPPORTED for a synchronous backend.
 ``event_loops``
     The event loops an async backend runs on, the default first: a subset of
@@ -44,6 +44,10 @@ A backend may also carry these optional declarations (plain attributes):
 
 An *adapter* for another library maps call shapes only: it never adds
 behaviour the library lacks, so that the library's real behaviour shows.
+
+A test never calls ``impl`` itself: it calls a :class:`Caller`, which
+reaches the backend the way its :class:`Kind` needs
+(:mod:`fdsend_conformance.plumbing.callers` shows how, for every kind).
 """
 
 from __future__ import annotations
@@ -52,15 +56,17 @@ import inspect
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "ASYNC_EVENT_LOOPS",
     "EVENT_LOOPS",
     "TRUNCATION_STYLES",
     "Backend",
+    "Caller",
     "Feature",
     "FlagsResult",
+    "Kind",
 ]
 
 TRUNCATION_STYLES = ("attribute", "exception", "none")
@@ -90,6 +96,17 @@ class Feature:
     BLOCKING_MODE = "blocking-mode"
 
     ALL = frozenset({PAYLOAD, FLAGS, SEQPACKET, DGRAM, BLOCKING_MODE})
+
+
+class Kind:
+    """How the suite reaches a backend's calls (one caller each, in plumbing/callers.py)."""
+
+    #: Plain functions, called in the test's process and thread.
+    IN_PROCESS = "in-process"
+    #: Coroutine functions, run on the test's event loop.
+    EVENT_LOOP = "event-loop"
+    #: Another process (a driver, in any language) that the suite talks to.
+    DRIVER = "driver"
 
 
 class FlagsResult(tuple):  # type: ignore[type-arg]
@@ -131,24 +148,8 @@ class Backend:
     asynchronous: bool = False
     event_loops: tuple[str, ...] = ()
     needs_nonblocking: bool = False
-    #: For an async backend: its calls run to completion on an event loop
-    #: (a :class:`~fdsend_conformance.plumbing.event_loops.BlockingCalls`).
-    blocking_calls: Any = None
-
-    def _calls(self) -> Any:
-        if not self.asynchronous:
-            return self.impl
-        if self.blocking_calls is None:
-            raise TypeError(f"backend {self.name!r} is async: call it on an event loop")
-        return self.blocking_calls
-
-    def sendfds(self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
-        """Call the backend's ``sendfds`` (for an async one: run it to completion)."""
-        return int(self._calls().sendfds(sock, msg, flags, fds))
-
-    def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
-        """Call the backend's ``recvfds`` and return its result unchanged."""
-        return self._calls().recvfds(sock, len, flags, numfds)
+    #: How the suite reaches its calls: one of the :class:`Kind` names.
+    kind: str = Kind.IN_PROCESS
 
     def supports(self, feature: str) -> bool:
         """Whether the backend offers ``feature`` (see :class:`Feature`)."""
@@ -188,7 +189,45 @@ class Backend:
             asynchronous=asynchronous,
             event_loops=event_loops,
             needs_nonblocking=bool(getattr(impl, "needs_nonblocking", False)),
+            kind=Kind.EVENT_LOOP if asynchronous else Kind.IN_PROCESS,
         )
+
+
+class Caller(Protocol):
+    """What the ``backend`` fixture gives a test: declarations, and calls that return.
+
+    Whatever the backend's kind, ``sendfds``/``recvfds`` are synchronous and
+    bounded, and the backend's declarations read as attributes.
+    """
+
+    @property
+    def backend(self) -> Backend:
+        """The declarations of the backend under test."""
+        ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def truncation(self) -> str: ...
+
+    @property
+    def truncation_error(self) -> type[BaseException] | tuple[type[BaseException], ...]: ...
+
+    @property
+    def unsupported(self) -> frozenset[str]: ...
+
+    def supports(self, feature: str) -> bool:
+        """Whether the backend offers ``feature`` (see :class:`Feature`)."""
+        ...
+
+    def sendfds(self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
+        """The backend's ``sendfds``, run to completion."""
+        ...
+
+    def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
+        """The backend's ``recvfds``, run to completion; its result unchanged."""
+        ...
 
 
 def _is_async(impl: Any, origin: str) -> bool:

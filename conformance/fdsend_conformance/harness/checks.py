@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from fdsend_conformance.backend import Backend
+from fdsend_conformance.backend import Caller
 from fdsend_conformance.outcome import Outcome
 
 __all__ = [
@@ -74,7 +74,7 @@ class Truncated:
     result: Any = None
 
 
-def receive_truncated(backend: Backend, receive: Callable[[], Any]) -> Truncated:
+def receive_truncated(backend: Caller, receive: Callable[[], Any]) -> Truncated:
     """Run ``receive``, which must cut fds, and see whether that was reported.
 
     Reported means: the result's ``.truncated`` is true (style

@@ -297,11 +297,11 @@ def send_file_from_child(address: str, backend_name: str, path: str, payload: by
     The file's offset is moved to 1 before sending, so the receiver can prove
     it shares the open file description.
     """
-    from fdsend_conformance.plumbing.event_loops import blocking_backend
+    from fdsend_conformance.plumbing.callers import open_caller
     from fdsend_conformance.plumbing.registry import load_backend
 
     loaded = load_backend(backend_name)
-    with blocking_backend(loaded) as backend, socket.socket(socket.AF_UNIX) as sock:
+    with open_caller(loaded) as backend, socket.socket(socket.AF_UNIX) as sock:
         set_io_timeout(sock)
         sock.connect(address)
         with open(path, "rb") as file:

@@ -19,7 +19,7 @@ from fdsend_conformance.backend import Backend
 from fdsend_conformance.harness.checks import Unsupported
 from fdsend_conformance.outcome import Outcome
 from fdsend_conformance.plumbing.contract import cross_check, load_contract
-from fdsend_conformance.plumbing.event_loops import event_loop_for
+from fdsend_conformance.plumbing.runners import event_loop_for
 from fdsend_conformance.plumbing.expected import (
     ExpectedFailure,
     ExpectedFileError,

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance.backend import Backend
+from fdsend_conformance.backend import Caller
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import unsupported
 from fdsend_conformance.harness.fds import distinct_fds, make_fd
 from fdsend_conformance.harness.sockets import TYPE_FEATURES, socket_pair
-from fdsend_conformance.plumbing.event_loops import blocking_backend
+from fdsend_conformance.plumbing.callers import open_caller
 from fdsend_conformance.plumbing.plugin import backend_of, call_failed, event_loop_of
 
 __all__ = [
@@ -39,19 +39,19 @@ def event_loop_started(pytestconfig: pytest.Config) -> None:
     An event loop library may open fds once per process, on its first loop,
     and keep them (libuv's signal pipe, for uvloop): not a test's leak.
     """
-    with blocking_backend(backend_of(pytestconfig), event_loop_of(pytestconfig)):
+    with open_caller(backend_of(pytestconfig), event_loop_of(pytestconfig)):
         pass
 
 
 @pytest.fixture
-def backend(pytestconfig: pytest.Config, event_loop_started: None) -> Iterator[Backend]:
-    """The backend under test (``--backend``), called synchronously.
+def backend(pytestconfig: pytest.Config, event_loop_started: None) -> Iterator[Caller]:
+    """The backend under test (``--backend``), as a caller: its calls return.
 
-    An async backend's calls run on one event loop kept for the test
-    (``--event-loop``; see :mod:`~fdsend_conformance.plumbing.event_loops`).
+    How each kind of backend is reached: :mod:`~fdsend_conformance.plumbing.callers`
+    (an async one on one event loop kept for the test, ``--event-loop``).
     """
-    with blocking_backend(backend_of(pytestconfig), event_loop_of(pytestconfig)) as calls:
-        yield calls
+    with open_caller(backend_of(pytestconfig), event_loop_of(pytestconfig)) as caller:
+        yield caller
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +126,7 @@ def closer() -> Iterator[Closer]:
 
 @pytest.fixture
 def make_pair(
-    backend: Backend, closer: Closer
+    backend: Caller, closer: Closer
 ) -> Callable[..., tuple[socket.socket, socket.socket]]:
     """Make AF_UNIX pairs of a socket type; UNSUPPORTED when the backend lacks it."""
 

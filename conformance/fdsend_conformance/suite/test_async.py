@@ -17,7 +17,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from fdsend_conformance.backend import Backend
+from fdsend_conformance.backend import Caller
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import close_all, unsupported
 from fdsend_conformance.harness.fds import distinct_fds, identity
@@ -30,11 +30,10 @@ SHORT_TIMEOUT = 0.05
 
 
 class Calls:
-    """The async backend's own coroutines, and the loop of the test."""
+    """The async backend's own coroutines, awaited on the test's loop."""
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.blocking = backend.blocking_calls
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend  # the fixture's caller of an event-loop backend
 
     def run(self, main: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``main()`` on the test's loop, failing it after IO_TIMEOUT seconds."""
@@ -43,23 +42,21 @@ class Calls:
             with anyio.fail_after(IO_TIMEOUT):
                 return await main()
 
-        return self.blocking.runner.run(bounded)
+        return self.backend.run(bounded)
 
     async def send(self, sock: socket.socket, msg: bytes, fds: Iterable[int] = ()) -> int:
         """``await sendfds(sock, msg, 0, fds)``, the socket as the backend needs it."""
-        with self.blocking.prepared(sock):
-            return int(await self.backend.impl.sendfds(sock, msg, 0, list(fds)))
+        return int(await self.backend.asendfds(sock, msg, 0, list(fds)))
 
     async def receive(self, sock: socket.socket, size: int = 16, numfds: int = 4) -> Any:
         """``await recvfds(sock, size, 0, numfds)``, the socket as the backend needs it."""
-        with self.blocking.prepared(sock):
-            return await self.backend.impl.recvfds(sock, size, 0, numfds)
+        return await self.backend.arecvfds(sock, size, 0, numfds)
 
 
 @pytest.fixture
-def calls(backend: Backend) -> Calls:
+def calls(backend: Caller) -> Calls:
     """The backend's coroutines; UNSUPPORTED for a synchronous backend."""
-    if not backend.asynchronous:
+    if not backend.backend.asynchronous:
         unsupported(f"{backend.name} is synchronous: the ASYNC clauses apply to async backends")
     return Calls(backend)
 
@@ -191,7 +188,7 @@ def test_loop_keeps_running_while_a_receive_waits(calls, pair, closer):
             await calls.send(a, b"meanwhile", sent)
         return results[0]
 
-    tid = calls.blocking.runner.loop_thread()
+    tid = calls.backend.loop_thread()
     with wake_when_blocked("recvmsg", b, wake, loop_waits=False, tid=tid) as wakeup:
         result = calls.run(main)
     closer.fds(*result[1])

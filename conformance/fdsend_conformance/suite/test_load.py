@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from fdsend_conformance.backend import Backend, Feature
+from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness.checks import unsupported
 from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.harness.sockets import set_io_timeout
@@ -44,7 +44,7 @@ def run_threads(targets: list[Callable[[], None]]) -> None:
         raise errors[0]
 
 
-def tag(backend: Backend, sender: int, sequence: int) -> bytes:
+def tag(backend: Caller, sender: int, sequence: int) -> bytes:
     return b"%02d:%06d" % (sender, sequence) if backend.supports(Feature.PAYLOAD) else b""
 
 
@@ -77,7 +77,7 @@ def test_threads_each_on_their_own_pair(backend, closer):
         assert seen[index] == expected, f"thread {index}: fds or payloads lost or mixed up"
 
 
-def _several_senders(backend: Backend, senders: list[socket.socket], receiver: socket.socket):
+def _several_senders(backend: Caller, senders: list[socket.socket], receiver: socket.socket):
     files = distinct_fds(len(senders))
     try:
         per_sender = MESSAGES // 2

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance.backend import Backend, Feature
+from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import receive_truncated
 from fdsend_conformance.harness.fds import identity, make_fd
@@ -42,7 +42,7 @@ def _case(kind: str, fds: int, size: int) -> dict[str, Any]:
     return {"kind": kind, "kinds": kinds, "size": size, "numfds": fds, "len": size}
 
 
-def _check_transfer(backend: Backend, case: dict[str, Any]) -> None:
+def _check_transfer(backend: Caller, case: dict[str, Any]) -> None:
     socket_type = UNIX_TYPES[case["kind"]]
     payload = os.urandom(case["size"])
     opened: list[int] = []
@@ -100,7 +100,7 @@ def _examples(kind: str) -> list[dict[str, Any]]:
     return [_case(kind, SCM_MAX_FD, 65536)] + ([] if kind == "stream" else [_case(kind, 0, 0)])
 
 
-def _check_without_leaks(backend: Backend, case: dict[str, Any]) -> None:
+def _check_without_leaks(backend: Caller, case: dict[str, Any]) -> None:
     """One example: the transfer, and none of its fds left open."""
     before = fdtable.open_fds()
     try:
@@ -136,7 +136,7 @@ def _property(kind: str) -> Any:
         length = draw(st.one_of(st.integers(0, 16), st.integers(0, size + 8)))
         return {"kind": kind, "kinds": kinds, "size": size, "numfds": numfds, "len": length}
 
-    def check(backend: Backend, case: dict[str, Any]) -> None:
+    def check(backend: Caller, case: dict[str, Any]) -> None:
         _check_without_leaks(backend, case)  # a function of its own: hypothesis marks it
 
     test: Any = check

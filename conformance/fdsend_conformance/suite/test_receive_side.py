@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance.backend import Backend, Feature
+from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.cmsg import SO_PASSRIGHTS
 from fdsend_conformance.harness.fds import distinct_fds, identity
@@ -51,14 +51,14 @@ def _hand_back(closer: Any, result: Any) -> tuple[list[int], int | None]:
     return list(fds), pidfd
 
 
-def _assert_not_reported_truncated(backend: Backend, result: Any) -> None:
+def _assert_not_reported_truncated(backend: Caller, result: Any) -> None:
     if backend.truncation == "attribute":
         assert not getattr(result, "truncated", False), (
             "reported truncation, though every fd arrived within numfds"
         )
 
 
-def _receive(backend: Backend, sock: socket.socket, numfds: int) -> Any:
+def _receive(backend: Caller, sock: socket.socket, numfds: int) -> Any:
     """Receive; a truncation error here is a false report, so it fails the test."""
     try:
         return backend.recvfds(sock, 64, 0, numfds)

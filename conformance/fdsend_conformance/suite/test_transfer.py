@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fdsend_conformance.backend import Backend, Feature
+from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness.checks import assert_same_file
 from fdsend_conformance.harness.fds import FD_KINDS, identity, make_fd
 from fdsend_conformance.harness.limits import SCM_MAX_FD
@@ -18,7 +18,7 @@ from fdsend_conformance.harness.sockets import UNIX_TYPES, recv_stream, set_io_t
 from fdsend_conformance.harness.timeouts import SPAWN_TIMEOUT, SPAWNED_TEST_TIMEOUT
 
 
-def check_payload(backend: Backend, received: bytes, sent: bytes) -> None:
+def check_payload(backend: Caller, received: bytes, sent: bytes) -> None:
     """The payload matches, for backends that carry one."""
     if backend.supports(Feature.PAYLOAD):
         assert received == sent
@@ -109,7 +109,7 @@ def test_zero_fds_is_a_plain_message(backend, pair, no_fds):
     assert list(fds) == []
 
 
-def _receive_exactly(backend: Backend, sock: socket.socket, size: int, numfds: int):
+def _receive_exactly(backend: Caller, sock: socket.socket, size: int, numfds: int):
     """Receive ``size`` payload bytes on a stream: fds come with the first part."""
     msg, fds = backend.recvfds(sock, size, 0, numfds)
     rest, later = recv_stream(sock, size - len(msg))
