@@ -19,6 +19,17 @@ mypy
 mypy --allow-untyped-defs --allow-incomplete-defs reference/tests  # fixtures stay untyped
 mypy --allow-untyped-defs --allow-incomplete-defs conformance/tests
 
+echo "== Chromium, for the test that checks the HTML report in a browser (Debian's package)"
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        { apt-get update -q >/dev/null \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+            || echo "apt-get install chromium failed: the screenshot test is skipped"
+    else
+        echo "no chromium, and apt-get needs root here: the screenshot test is skipped"
+    fi
+fi
+
 echo "== all tests (the README's test command)"
 python -m pytest -n auto -p no:cacheprovider
 

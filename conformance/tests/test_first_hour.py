@@ -9,6 +9,7 @@ subprocess, as a user would.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -24,6 +25,9 @@ from fdsend_conformance.plumbing.contract import load_contract
 from fdsend_conformance.tools.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
+
+#: Each test runs a part of the suite in a subprocess (up to 120 s each on a loaded machine).
+pytestmark = pytest.mark.timeout(300)
 
 TRIER = '''
 """A user's own receive side, written from the docs, with two realistic bugs."""
@@ -320,7 +324,6 @@ def test_9_the_readme_spells_each_option_as_the_help_does():
 # 10. The user's project leaks in.
 
 
-@pytest.mark.timeout(300)
 def test_10_the_run_ignores_the_projects_configuration_and_leaves_nothing(tmp_path: Path):
     (tmp_path / "trier.py").write_text(TRIER)
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -x\n")
@@ -345,3 +348,41 @@ def test_10_a_selection_prints_no_row_per_clause_that_did_not_run(run):
     result, _ = run("--backend=trier", "-k", LOSS_1)
     rows = [line for line in report_section(result) if "NOT-RUN" in line]
     assert len(rows) <= 1, rows
+
+
+# The HTML report (--html): one self-contained page, checked in a real browser.
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return (int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16))
+
+
+def test_the_html_report_is_one_page_that_chromium_renders_in_its_colours(
+    run, pytester: pytest.Pytester
+):
+    from fdsend_conformance.plumbing.html_page import COLOURS
+    from fdsend_upkeep.screenshot import chromium, screenshot
+
+    if chromium() is None:
+        pytest.skip("chromium is not installed here (apt-get install chromium)")
+    page = pytester.path / "report.html"
+    result, report = run("--backend=trier", "-k", f"{BOTH_BUGS} or test_zero_fds", f"--html={page}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    text = page.read_text(encoding="utf-8")
+    # self-contained: no script, style sheet, image or frame to fetch; links within the page
+    assert not re.search(r"<(script|link|img|iframe)\b", text)
+    assert re.findall(r'(?:src|href)="(?!#|file:)', text) == []
+    readable = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
+    for clause in ("RECV-1", "LOSS-1", "OWN-2"):
+        assert " ".join(why_of(clause).split()) in readable, clause
+    assert report["environment"]["kernel"] in readable
+    assert "and 30 more like it" in readable
+    png = pytester.path / "report.png"
+    screenshot(page, png, width=1000, height=700)
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.size == (1000, 700)
+        colours = {colour for _, colour in image.convert("RGB").getcolors(1 << 20)}
+    for label in ("FAIL", "NON-STRICT", "PASS"):
+        assert _rgb(COLOURS[label]) in colours, label

@@ -19,7 +19,6 @@ from fdsend_conformance.backend import Backend
 from fdsend_conformance.harness.checks import Unsupported
 from fdsend_conformance.outcome import Outcome
 from fdsend_conformance.plumbing.contract import cross_check, load_contract
-from fdsend_conformance.plumbing.runners import event_loop_for
 from fdsend_conformance.plumbing.expected import (
     ExpectedFailure,
     ExpectedFileError,
@@ -30,6 +29,7 @@ from fdsend_conformance.plumbing.expected import (
 from fdsend_conformance.plumbing.options import DEFAULT_BACKEND
 from fdsend_conformance.plumbing.registry import UnknownBackendError, load_backend
 from fdsend_conformance.plumbing.report import ClauseReport, TestResult
+from fdsend_conformance.plumbing.runners import event_loop_for
 
 __all__ = [
     "CLAUSE_PROPERTY",

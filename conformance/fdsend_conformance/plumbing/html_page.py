@@ -2,9 +2,9 @@
 
 No script, no external file: the style is inline, so the page opens as it
 is from a CI job's artifacts. It shows the backend and the kernel, the
-clause table coloured by status, and for each failing clause the contract's
-why and source, the first failure of each failing test function and every
-failing test. Labels are the terminal's (:func:`terminal.label`).
+failing clauses first, each with the contract's why and source, the first
+failure of each failing test function and every failing test, then the
+clause table coloured by status. Labels are the terminal's (:func:`terminal.label`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ COLOURS = {
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1d2125; }
 h1 { font-size: 1.5em; margin: 0 0 .2em; }
+h2 { font-size: 1.2em; margin: 1em 0 .4em; }
+h3 { font-size: 1.05em; margin: .5em 0 .3em; }
+section p { margin: .3em 0; }
 .verdict { font-size: 1.1em; font-weight: 600; }
 .env { color: #444; margin: .2em 0 1em; }
 table { border-collapse: collapse; width: 100%; }
@@ -130,12 +133,13 @@ def page(report: ClauseReport, backend: Backend, level: str) -> str:
             f'<p class="totals">{chips}</p>',
             f'<p>The clauses are those of <a href="{_e(CONTRACT_PATH.as_uri())}">CONTRACT.md</a>'
             " (shipped in the fdsend_conformance package); hover a row for its why.</p>",
+            f"<h2>Failing clauses ({len(sections)})</h2>" if sections else "",
+            *sections,
+            "<h2>Every clause</h2>",
             "<table><tr><th>Clause</th><th>Status</th><th>Level</th><th>Title</th>"
             "<th>Tests</th></tr>",
             *[_row(v) for v in verdicts],
             "</table>",
-            f"<h2>Failing clauses ({len(sections)})</h2>" if sections else "",
-            *sections,
             "</body></html>",
             "",
         ]

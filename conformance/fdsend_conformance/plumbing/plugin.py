@@ -180,7 +180,9 @@ class RunHooks:
             return
         terminalreporter.section("fdsend conformance report")
         state = self.state
-        for line in terminal.lines(state.report, state.backend, state.level, state.expected):
+        every_row = int(state.config.getoption("verbose")) > 0
+        report = terminal.lines(state.report, state.backend, state.level, state.expected, every_row)
+        for line in report:
             terminalreporter.write_line(line)
         if state.expected_source:
             terminalreporter.write_line(f"expected failures: {state.expected_source}")

@@ -1,6 +1,7 @@
 """The report in the terminal: one line per clause, and why each failing clause failed.
 
-A failing clause (FAIL, NON-STRICT) is followed by the contract's "why" and,
+Passing clauses share one line per section of the contract (``-v``: one
+line each). A failing clause (FAIL, NON-STRICT) is followed by the contract's "why" and,
 for each of its failing test functions, the first failing assertion of one
 representative case and how many more cases failed like it. An expected
 failure reads XFAIL with the reason it was expected; a skip's reason is
@@ -44,8 +45,8 @@ __all__ = [
 WIDTH = 100
 #: What the labels mean, once per report that uses them.
 _LEGEND = {
-    "NON-STRICT": "NON-STRICT: a SHOULD clause failed (fails the run with --level strict)",
-    "XFAIL": "XFAIL: a failure the expected-failure file or the test's known-bug list expects",
+    "NON-STRICT": "NON-STRICT: a SHOULD clause failed (fails the run at --level strict)",
+    "XFAIL": "XFAIL: failed as the expected file or a known-bug list says",
 }
 
 
@@ -141,33 +142,79 @@ def _stale_entries(expected: Iterable[ExpectedFailure], tests: dict[str, TestRes
     return out
 
 
-def lines(
-    report: ClauseReport,
-    backend: Backend,
-    level: str,
-    expected: Iterable[ExpectedFailure] = (),
-) -> list[str]:
-    """The terminal summary: one line per clause that ran, why for each failing one, totals."""
-    verdicts = report.verdicts()
-    width = max((len(cid) for cid in report.clauses), default=8)
+def _numbers(ids: list[str]) -> str:
+    """``KERNEL-1..3, 5`` for KERNEL-1, KERNEL-2, KERNEL-3, KERNEL-5 (ids of one section)."""
+    prefix = ids[0].rpartition("-")[0]
+    numbers = [int(cid.rpartition("-")[2]) for cid in ids]
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    spans = [f"{r[0]}..{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs]
+    return f"{prefix}-{', '.join(spans)}"
+
+
+def _row(v: Verdict, width: int) -> str:
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(v.counts.items()))
+    return (
+        f"{v.clause.id:<{width}}  {label(v):<11} {v.clause.keyword:<6} {v.clause.title}  [{counts}]"
+    )
+
+
+def _passed_together(passed: list[Verdict], width: int) -> str:
+    """One line for a section's passing clauses: their ids and their tests' counts."""
+    counts: dict[Outcome, int] = {}
+    for v in passed:
+        for outcome, n in v.counts.items():
+            counts[outcome] = counts.get(outcome, 0) + n
+    tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    section = passed[0].clause.section
+    ids = _numbers([v.clause.id for v in passed])
+    return f"{section:<{width}}  {'PASS':<11} {len(passed)} clauses: {ids}  [{tally}]"
+
+
+def _table(verdicts: list[Verdict], tests: dict[str, TestResult], every_row: bool) -> list[str]:
+    """The clause rows, section by section; passing clauses of a section share a line."""
+    width = max((len(v.clause.id) for v in verdicts), default=8)
     indent = " " * (width + 2)
-    out = []
-    not_run = [v.clause.id for v in verdicts if v.status == Status.NOT_RUN]
+    sections: dict[str, list[Verdict]] = {}
     for v in verdicts:
-        if v.status == Status.NOT_RUN:
-            continue
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(v.counts.items()))
-        out.append(
-            f"{v.clause.id:<{width}}  {label(v):<11} {v.clause.keyword:<6} "
-            f"{v.clause.title}  [{counts}]"
-        )
-        if v.status in (Status.FAIL, Status.NON_STRICT):
-            out.extend(_explained(indent, v, report.tests))
+        if v.status != Status.NOT_RUN:
+            sections.setdefault(v.clause.section, []).append(v)
+    out = []
+    for members in sections.values():
+        passed = [v for v in members if v.status == Status.PASS]
+        if len(passed) > 1 and not every_row:
+            out.append(_passed_together(passed, width))
+            members = [v for v in members if v.status != Status.PASS]
+        for v in members:
+            out.append(_row(v, width))
+            if v.status in (Status.FAIL, Status.NON_STRICT):
+                out.extend(_explained(indent, v, tests))
+    not_run = [v.clause.id for v in verdicts if v.status == Status.NOT_RUN]
     if not_run:
         out.append(
             f"{'NOT-RUN':<{width}}  {len(not_run)} clauses had no test in this run "
             f"(-k, -m or test paths): {not_run[0]} ... {not_run[-1]}"
         )
+    return out
+
+
+def lines(
+    report: ClauseReport,
+    backend: Backend,
+    level: str,
+    expected: Iterable[ExpectedFailure] = (),
+    every_row: bool = False,
+) -> list[str]:
+    """The terminal summary: the clauses that ran, why each failing one failed, totals.
+
+    ``every_row``: one line for each passing clause too (``-v``).
+    """
+    verdicts = report.verdicts()
+    out = _table(verdicts, report.tests, every_row)
     out.extend(_skip_reasons(verdicts))
     out.extend(_stale_entries(expected, report.tests))
     labels = [label(v) for v in verdicts if v.status != Status.NOT_RUN]
