@@ -10,16 +10,15 @@ subprocess, as a user would.
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
-from typing import Any
 
 import pytest
+from suite_runs import SuiteRun, suite_runner
 
 from fdsend_conformance.plumbing.contract import load_contract
 from fdsend_conformance.tools.cli import main
@@ -69,26 +68,9 @@ BOTH_BUGS = f"{RECV_1} or {LOSS_1} or {OWN_2}"
 
 
 @pytest.fixture
-def run(pytester: pytest.Pytester):
-    """Run the packaged suite against ``trier`` in a subprocess: (result, JSON report)."""
-    pytester.makepyfile(trier=TRIER)
-    pytester.syspathinsert()
-
-    def run_suite(*args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
-        report = pytester.path / "report.json"
-        result = pytester.runpytest_subprocess(
-            "--pyargs",
-            "fdsend_conformance",
-            "-p",
-            "no:cacheprovider",
-            f"--conformance-report={report}",
-            *args,
-            timeout=120,
-        )
-        data = json.loads(report.read_text()) if report.exists() else {}
-        return result, data
-
-    return run_suite
+def run(pytester: pytest.Pytester) -> SuiteRun:
+    """Run the packaged suite in a subprocess; return (result, report JSON)."""
+    return suite_runner(pytester, trier=TRIER)
 
 
 def report_section(result: pytest.RunResult) -> list[str]:
@@ -386,3 +368,4 @@ def test_the_html_report_is_one_page_that_chromium_renders_in_its_colours(
         colours = {colour for _, colour in image.convert("RGB").getcolors(1 << 20)}
     for label in ("FAIL", "NON-STRICT", "PASS"):
         assert _rgb(COLOURS[label]) in colours, label
+

@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from suite_runs import SuiteRun, suite_runner
 
 from fdsend_conformance.outcome import Outcome, Status
 from fdsend_conformance.plumbing.report import SCHEMA_FILE, SCHEMA_VERSION
@@ -67,26 +68,9 @@ CLOEXEC_TEST = "test_received_fds_are_close_on_exec"
 
 
 @pytest.fixture
-def run(pytester: pytest.Pytester):
+def run(pytester: pytest.Pytester) -> SuiteRun:
     """Run the packaged suite in a subprocess; return (result, report JSON)."""
-    pytester.makepyfile(examples=EXAMPLES)
-    pytester.syspathinsert()
-
-    def run_suite(*args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
-        report = pytester.path / "report.json"
-        result = pytester.runpytest_subprocess(
-            "--pyargs",
-            "fdsend_conformance",
-            "-p",
-            "no:cacheprovider",
-            f"--conformance-report={report}",
-            *args,
-            timeout=120,
-        )
-        data = json.loads(report.read_text()) if report.exists() else {}
-        return result, data
-
-    return run_suite
+    return suite_runner(pytester, examples=EXAMPLES)
 
 
 def statuses(report: dict[str, Any]) -> dict[str, str]:
