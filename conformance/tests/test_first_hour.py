@@ -368,4 +368,3 @@ def test_the_html_report_is_one_page_that_chromium_renders_in_its_colours(
         colours = {colour for _, colour in image.convert("RGB").getcolors(1 << 20)}
     for label in ("FAIL", "NON-STRICT", "PASS"):
         assert _rgb(COLOURS[label]) in colours, label
-
