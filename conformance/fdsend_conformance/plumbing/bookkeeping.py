@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance.backend import Backend
+from fdsend_conformance.backend import Backend, Kind
 from fdsend_conformance.harness.checks import Unsupported
 from fdsend_conformance.outcome import Outcome
 from fdsend_conformance.plumbing.contract import cross_check, load_contract
@@ -109,7 +109,12 @@ class RunState:
         option = self.config.getoption("fdsend_expected")
         if option == "none":
             return
-        path = Path(option) if option else builtin_expected_file(self.backend.name, self.event_loop)
+        declared = getattr(self.backend.impl, "expected_file", None)  # a driver's folder's
+        path = (
+            Path(option)
+            if option
+            else declared or builtin_expected_file(self.backend.name, self.event_loop)
+        )
         if path is None:
             return
         try:
@@ -140,6 +145,11 @@ class RunState:
         else:
             return
         self.report.record(report.nodeid, result)
+
+    def stop_driver(self) -> None:
+        """Stop the driver kept from test to test, if the backend is one and it was loaded."""
+        if self._backend is not None and self._backend.kind == Kind.DRIVER:
+            self._backend.impl.stop()
 
     def unmatched(self, test_ids: list[tuple[str, tuple[str, ...]]]) -> list[ExpectedFailure]:
         """Entries of the expected file that match none of ``test_ids`` (id, clauses)."""

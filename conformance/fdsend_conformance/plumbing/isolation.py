@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 from _pytest.runner import runtestprotocol
 
+from fdsend_conformance.backend import Kind
 from fdsend_conformance.harness.processes import answer_from_child, write_all
 from fdsend_conformance.harness.timeouts import ISOLATION_GRACE
+from fdsend_conformance.plumbing.bookkeeping import backend_of
 
 __all__ = ["isolated", "run_isolated"]
 
@@ -33,10 +35,14 @@ def isolated(config: pytest.Config) -> bool:
     Under xdist too: a replaced worker survives a crash, but not a backend
     that leaves the interpreter in a broken state (measured: Trio's run,
     interrupted by the test timeout, broke the worker with an INTERNALERROR).
+    Not for a driver by default: it runs in a process of its own, and
+    :mod:`~fdsend_conformance.driver.client` bounds every wait for it.
     """
     choice = config.getoption("fdsend_isolate")
     if choice != "auto":
         return bool(choice == "yes")
+    if backend_of(config).kind == Kind.DRIVER:
+        return False  # a driver crashes in its own process; its waits are bounded
     return hasattr(os, "fork") and not config.getoption("usepdb", False)
 
 

@@ -131,14 +131,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if not routing.in_suite(item):
         return
     backend = backend_of(item.config)
-    missing = sorted(
-        feature
-        for mark in item.iter_markers("requires")
-        for feature in mark.args
-        if not backend.supports(feature)
-    )
-    if missing:
-        unsupported(f"{backend.name} lacks {', '.join(missing)}")
+    reason = backend.lacking(f for mark in item.iter_markers("requires") for f in mark.args)
+    if reason:
+        unsupported(reason)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -170,6 +165,7 @@ class RunHooks:
             self.state.refused = True
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.state.stop_driver()
         if self.state.refused:  # the exit status a serial run's UsageError has
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
         if self.state.report.active and not hasattr(self.state.config, "workerinput"):

@@ -35,6 +35,7 @@ import gzip
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ __all__ = [
     "cache_dir",
     "changelog",
     "fetch",
+    "guest_tree",
     "images",
     "main",
     "newest_package",
@@ -87,7 +89,9 @@ KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 #: Image flavours that are not the generic kernel of a series.
 _OTHER_FLAVOURS = ("-cloud-", "-rt-", "-dbg", "-unsigned")
 _IMAGE = re.compile(r"linux-image-([0-9][0-9.+a-z~-]*-amd64)")
-#: The packages a split image depends on, besides itself ("linux-binary-R").
+#: The packages a split image depends on, besides itself ("linux-binary-R"):
+#: the first two hold the kernel and its modules; linux-base-R (System.map,
+#: config) is taken where the mirror still offers it.
 _PARTS = ("linux-binary-", "linux-modules-", "linux-base-")
 
 
@@ -229,11 +233,43 @@ class Apt:
         ]
         if not generic:
             return []
-        found = {
-            Image(self.suite, package, version)
-            for package, version in _madison(self.run("apt-cache", "madison", *generic))
-        }
-        return sorted(found, key=lambda image: _version_key(image.version))
+        found = {Image(self.suite, package, version) for package, version in self.madison(*generic)}
+        return sorted(self._bootable(found), key=lambda image: _version_key(image.version))
+
+    def _bootable(self, found: set[Image]) -> list[Image]:
+        """The images of ``found`` whose kernel and modules the mirror still has.
+
+        A split image needs its ``linux-binary-R`` and ``linux-modules-R``;
+        the mirror keeps a superseded signed image after it dropped those.
+        """
+        shown = self.run("apt-cache", "show", *(f"{i.package}={i.version}" for i in found))
+        needs: dict[tuple[str, str], list[str]] = {}
+        for paragraph in shown.split("\n\n"):
+            fields = dict(re.findall(r"^(Package|Version|Depends): (.*)$", paragraph, re.MULTILINE))
+            if "Package" not in fields:
+                continue
+            release = fields["Package"].removeprefix("linux-image-")
+            depends = [
+                re.split(r"[ (]", d.strip(), maxsplit=1)[0]
+                for d in fields.get("Depends", "").split(",")
+            ]
+            needs[(fields["Package"], fields["Version"])] = [
+                d for d in depends if d.startswith(_PARTS[:2]) and d.endswith(release)
+            ]
+        wanted = sorted({part for parts in needs.values() for part in parts})
+        offered = set(self.madison(*wanted)) if wanted else set()
+        return [
+            image
+            for image in found
+            if all(
+                (part, image.version) in offered
+                for part in needs.get((image.package, image.version), [])
+            )
+        ]
+
+    def madison(self, *packages: str) -> list[tuple[str, str]]:
+        """(package, version) of each of ``packages`` the suite offers."""
+        return _madison(self.run("apt-cache", "madison", *packages))
 
     def depends(self, package: str, version: str) -> list[str]:
         """The package names ``package`` (at ``version``) depends on."""
@@ -263,6 +299,10 @@ def _madison(listing: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _parts(image: Image) -> list[str]:
+    return [f"{prefix}{image.release}" for prefix in _PARTS]
+
+
 def _apt(suite: str, cache: Path | None) -> Apt:
     return Apt(suite, (cache or cache_dir()) / "apt" / suite)
 
@@ -286,7 +326,10 @@ def resolve(spec: str, cache: Path | None = None) -> Image:
         if chosen:
             return chosen[-1]
         listed = ", ".join(i.upstream for i in offered) or "none"
-        raise FetchError(f"{suite} offers no generic amd64 image {version} (it has: {listed})")
+        raise FetchError(
+            f"{suite} offers no generic amd64 image {version} (it has: {listed}; a split "
+            "image whose linux-modules the mirror no longer has is left out)"
+        )
     if slash:
         raise FetchError(f"unknown suite {suite!r} in {spec!r} (known: {', '.join(SUITES)})")
     everywhere = [image for name in SUITES for image in images(name, cache)]
@@ -309,10 +352,13 @@ def resolve(spec: str, cache: Path | None = None) -> Image:
 def _layout(root: Path) -> Path | None:
     """The unpacked tree's ``boot/vmlinuz-R``, made for a split image if need be.
 
-    A split image has ``usr/lib/modules/R/vmlinuz`` and no ``/boot``: the
-    classic layout (``boot/vmlinuz-R``, ``lib/modules/R``) is linked to it,
-    which is where virtme-ng and depmod look.
+    A split image has ``usr/lib/modules/R/vmlinuz`` and no ``/boot``, and
+    images from 6.18 on keep their modules in ``usr/lib/modules``: the
+    classic layout (``boot/vmlinuz-R``, ``lib/modules/R``) is linked to
+    them, which is where virtme-ng and depmod look.
     """
+    if (root / "usr" / "lib" / "modules").is_dir() and not (root / "lib").exists():
+        (root / "lib").symlink_to("usr/lib")  # modules in /usr/lib (6.18 on), looked for in /lib
     images = sorted((root / "boot").glob("vmlinuz-*"))
     if images:
         return images[0]
@@ -323,8 +369,6 @@ def _layout(root: Path) -> Path | None:
     (root / "boot").mkdir(exist_ok=True)
     image = root / "boot" / f"vmlinuz-{release}"
     image.symlink_to(Path("..") / split[0].relative_to(root))
-    if not (root / "lib").exists():
-        (root / "lib").symlink_to("usr/lib")
     return image
 
 
@@ -339,6 +383,48 @@ def unpack(debs: Path | Sequence[Path], root: Path) -> Path:
     release = image.name.removeprefix("vmlinuz-")
     _run(["depmod", "-b", str(root), release])
     return image
+
+
+#: The modules a guest of ``fdsend-conformance vm`` can load (folders of
+#: ``lib/modules/R``), with what they depend on: file systems and network
+#: protocols (the guest mounts the host's root over 9p with overlays; the
+#: checks open sockets) and virtio. Device drivers are left out: at boot,
+#: udev would load every driver that matches the emulated machine's
+#: devices (CD-ROM, cpufreq, watchdog, ...), which took more of the boot
+#: than the kernel did.
+GUEST_MODULES = ("kernel/fs/", "kernel/net/", "kernel/drivers/virtio/")
+
+
+def guest_tree(image: Path) -> Path:
+    """The image of a tree beside ``image``'s whose modules are :data:`GUEST_MODULES`.
+
+    ``image`` is an unpacked ``ROOT/boot/vmlinuz-R``; the tree is
+    ``ROOT/../guest``, its modules hard links to ``ROOT``'s, indexed by
+    ``depmod``, its ``boot/vmlinuz-R`` a link to ``image``. Made once.
+    """
+    release = image.name.removeprefix("vmlinuz-")
+    root = image.parent.parent
+    guest = root.parent / "guest"
+    kept = guest / "boot" / image.name
+    if kept.exists():
+        return kept
+    source = root / "lib" / "modules" / release
+    target = guest / "lib" / "modules" / release
+    wanted: set[str] = set()
+    for line in (source / "modules.dep").read_text().splitlines():
+        module, _, depends = line.partition(":")
+        if module.startswith(GUEST_MODULES):
+            wanted.update([module, *depends.split()])
+    for module in sorted(wanted):
+        (target / module).parent.mkdir(parents=True, exist_ok=True)
+        os.link(source / module, target / module)
+    for index in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        if (source / index).exists():
+            shutil.copyfile(source / index, target / index)
+    _run(["depmod", "-b", str(guest), release])
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.symlink_to(image.resolve())
+    return kept
 
 
 def _unpacked(folder: Path) -> Path | None:
@@ -358,57 +444,61 @@ def fetch(spec: str, cache: Path | None = None) -> Path:
     if found:
         return found
     apt = _apt(image.suite, cache)
-    parts = [
-        name
-        for name in apt.depends(image.package, image.version)
-        if name.startswith(_PARTS) and name.endswith(image.release)
-    ]
+    offered = {package for package, _ in apt.madison(*_parts(image))}
+    parts = [name for name in apt.depends(image.package, image.version) if name in offered]
     with tempfile.TemporaryDirectory(dir=cache) as downloads:
         debs = apt.download([image.package, *parts], image.version, Path(downloads))
-        root = folder / "root"
-        try:
-            return unpack(debs, root)
-        except FetchError:
-            subprocess.run(["rm", "-rf", str(folder)], check=False)
-            raise
+        # Unpacked aside and moved in whole: an interrupted fetch leaves no
+        # tree that looks complete.
+        vmlinuz = unpack(debs, Path(downloads) / "root")
+        folder.mkdir(parents=True, exist_ok=True)
+        os.replace(Path(downloads) / "root", folder / "root")
+    return folder / "root" / "boot" / vmlinuz.name
 
 
 def changelog(spec: str, cache: Path | None = None) -> str:
     """The linux source's ``changelog.Debian`` of the version ``spec`` names.
 
-    It comes from ``linux-libc-dev`` at that version where the suite offers
-    it, else from the small packages built beside the image
-    (``linux-headers-R``, ``linux-base-R``), and is kept in
-    ``CACHE/changelogs/SUITE_VERSION.txt``.
+    It comes from the image's unpacked tree where :func:`fetch` left one,
+    else from ``linux-libc-dev`` at that version where the suite still
+    offers it, else from a package built beside the image
+    (``linux-headers-R``, ``linux-base-R``, the image itself), and is kept
+    in ``CACHE/changelogs/SUITE_VERSION.txt``.
     """
     cache = cache or cache_dir()
     image = resolve(spec, cache)
     kept = cache / "changelogs" / f"{image.suite}_{image.version}.txt"
     if kept.exists():
         return kept.read_text(encoding="utf-8")
+    text = _read_changelog(cache / image.package / "root", image.version)
     apt = _apt(image.suite, cache)
-    offered = _madison(apt.run("apt-cache", "madison", "linux-libc-dev"))
-    candidates = [f"linux-headers-{image.release}", f"linux-base-{image.release}"]
-    if ("linux-libc-dev", image.version) in offered:
-        candidates.insert(0, "linux-libc-dev")
+    candidates = ["linux-libc-dev", f"linux-headers-{image.release}", *_parts(image)[2:]]
+    offered = set(apt.madison(*candidates))
+    candidates = [p for p in candidates if (p, image.version) in offered] + [image.package]
     for package in candidates:
+        if text is not None:
+            break
         with tempfile.TemporaryDirectory(dir=cache) as scratch:
-            try:
-                [deb] = apt.download([package], image.version, Path(scratch))
-            except FetchError:
-                continue
+            [deb] = apt.download([package], image.version, Path(scratch))
             _run(["dpkg", "-x", str(deb), f"{scratch}/root"])
             text = _read_changelog(Path(scratch) / "root", image.version)
-        if text is not None:
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            kept.write_text(text, encoding="utf-8")
-            return text
-    raise FetchError(f"no changelog of linux {image.version} in {', '.join(candidates)}")
+    if text is None:
+        raise FetchError(
+            f"no changelog of linux {image.version} in {', '.join(candidates)}; "
+            "a later version's changelog holds this version's entries too"
+        )
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(text, encoding="utf-8")
+    return text
 
 
 def _read_changelog(root: Path, version: str) -> str | None:
-    """The linux source's changelog in an unpacked package, if it starts at ``version``."""
-    for path in sorted(root.glob("usr/share/doc/*/changelog.Debian.gz")):
+    """The linux source's changelog in an unpacked tree, if it starts at ``version``.
+
+    Debian ships it as ``changelog.Debian.gz``, in the signed images as
+    ``changelog.gz``.
+    """
+    for path in sorted(root.glob("usr/share/doc/*/changelog*.gz")):
         text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
         if text.startswith(f"linux ({version})"):
             return text

@@ -36,7 +36,7 @@ from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.harness.sockets import recv_stream, set_io_timeout
 from fdsend_conformance.harness.timeouts import SOAK_IO_TIMEOUT, SOAK_TIMEOUT
-from fdsend_conformance.plumbing.callers import open_caller
+from fdsend_conformance.plumbing.callers import closing_backend, open_caller
 from fdsend_conformance.plumbing.registry import load_backend
 
 __all__ = ["RSS_GROWTH_BOUND_KIB", "SoakResult", "Usage", "main", "soak"]
@@ -125,10 +125,13 @@ def _fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def _counts(total_fds: int) -> list[int]:
-    """The number of fds in each message: full messages, then the remainder."""
+def _counts(total_fds: int, one_fd: bool = False) -> list[int]:
+    """The number of fds in each message: full messages, then the remainder.
+
+    For an API that sends one fd per call (``one_fd``), as many messages of one fd.
+    """
     full, rest = divmod(total_fds, PER_MESSAGE)
-    return [PER_MESSAGE] * full + ([rest] if rest else [])
+    return [1 if one_fd else PER_MESSAGE] * full + ([1 if one_fd else rest] if rest else [])
 
 
 def _warm(index: int, messages: int) -> bool:
@@ -147,9 +150,11 @@ def _drain(sock: socket.socket) -> tuple[int, int]:
 def _receiver(address: str, backend_name: str, identities: list[list[int]], total: int) -> None:
     """Spawned child: receive ``total`` fds, check and close every one."""
     expected = [tuple(pair) for pair in identities]
-    counts = _counts(total)
     loaded = load_backend(backend_name)
-    with open_caller(loaded) as backend, socket.socket(socket.AF_UNIX) as sock:
+    counts = _counts(total, not loaded.supports(Feature.ONE_FD))
+    unix = socket.socket(socket.AF_UNIX)
+    # (a driver starts as the caller opens, before the fd count)
+    with closing_backend(loaded), open_caller(loaded) as backend, unix as sock:
         set_io_timeout(sock, SOAK_IO_TIMEOUT)
         sock.connect(address)
         fds_before = _fd_count()
@@ -185,8 +190,10 @@ def soak(backend_name: str, total_fds: int, timeout: float = SOAK_TIMEOUT) -> So
     if total_fds < 1:
         raise ValueError(f"total_fds must be at least 1, not {total_fds}")
     calls = contextlib.ExitStack()
-    backend = calls.enter_context(open_caller(load_backend(backend_name)))
-    counts = _counts(total_fds)
+    loaded = load_backend(backend_name)
+    calls.enter_context(closing_backend(loaded))  # stops its driver, if it has one
+    backend = calls.enter_context(open_caller(loaded))  # (starts it, before the fd count)
+    counts = _counts(total_fds, not loaded.supports(Feature.ONE_FD))
     files = distinct_fds(PER_MESSAGE)
     address = "\0fdsend-soak-" + uuid.uuid4().hex
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -222,7 +229,7 @@ def soak(backend_name: str, total_fds: int, timeout: float = SOAK_TIMEOUT) -> So
             raise RuntimeError(f"soak receiver exited with {child.exitcode}")
         report: dict[str, Any] = json.loads(data)
         return SoakResult(
-            sent=total_fds,
+            sent=sum(counts),
             received=report["received"],
             wrong=report["wrong"],
             extra_fds=report["extra_fds"],
