@@ -29,6 +29,7 @@ from fdsend_conformance.plumbing.registry import available_backends, load_backen
 from fdsend_conformance.tools.bench.floor_c import CFloor, compile_floor
 from fdsend_conformance.tools.bench.report import (
     Result,
+    far_from_floor,
     machine,
     plot,
     plot_available,
@@ -262,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             floor, floor_note = compile_floor(Path(workdir))
             notes.append(floor_note)
         results = run(cases, contestants, floor, reps, batch_ms, notes)
+    notes += far_from_floor(results)
     wall = time.monotonic() - started
     unique_notes = list(dict.fromkeys(notes))
     _print(results, backends, reps, batch_ms, unique_notes, wall)
