@@ -102,6 +102,7 @@ REPORT_FILE = "report.json"
 KTAP_FILE = "report.ktap"
 CONSOLE_FILE = "console.log"
 UPTIME_FILE = "uptime"
+SCRIPT_FILE = "guest.sh"
 
 
 @dataclass(frozen=True)
@@ -304,8 +305,14 @@ def boot_runs(
     for folder in folders:
         folder.mkdir(exist_ok=True)
         _clear(folder)
-    script = "; ".join(guest_script(python, f, pytest_args, packages) for f in folders)
-    command = vng_command(vng, setup, script)
+    # The script goes to a file in the shared folder: virtme-ng passes the
+    # command on the kernel's command line, where a few runs' commands
+    # overflow its 2048 bytes (the kernel panics in start_kernel).
+    script = setup.out / SCRIPT_FILE
+    script.write_text(
+        "\n".join(guest_script(python, f, pytest_args, packages) for f in folders) + "\n"
+    )
+    command = vng_command(vng, setup, f"sh {shlex.quote(str(script))}")
     env = dict(os.environ)
     # vng starts virtme-run by name: it lives beside vng (a venv's bin).
     env["PATH"] = os.pathsep.join([str(Path(vng).parent), env.get("PATH", "")])
