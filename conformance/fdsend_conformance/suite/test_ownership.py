@@ -15,6 +15,7 @@ from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
 from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.receive_options import option, switch_on
 from fdsend_conformance.harness.sockets import pending
 from fdsend_conformance.harness.timeouts import SUBPROCESS_TIMEOUT
 
@@ -100,6 +101,16 @@ def test_credentials_beside_fds_break_nothing(backend, pair, closer):
     assert sorted(fds) == new, "fds installed that the backend did not return"
     if backend.supports(Feature.PAYLOAD):
         assert msg == b"cred"
+
+
+@pytest.mark.clause("OWN-3")
+def test_a_foreign_control_message_is_not_taken_for_credentials(backend, make_pair, closer):
+    a, b = make_pair(socket.SOCK_DGRAM)
+    switch_on(b, option("SO_TIMESTAMP_OLD"))  # SCM_TIMESTAMP, 16 bytes; SO_PASSCRED off
+    backend.sendfds(a, b"when", 0, closer.distinct_fds(1))
+    result = backend.recvfds(b, 16, 0, 1)
+    closer.fds(*result[1])  # (msg, fds)
+    assert getattr(result, "credentials", None) is None, "credentials the socket did not ask for"
 
 
 @pytest.mark.clause("OWN-4")

@@ -100,3 +100,7 @@ def test_payload_truncation_is_reported(backend, make_pair, closer, kind):
     assert msg == b"0123"
     assert getattr(result, "msg_truncated", False), "payload cut from 10 to 4 bytes, not reported"
     assert [identity(fd) for fd in fds] == [identity(sent[0])]
+    backend.sendfds(a, b"0123", 0, sent)
+    whole = backend.recvfds(b, 4, 0, 4)
+    closer.fds(*whole[1])  # (msg, fds)
+    assert not getattr(whole, "msg_truncated", False), "a payload that fit reported as cut"
