@@ -120,8 +120,8 @@ def _receive_exactly(backend: Caller, sock: socket.socket, size: int, numfds: in
 @pytest.mark.requires(Feature.PAYLOAD)
 @pytest.mark.parametrize(
     "payload",
-    [b"\x00", b"a\x00b\x00\x00c", bytes(range(256)) * 4, os.urandom(65536)],
-    ids=["nul", "embedded-nuls", "all-bytes", "64KiB"],
+    [b"\x00", b"a\x00b\x00\x00c", bytes(range(256)) * 4, os.urandom(65536), bytearray(b"like")],
+    ids=["nul", "embedded-nuls", "all-bytes", "64KiB", "bytearray"],
 )
 @pytest.mark.parametrize("kind", list(UNIX_TYPES))
 def test_payload_arrives_intact(backend, make_pair, closer, payload, kind):
