@@ -7,9 +7,9 @@
  * (blocking) mode, and g_socket_new_from_fd makes the fd itself
  * non-blocking: GLib keeps its own mode instead of the socket's.
  *
- * GLib reports failures as GIOErrorEnum codes, not errno values. The
- * driver reports an errno only where GLib's own g_io_error_from_errno maps
- * exactly one errno to the code; otherwise errno is null.
+ * GLib reports a failed system call as a GError: a GIOErrorEnum code made
+ * by g_io_error_from_errno, and a message ending in g_strerror of the errno.
+ * The driver reports the errno both name; errno is null when none does.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,20 +31,21 @@ const struct driver_info driver_info = {
     .unsupported = "[\"blocking-mode\"]",
 };
 
-/* The highest errno value looked up when mapping a GIOErrorEnum back. */
-enum { LAST_ERRNO = 4095 };
+/* The errnos looked up when mapping a GError back: Linux's are all below it. */
+enum { LAST_ERRNO = 255 };
 
 static GHashTable *sockets; /* fd -> GSocket */
 
 static int errno_of(const GError *error) {
     if (error->domain != G_IO_ERROR) return -1;
-    int found = -1;
+    size_t length = strlen(error->message);
     for (int e = 1; e <= LAST_ERRNO; e++) {
         if ((int)g_io_error_from_errno(e) != error->code) continue;
-        if (found >= 0) return -1; /* several errnos give this code */
-        found = e;
+        const char *text = g_strerror(e);
+        size_t n = strlen(text);
+        if (n <= length && !strcmp(error->message + length - n, text)) return e;
     }
-    return found;
+    return -1;
 }
 
 static int failed(struct failure *failure, GError *error, const char *call) {
