@@ -36,6 +36,16 @@ def test_several_fds_arrive_in_order(backend, pair, closer, count):
     assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
 
 
+@pytest.mark.clause("XFER-1")
+def test_asking_for_more_than_scm_max_fd(backend, pair, closer):
+    sent = closer.distinct_fds(2)
+    a, b = pair
+    backend.sendfds(a, b"fds", 0, sent)
+    _, fds = backend.recvfds(b, 16, 0, SCM_MAX_FD + 1)  # more than the kernel ever sends
+    closer.fds(*fds)
+    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+
+
 @pytest.mark.clause("XFER-2")
 def test_every_kind_of_fd_in_one_call(backend, pair, closer):
     a, b = pair
