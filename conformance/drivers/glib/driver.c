@@ -11,12 +11,14 @@
  * by g_io_error_from_errno, and a message ending in g_strerror of the errno.
  * The driver reports the errno both name; errno is null when none does.
  */
+#define _GNU_SOURCE /* struct ucred */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <gio/gio.h>
+#include <gio/gunixcredentialsmessage.h>
 #include <gio/gunixfdmessage.h>
 
 #include "driver.h"
@@ -112,6 +114,15 @@ int driver_recvfds(int sock, size_t len, int flags, size_t numfds, struct receiv
             gint *fds = g_unix_fd_message_steal_fds(G_UNIX_FD_MESSAGE(messages[i]), &stolen);
             for (gint k = 0; k < stolen; k++) out->fds[out->nfds++] = fds[k];
             g_free(fds);
+        } else if (G_IS_UNIX_CREDENTIALS_MESSAGE(messages[i])) {
+            GCredentials *credentials = g_unix_credentials_message_get_credentials(
+                G_UNIX_CREDENTIALS_MESSAGE(messages[i]));
+            struct ucred *native =
+                g_credentials_get_native(credentials, G_CREDENTIALS_TYPE_LINUX_UCRED);
+            out->has_credentials = 1;
+            out->credentials[0] = native->pid;
+            out->credentials[1] = native->uid;
+            out->credentials[2] = native->gid;
         }
         g_object_unref(messages[i]);
     }

@@ -36,7 +36,7 @@ from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.harness.sockets import recv_stream, set_io_timeout
 from fdsend_conformance.harness.timeouts import SOAK_IO_TIMEOUT, SOAK_TIMEOUT
-from fdsend_conformance.plumbing.callers import open_caller
+from fdsend_conformance.plumbing.callers import closing_backend, open_caller
 from fdsend_conformance.plumbing.registry import load_backend
 
 __all__ = ["RSS_GROWTH_BOUND_KIB", "SoakResult", "Usage", "main", "soak"]
@@ -149,7 +149,9 @@ def _receiver(address: str, backend_name: str, identities: list[list[int]], tota
     expected = [tuple(pair) for pair in identities]
     counts = _counts(total)
     loaded = load_backend(backend_name)
-    with open_caller(loaded) as backend, socket.socket(socket.AF_UNIX) as sock:
+    unix = socket.socket(socket.AF_UNIX)
+    # (a driver starts as the caller opens, before the fd count)
+    with closing_backend(loaded), open_caller(loaded) as backend, unix as sock:
         set_io_timeout(sock, SOAK_IO_TIMEOUT)
         sock.connect(address)
         fds_before = _fd_count()
@@ -185,7 +187,9 @@ def soak(backend_name: str, total_fds: int, timeout: float = SOAK_TIMEOUT) -> So
     if total_fds < 1:
         raise ValueError(f"total_fds must be at least 1, not {total_fds}")
     calls = contextlib.ExitStack()
-    backend = calls.enter_context(open_caller(load_backend(backend_name)))
+    loaded = load_backend(backend_name)
+    calls.enter_context(closing_backend(loaded))  # stops its driver, if it has one
+    backend = calls.enter_context(open_caller(loaded))  # (starts it, before the fd count)
     counts = _counts(total_fds)
     files = distinct_fds(PER_MESSAGE)
     address = "\0fdsend-soak-" + uuid.uuid4().hex
