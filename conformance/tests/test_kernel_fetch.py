@@ -237,3 +237,47 @@ def test_the_guest_tree_keeps_file_systems_network_and_virtio_modules_only(tmp_p
     ]
     assert (kept / "modules.dep").exists()
     assert kernel_fetch.guest_tree(image) == guest  # made once
+
+
+SHOWN = """\
+Package: linux-image-6.19.14+deb13-amd64
+Version: 6.19.14-1~bpo13+1
+Depends: kmod, linux-base-6.19.14+deb13-amd64 (= 6.19.14-1~bpo13+1), \
+linux-binary-6.19.14+deb13-amd64 (= 6.19.14-1~bpo13+1), \
+linux-modules-6.19.14+deb13-amd64 (= 6.19.14-1~bpo13+1)
+
+Package: linux-image-7.2.6+deb13-amd64
+Version: 7.2.6-1~bpo13+1
+Depends: linux-binary-7.2.6+deb13-amd64 (= 7.2.6-1~bpo13+1), \
+linux-modules-7.2.6+deb13-amd64 (= 7.2.6-1~bpo13+1)
+
+Package: linux-image-6.18.15+deb13-amd64
+Version: 6.18.15-1~bpo13+1
+Depends: kmod, linux-base-6.18.15+deb13-amd64 (= 6.18.15-1~bpo13+1)
+"""
+
+
+def test_a_split_image_whose_modules_are_gone_is_not_offered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    offered = {  # what madison answers: 6.19.14's modules were dropped, its binary kept
+        "linux-binary-6.19.14+deb13-amd64": "6.19.14-1~bpo13+1",
+        "linux-binary-7.2.6+deb13-amd64": "7.2.6-1~bpo13+1",
+        "linux-modules-7.2.6+deb13-amd64": "7.2.6-1~bpo13+1",
+    }
+
+    def run(self: kernel_fetch.Apt, tool: str, *args: str, cwd: Path | None = None) -> str:
+        if args[0] == "show":
+            return SHOWN
+        assert args[0] == "madison"
+        return "".join(
+            f"{p} | {offered[p]} | {_DEB} amd64 Packages\n" for p in args[1:] if p in offered
+        )
+
+    monkeypatch.setattr(kernel_fetch.Apt, "run", run)
+    found = {
+        Image("trixie-backports", f"linux-image-{r}+deb13-amd64", f"{r}-1~bpo13+1")
+        for r in ("6.19.14", "7.2.6", "6.18.15")
+    }
+    kept = kernel_fetch.Apt("trixie-backports", tmp_path)._bootable(found)
+    assert sorted(image.upstream for image in kept) == ["6.18.15", "7.2.6"]

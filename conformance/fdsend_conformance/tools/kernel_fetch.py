@@ -234,7 +234,38 @@ class Apt:
         if not generic:
             return []
         found = {Image(self.suite, package, version) for package, version in self.madison(*generic)}
-        return sorted(found, key=lambda image: _version_key(image.version))
+        return sorted(self._bootable(found), key=lambda image: _version_key(image.version))
+
+    def _bootable(self, found: set[Image]) -> list[Image]:
+        """The images of ``found`` whose kernel and modules the mirror still has.
+
+        A split image needs its ``linux-binary-R`` and ``linux-modules-R``;
+        the mirror keeps a superseded signed image after it dropped those.
+        """
+        shown = self.run("apt-cache", "show", *(f"{i.package}={i.version}" for i in found))
+        needs: dict[tuple[str, str], list[str]] = {}
+        for paragraph in shown.split("\n\n"):
+            fields = dict(re.findall(r"^(Package|Version|Depends): (.*)$", paragraph, re.MULTILINE))
+            if "Package" not in fields:
+                continue
+            release = fields["Package"].removeprefix("linux-image-")
+            depends = [
+                re.split(r"[ (]", d.strip(), maxsplit=1)[0]
+                for d in fields.get("Depends", "").split(",")
+            ]
+            needs[(fields["Package"], fields["Version"])] = [
+                d for d in depends if d.startswith(_PARTS[:2]) and d.endswith(release)
+            ]
+        wanted = sorted({part for parts in needs.values() for part in parts})
+        offered = set(self.madison(*wanted)) if wanted else set()
+        return [
+            image
+            for image in found
+            if all(
+                (part, image.version) in offered
+                for part in needs.get((image.package, image.version), [])
+            )
+        ]
 
     def madison(self, *packages: str) -> list[tuple[str, str]]:
         """(package, version) of each of ``packages`` the suite offers."""
@@ -295,7 +326,10 @@ def resolve(spec: str, cache: Path | None = None) -> Image:
         if chosen:
             return chosen[-1]
         listed = ", ".join(i.upstream for i in offered) or "none"
-        raise FetchError(f"{suite} offers no generic amd64 image {version} (it has: {listed})")
+        raise FetchError(
+            f"{suite} offers no generic amd64 image {version} (it has: {listed}; a split "
+            "image whose linux-modules the mirror no longer has is left out)"
+        )
     if slash:
         raise FetchError(f"unknown suite {suite!r} in {spec!r} (known: {', '.join(SUITES)})")
     everywhere = [image for name in SUITES for image in images(name, cache)]
