@@ -281,3 +281,42 @@ def test_a_split_image_whose_modules_are_gone_is_not_offered(
     }
     kept = kernel_fetch.Apt("trixie-backports", tmp_path)._bootable(found)
     assert sorted(image.upstream for image in kept) == ["6.18.15", "7.2.6"]
+
+
+@NEEDS_DPKG
+def test_an_image_with_its_modules_in_usr_lib_gets_lib_linked(tmp_path: Path):
+    deb = _deb(
+        tmp_path,
+        "linux-image-9.9.9-test",
+        {"boot/vmlinuz-9.9.9-test": b"k", "usr/lib/modules/9.9.9-test/kernel/.k": b""},
+    )
+    image = kernel_fetch.unpack(deb, tmp_path / "root")
+    assert image == tmp_path / "root" / "boot" / "vmlinuz-9.9.9-test"
+    assert (tmp_path / "root" / "lib" / "modules" / "9.9.9-test" / "modules.dep").exists()
+
+
+@NEEDS_DPKG
+@pytest.mark.parametrize("with_kernel", [True, False])
+def test_fetch_moves_in_a_whole_tree_or_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_kernel: bool
+):
+    files = {"boot/vmlinuz-9.9.9-test": b"k"} if with_kernel else {}
+    deb = _deb(tmp_path, "linux-image-9.9.9-test", {**files, "lib/modules/9.9.9-test/.k": b""})
+    image = Image("bookworm", "linux-image-9.9.9-test", "9.9.9-1")
+    monkeypatch.setattr(kernel_fetch, "resolve", lambda spec, cache=None: image)
+    monkeypatch.setattr(kernel_fetch.Apt, "depends", lambda self, p, v: [])
+    monkeypatch.setattr(kernel_fetch.Apt, "madison", lambda self, *p: [])
+    monkeypatch.setattr(kernel_fetch.Apt, "download", lambda self, p, v, folder: [deb])
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    folder = cache / image.package
+    if with_kernel:
+        assert kernel_fetch.fetch("debian:bookworm/9.9.9", cache) == (
+            folder / "root" / "boot" / "vmlinuz-9.9.9-test"
+        )
+        assert (folder / "root" / "lib" / "modules" / "9.9.9-test" / "modules.dep").exists()
+    else:
+        with pytest.raises(kernel_fetch.FetchError, match="holds no boot/vmlinuz"):
+            kernel_fetch.fetch("debian:bookworm/9.9.9", cache)
+        assert not (folder / "root").exists()
+    assert [p.name for p in cache.iterdir()] == ([image.package] if with_kernel else [])

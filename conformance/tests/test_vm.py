@@ -161,6 +161,9 @@ def test_several_runs_in_one_boot_each_leave_their_report(tmp_path: Path):
         out / f"run{n}" / f"kernel-{platform.release()}.json" for n in (1, 2)
     ]
     assert vm.run_folders(out, 1) == [out]
+    # the commands reach the guest in a file: on the kernel's command line
+    # (2048 bytes) three runs' commands made the kernel panic at boot
+    assert (out / vm.SCRIPT_FILE).read_text().count(" -m fdsend_conformance run ") == 2
 
 
 def test_boot_kills_a_guest_that_outlives_its_timeout_with_its_children(tmp_path: Path):

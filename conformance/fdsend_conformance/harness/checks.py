@@ -8,39 +8,51 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from _pytest.outcomes import Skipped
+import pytest
 
-from fdsend_conformance.backend import Caller
+from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.outcome import Outcome
 
 __all__ = [
+    "SEVERAL_FDS",
     "Truncated",
     "Unsupported",
     "assert_same_file",
     "close_all",
+    "per_call",
     "receive_truncated",
     "unsupported",
 ]
 
 
-class Unsupported(Skipped):
-    """The skip of a test the backend cannot take: its outcome is UNSUPPORTED, not a failure.
+class Unsupported(Exception):
+    """What the backend lacks, as the cause of a test's skip: the mark of an UNSUPPORTED test.
 
-    The plugin tells it from any other skip by its type. pytest shows it as
-    it shows every skip (``Skipped: UNSUPPORTED: <reason>``), so terminal,
-    JUnit and report texts read as for :func:`pytest.skip`.
+    :func:`unsupported` raises pytest's own skip with this as its cause
+    (``raise ... from``); the plugin tells an UNSUPPORTED skip from any other
+    by that cause. pytest shows the skip as it shows every skip
+    (``UNSUPPORTED: <reason>``).
     """
-
-    __module__ = "builtins"  # as pytest's own Skipped: "Skipped: ...", not a module path
-    __qualname__ = "Skipped"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(Outcome.UNSUPPORTED.labelled(reason))
 
 
 def unsupported(reason: str) -> NoReturn:
     """Skip the test as UNSUPPORTED by the backend (not a failure)."""
-    raise Unsupported(reason)
+    raise pytest.skip.Exception(Outcome.UNSUPPORTED.labelled(reason)) from Unsupported(reason)
+
+
+#: The mark of a test whose point is several fds in one call (or none): it is
+#: UNSUPPORTED for an API that sends exactly one fd per call (it declares
+#: ``one-fd`` in ``unsupported``).
+SEVERAL_FDS = pytest.mark.requires(Feature.ONE_FD)
+
+
+def per_call(backend: Caller, count: int) -> int:
+    """How many fds a test that is not about their number sends in one call.
+
+    ``count``, or 1 for an API that sends exactly one fd per call: the rest
+    of the contract judges it with one fd.
+    """
+    return count if backend.supports(Feature.ONE_FD) else 1
 
 
 def close_all(fds: Sequence[int]) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.checks import SEVERAL_FDS, per_call
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
 from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.harness.receive_options import option, switch_on
@@ -29,13 +30,13 @@ def _state(fd: int) -> tuple[tuple[int, int], int, int]:
 @pytest.mark.parametrize("given_as", list(SOCKET_SPELLINGS))
 def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
     a, b = pair
-    sent = closer.distinct_fds(3)
+    sent = closer.distinct_fds(per_call(backend, 3))
     spell = SOCKET_SPELLINGS[given_as]
     watched = [a.fileno(), b.fileno(), *sent]
     before = [_state(fd) for fd in watched]
     try:
         backend.sendfds(spell(a), b"own", 0, sent)
-        _, fds = backend.recvfds(spell(b), 16, 0, 3)
+        _, fds = backend.recvfds(spell(b), 16, 0, len(sent))
     except (TypeError, AttributeError):
         # Refusing a spelling is COERCE-1's business; ownership still holds.
         fds = []
@@ -69,6 +70,7 @@ def test_a_default_timeout_changes_no_fd(backend, pair, closer, blocking):
 
 
 @pytest.mark.clause("OWN-1")
+@SEVERAL_FDS  # a closed fd among open ones
 def test_failed_send_closes_none_of_the_callers_fds(backend, pair, closer):
     a, _ = pair
     sent = closer.distinct_fds(2)
@@ -84,9 +86,9 @@ def test_failed_send_closes_none_of_the_callers_fds(backend, pair, closer):
 @pytest.mark.clause("OWN-2")
 def test_received_fds_are_close_on_exec(backend, pair, closer):
     a, b = pair
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     backend.sendfds(a, b"x", 0, sent)
-    _, fds = backend.recvfds(b, 16, 0, 2)
+    _, fds = backend.recvfds(b, 16, 0, len(sent))
     closer.fds(*fds)
     inheritable = [fd for fd in fds if not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC]
     assert inheritable == [], f"received fds without FD_CLOEXEC: {inheritable}"
@@ -115,10 +117,10 @@ def test_subprocess_does_not_inherit_received_fds(backend, pair, closer):
 def test_credentials_beside_fds_break_nothing(backend, pair, closer):
     a, b = pair
     b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     backend.sendfds(a, b"cred", 0, sent)
     before = fdtable.open_fds()
-    result = backend.recvfds(b, 16, 0, 2)
+    result = backend.recvfds(b, 16, 0, len(sent))
     msg, fds = result
     new = fdtable.leaked_since(before)
     closer.fds(*new)
@@ -141,15 +143,15 @@ def test_a_foreign_control_message_is_not_taken_for_credentials(backend, make_pa
 @pytest.mark.requires(Feature.FLAGS)
 def test_peeked_fds_are_returned(backend, pair, closer):
     a, b = pair
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     backend.sendfds(a, b"peek", 0, sent)
     before = fdtable.open_fds()
-    _, peeked = backend.recvfds(b, 16, socket.MSG_PEEK, 2)
+    _, peeked = backend.recvfds(b, 16, socket.MSG_PEEK, len(sent))
     closer.fds(*peeked)
     assert sorted(peeked) == fdtable.leaked_since(before), "a peek installed fds it did not return"
     assert [identity(fd) for fd in peeked] == [identity(fd) for fd in sent]
     assert pending(b), "the MSG_PEEK receive consumed the message"
-    msg, fds = backend.recvfds(b, 16, 0, 2)
+    msg, fds = backend.recvfds(b, 16, 0, len(sent))
     closer.fds(*fds)
     assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
     assert msg == b"peek"

@@ -265,6 +265,16 @@ def run(images: dict[str, list[str]], reports: Path, jobs: int, vm_args: Sequenc
     jobs_left = [(image, images[image], paths) for image, paths in missing.items() if paths]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         lost = list(pool.map(lambda job: _run_image(job[0], job[1], job[2], vm_args), jobs_left))
+        # A guest that brought nothing back did not boot or crashed (seen once:
+        # a panic in the emulated boot of an image that boots otherwise):
+        # once more, the runs still missing.
+        again = [
+            (image, clauses, [p for p in paths if not p.exists()])
+            for (image, clauses, paths), gone in zip(jobs_left, lost)
+            if gone == len(paths)
+        ]
+        lost = [n for n, job in zip(lost, jobs_left) if job[0] not in {a[0] for a in again}]
+        lost += list(pool.map(lambda job: _run_image(job[0], job[1], job[2], vm_args), again))
     return sum(lost)
 
 

@@ -352,10 +352,13 @@ def resolve(spec: str, cache: Path | None = None) -> Image:
 def _layout(root: Path) -> Path | None:
     """The unpacked tree's ``boot/vmlinuz-R``, made for a split image if need be.
 
-    A split image has ``usr/lib/modules/R/vmlinuz`` and no ``/boot``: the
-    classic layout (``boot/vmlinuz-R``, ``lib/modules/R``) is linked to it,
-    which is where virtme-ng and depmod look.
+    A split image has ``usr/lib/modules/R/vmlinuz`` and no ``/boot``, and
+    images from 6.18 on keep their modules in ``usr/lib/modules``: the
+    classic layout (``boot/vmlinuz-R``, ``lib/modules/R``) is linked to
+    them, which is where virtme-ng and depmod look.
     """
+    if (root / "usr" / "lib" / "modules").is_dir() and not (root / "lib").exists():
+        (root / "lib").symlink_to("usr/lib")  # modules in /usr/lib (6.18 on), looked for in /lib
     images = sorted((root / "boot").glob("vmlinuz-*"))
     if images:
         return images[0]
@@ -366,8 +369,6 @@ def _layout(root: Path) -> Path | None:
     (root / "boot").mkdir(exist_ok=True)
     image = root / "boot" / f"vmlinuz-{release}"
     image.symlink_to(Path("..") / split[0].relative_to(root))
-    if not (root / "lib").exists():
-        (root / "lib").symlink_to("usr/lib")
     return image
 
 
@@ -447,12 +448,12 @@ def fetch(spec: str, cache: Path | None = None) -> Path:
     parts = [name for name in apt.depends(image.package, image.version) if name in offered]
     with tempfile.TemporaryDirectory(dir=cache) as downloads:
         debs = apt.download([image.package, *parts], image.version, Path(downloads))
-        root = folder / "root"
-        try:
-            return unpack(debs, root)
-        except FetchError:
-            subprocess.run(["rm", "-rf", str(folder)], check=False)
-            raise
+        # Unpacked aside and moved in whole: an interrupted fetch leaves no
+        # tree that looks complete.
+        vmlinuz = unpack(debs, Path(downloads) / "root")
+        folder.mkdir(parents=True, exist_ok=True)
+        os.replace(Path(downloads) / "root", folder / "root")
+    return folder / "root" / "boot" / vmlinuz.name
 
 
 def changelog(spec: str, cache: Path | None = None) -> str:

@@ -125,10 +125,13 @@ def _fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def _counts(total_fds: int) -> list[int]:
-    """The number of fds in each message: full messages, then the remainder."""
+def _counts(total_fds: int, one_fd: bool = False) -> list[int]:
+    """The number of fds in each message: full messages, then the remainder.
+
+    For an API that sends one fd per call (``one_fd``), as many messages of one fd.
+    """
     full, rest = divmod(total_fds, PER_MESSAGE)
-    return [PER_MESSAGE] * full + ([rest] if rest else [])
+    return [1 if one_fd else PER_MESSAGE] * full + ([1 if one_fd else rest] if rest else [])
 
 
 def _warm(index: int, messages: int) -> bool:
@@ -147,8 +150,8 @@ def _drain(sock: socket.socket) -> tuple[int, int]:
 def _receiver(address: str, backend_name: str, identities: list[list[int]], total: int) -> None:
     """Spawned child: receive ``total`` fds, check and close every one."""
     expected = [tuple(pair) for pair in identities]
-    counts = _counts(total)
     loaded = load_backend(backend_name)
+    counts = _counts(total, not loaded.supports(Feature.ONE_FD))
     unix = socket.socket(socket.AF_UNIX)
     # (a driver starts as the caller opens, before the fd count)
     with closing_backend(loaded), open_caller(loaded) as backend, unix as sock:
@@ -190,7 +193,7 @@ def soak(backend_name: str, total_fds: int, timeout: float = SOAK_TIMEOUT) -> So
     loaded = load_backend(backend_name)
     calls.enter_context(closing_backend(loaded))  # stops its driver, if it has one
     backend = calls.enter_context(open_caller(loaded))  # (starts it, before the fd count)
-    counts = _counts(total_fds)
+    counts = _counts(total_fds, not loaded.supports(Feature.ONE_FD))
     files = distinct_fds(PER_MESSAGE)
     address = "\0fdsend-soak-" + uuid.uuid4().hex
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -226,7 +229,7 @@ def soak(backend_name: str, total_fds: int, timeout: float = SOAK_TIMEOUT) -> So
             raise RuntimeError(f"soak receiver exited with {child.exitcode}")
         report: dict[str, Any] = json.loads(data)
         return SoakResult(
-            sent=total_fds,
+            sent=sum(counts),
             received=report["received"],
             wrong=report["wrong"],
             extra_fds=report["extra_fds"],
