@@ -368,3 +368,31 @@ def test_the_html_report_is_one_page_that_chromium_renders_in_its_colours(
         colours = {colour for _, colour in image.convert("RGB").getcolors(1 << 20)}
     for label in ("FAIL", "NON-STRICT", "PASS"):
         assert _rgb(COLOURS[label]) in colours, label
+
+
+# 7. OWN-1 (checked around every call by the caller, whose failure says "OWN-1: ...")
+
+CHANGER = """
+import fdsend
+
+name = "changer"
+version = "0.1"
+recvfds = fdsend.recvfds
+
+
+def sendfds(sock, msg, flags=0, fds=None):
+    raise RuntimeError("OWN-1: the caller's socket was left non-blocking")
+"""
+
+
+def test_7_a_failure_that_names_own_1_counts_against_own_1(pytester: pytest.Pytester):
+    run = suite_runner(pytester, changer=CHANGER)
+    result, report = run("--backend=changer", "-k", "test_several_fds_arrive_in_order")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    statuses = {c["id"]: c["status"] for c in report["clauses"]}
+    assert (statuses["XFER-1"], statuses["OWN-1"]) == ("FAIL", "FAIL")
+    tests = [t for t in report["tests"] if "test_several_fds_arrive_in_order" in t["id"]]
+    assert {tuple(t["clauses"]) for t in tests} == {("XFER-1", "OWN-1")}
+    assert all(
+        t["reason"].endswith("OWN-1: the caller's socket was left non-blocking") for t in tests
+    )
