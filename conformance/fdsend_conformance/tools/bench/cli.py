@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fdsend_conformance.backend import Kind
+from fdsend_conformance.driver.client import DriverFailure
 from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.plumbing.registry import available_backends, load_backend
 from fdsend_conformance.tools.bench.floor_c import CFloor, compile_floor
@@ -127,7 +128,7 @@ def _calibrated(
     for name, measure in list(measures.items()):
         try:
             rounds = _calibrate(measure, batch_ms * 1e6)
-        except Exception as exc:
+        except (Exception, DriverFailure) as exc:  # a driver that hung or crashed, too
             notes.append(f"{name} failed in {case.label}: {type(exc).__name__}: {exc}")
             del measures[name]
         else:
@@ -169,7 +170,7 @@ def run(
                     # The C floor warms up in each run of its program; Python stays warm.
                     warmup = max(20, result.rounds_per_batch // 10) if name == "c-floor" else 0
                     result.samples_ns.append(measure(result.rounds_per_batch, warmup))
-                except Exception as exc:
+                except (Exception, DriverFailure) as exc:
                     notes.append(f"{name} failed in {case.label}: {type(exc).__name__}: {exc}")
                     del measures[name], by_name[name]
         results.extend(by_name.values())
