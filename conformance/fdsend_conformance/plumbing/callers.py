@@ -22,7 +22,10 @@ backend is. :func:`open_caller` picks the caller by the backend's
     (docs/drivers.md): not in :data:`OPENERS` until the driver's caller is.
 
 Every caller derives from :class:`BackendCaller`, which holds the
-declarations and is the one place that wraps every call of every kind.
+declarations and is the one place that wraps every call of every kind: it
+checks OWN-1 around each (:class:`~fdsend_conformance.harness.ownership.Ownership`:
+the caller's socket and fds come back as they were given, else
+:class:`~fdsend_conformance.harness.ownership.CallerStateChanged`).
 
 How a new kind plugs in:
 
@@ -45,6 +48,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from fdsend_conformance.backend import Backend, Kind
+from fdsend_conformance.harness.ownership import Ownership
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT
 from fdsend_conformance.plumbing.runners import Runner, event_loop_for, open_runner
 
@@ -65,6 +69,7 @@ class BackendCaller:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
+        self._ownership = Ownership()
 
     @property
     def backend(self) -> Backend:
@@ -101,11 +106,13 @@ class BackendCaller:
 
     def sendfds(self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
         """The backend's ``sendfds``, run to completion."""
-        return int(self._send(sock, msg, flags, fds))
+        with self._ownership.around(sock, fds):
+            return int(self._send(sock, msg, flags, fds))
 
     def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
         """The backend's ``recvfds``, run to completion; its result unchanged."""
-        return self._recv(sock, len, flags, numfds)
+        with self._ownership.around(sock):
+            return self._recv(sock, len, flags, numfds)
 
     def _send(self, sock: Any, msg: Any, flags: int, fds: Iterable[Any] | None) -> Any:
         raise NotImplementedError
@@ -176,12 +183,12 @@ class LoopCaller(BackendCaller):
         self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None
     ) -> int:
         """``await`` the backend's ``sendfds`` in the running loop, the socket as it needs it."""
-        with self._prepared(sock):
+        with self._ownership.around(sock, fds), self._prepared(sock):
             return int(await self._backend.impl.sendfds(sock, msg, flags, fds))
 
     async def arecvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
         """``await`` the backend's ``recvfds`` in the running loop, the socket as it needs it."""
-        with self._prepared(sock):
+        with self._ownership.around(sock), self._prepared(sock):
             return await self._backend.impl.recvfds(sock, len, flags, numfds)
 
     def loop_thread(self) -> int:

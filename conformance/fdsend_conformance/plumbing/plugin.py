@@ -20,6 +20,7 @@ from _pytest.outcomes import Skipped
 
 from fdsend_conformance.backend import Backend
 from fdsend_conformance.harness.checks import Unsupported
+from fdsend_conformance.harness.ownership import OWN_1_FAILURE
 from fdsend_conformance.harness.timeouts import ISOLATION_GRACE
 from fdsend_conformance.outcome import Outcome
 from fdsend_conformance.plumbing import ktap
@@ -143,6 +144,7 @@ class _State:
         ids = self.clauses_by_test.get(report.nodeid)
         if not ids:
             return
+        ids = _with_own_1(ids, report)
         if _OUTCOME_PROPERTY in properties:
             outcome = Outcome(properties[_OUTCOME_PROPERTY])
             reason = properties.get(_REASON_PROPERTY)
@@ -249,6 +251,13 @@ def pytest_configure(config: pytest.Config) -> None:
         # An explicit choice is checked now: a bad name runs no test at all.
         state.load_expected()
         _ = state.event_loop
+
+
+def _with_own_1(ids: list[str], report: pytest.TestReport) -> list[str]:
+    """A test failed by a change to the caller's socket or fds failed OWN-1 too."""
+    if report.failed and OWN_1_FAILURE in report.longreprtext and "OWN-1" not in ids:
+        return [*ids, "OWN-1"]
+    return ids
 
 
 def _in_suite(item: pytest.Item) -> bool:

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -16,7 +17,7 @@ from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
 from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.harness.sockets import pending
-from fdsend_conformance.harness.timeouts import SUBPROCESS_TIMEOUT
+from fdsend_conformance.harness.timeouts import IO_TIMEOUT, SUBPROCESS_TIMEOUT
 
 
 def _state(fd: int) -> tuple[tuple[int, int], int, int]:
@@ -24,14 +25,13 @@ def _state(fd: int) -> tuple[tuple[int, int], int, int]:
     return identity(fd), fcntl.fcntl(fd, fcntl.F_GETFD), fcntl.fcntl(fd, fcntl.F_GETFL)
 
 
-@pytest.mark.clause("OWN-1")
-@pytest.mark.parametrize("given_as", list(SOCKET_SPELLINGS))
-def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
+def _send_and_receive_leave_everything(backend, pair, closer, given_as) -> None:
     a, b = pair
     sent = closer.distinct_fds(3)
     spell = SOCKET_SPELLINGS[given_as]
     watched = [a.fileno(), b.fileno(), *sent]
     before = [_state(fd) for fd in watched]
+    timeouts = a.gettimeout(), b.gettimeout()
     try:
         backend.sendfds(spell(a), b"own", 0, sent)
         _, fds = backend.recvfds(spell(b), 16, 0, 3)
@@ -41,6 +41,34 @@ def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
     closer.fds(*fds)
     gc.collect()  # a temporary socket.socket(fileno=...) would close on collection
     assert [_state(fd) for fd in watched] == before
+    assert (a.gettimeout(), b.gettimeout()) == timeouts
+
+
+@pytest.mark.clause("OWN-1")
+@pytest.mark.parametrize("given_as", list(SOCKET_SPELLINGS))
+def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
+    _send_and_receive_leave_everything(backend, pair, closer, given_as)
+
+
+@pytest.fixture
+def default_socket_timeout() -> Iterator[None]:
+    """A process-wide default socket timeout, set as a caller may (after making its sockets).
+
+    ``socket.socket(fileno=fd)`` then makes the caller's fd non-blocking: a
+    backend that wraps the fd it was given must put its mode back.
+    """
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(IO_TIMEOUT)
+    yield
+    socket.setdefaulttimeout(before)
+
+
+@pytest.mark.clause("OWN-1")
+@pytest.mark.parametrize("given_as", list(SOCKET_SPELLINGS))
+def test_caller_socket_and_fds_untouched_under_a_default_timeout(
+    backend, pair, closer, given_as, default_socket_timeout
+):
+    _send_and_receive_leave_everything(backend, pair, closer, given_as)
 
 
 @pytest.mark.clause("OWN-1")
