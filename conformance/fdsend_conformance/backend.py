@@ -54,7 +54,8 @@ from __future__ import annotations
 
 import inspect
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -67,6 +68,7 @@ __all__ = [
     "Feature",
     "FlagsResult",
     "Kind",
+    "Opener",
 ]
 
 TRUNCATION_STYLES = ("attribute", "exception", "none")
@@ -228,6 +230,11 @@ class Caller(Protocol):
     def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
         """The backend's ``recvfds``, run to completion; its result unchanged."""
         ...
+
+
+#: How a process opens the backend under test: ``with opener() as backend: ...``.
+#: Picklable, so that a spawned child (a fresh interpreter) opens it too.
+Opener = Callable[[], AbstractContextManager[Caller]]
 
 
 def _is_async(impl: Any, origin: str) -> bool:

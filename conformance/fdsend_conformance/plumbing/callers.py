@@ -45,11 +45,13 @@ import os
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fdsend_conformance.backend import Backend, Kind
 from fdsend_conformance.harness.ownership import Ownership
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT
+from fdsend_conformance.plumbing.registry import load_backend
 from fdsend_conformance.plumbing.runners import Runner, event_loop_for, open_runner
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "HungCall",
     "InProcessCaller",
     "LoopCaller",
+    "OpenByName",
     "open_caller",
 ]
 
@@ -301,3 +304,18 @@ def open_caller(backend: Backend, event_loop: str | None = None) -> Iterator[Bac
         )
     with opener(backend, event_loop) as caller:
         yield caller
+
+
+@dataclass(frozen=True)
+class OpenByName:
+    """An :data:`~fdsend_conformance.backend.Opener` that loads the backend by name.
+
+    Picklable: a spawned child, a fresh interpreter, loads and opens the
+    same backend (``--backend``'s NAME) on the same kind of loop.
+    """
+
+    name: str
+    event_loop: str | None = None
+
+    def __call__(self) -> contextlib.AbstractContextManager[BackendCaller]:
+        return open_caller(load_backend(self.name), self.event_loop)

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.closer import Closer
 from fdsend_conformance.harness.fds import distinct_fds, identity
 from fdsend_conformance.harness.limits import SCM_MAX_FD
-from fdsend_conformance.plumbing.fixtures import Closer
 
 RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
 

@@ -13,9 +13,9 @@ import pytest
 from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness.checks import unsupported
 from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.soak import soak
 from fdsend_conformance.harness.sockets import set_io_timeout
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT, LOAD_TEST_TIMEOUT
-from fdsend_conformance.tools.soak import soak
 
 THREADS = 8
 MESSAGES = 200
@@ -139,10 +139,9 @@ def test_several_threads_sending_on_one_seqpacket_socket(backend, make_pair):
 
 @pytest.mark.clause("LOAD-3")
 @pytest.mark.timeout(LOAD_TEST_TIMEOUT)
-def test_soak_between_two_processes(backend, pytestconfig, spawn_context):
+def test_soak_between_two_processes(backend_opener, spawn_context):
     total = int(os.environ.get("FDSEND_SOAK_FDS", "50000"))
-    name = pytestconfig.getoption("fdsend_backend") or backend.name
-    result = soak(name, total)
+    result = soak(backend_opener, total)
     assert result.sent == total
     # Lost, duplicated, out of order; a change in either side's fd table or
     # RSS growth beyond the bound on either side.

@@ -179,7 +179,7 @@ def test_forked_sender(backend, pair, closer, tmp_path):
 
 @pytest.mark.clause("XFER-8")
 @pytest.mark.timeout(SPAWNED_TEST_TIMEOUT)
-def test_spawned_sender(backend, closer, tmp_path: Path, spawn_context, pytestconfig):
+def test_spawned_sender(backend, backend_opener, closer, tmp_path: Path, spawn_context):
     path = tmp_path / "shared"
     path.write_bytes(b"from the spawned child")
     address = "\0fdsend-" + uuid.uuid4().hex  # abstract: no file, no clash
@@ -188,9 +188,8 @@ def test_spawned_sender(backend, closer, tmp_path: Path, spawn_context, pytestco
     listener.bind(address)
     listener.listen(1)
     listener.settimeout(SPAWN_TIMEOUT)
-    name = pytestconfig.getoption("fdsend_backend") or backend.name
     child = spawn_context.Process(
-        target=send_file_from_child, args=(address, name, str(path), b"spawned")
+        target=send_file_from_child, args=(address, backend_opener, str(path), b"spawned")
     )
     child.start()
     try:
