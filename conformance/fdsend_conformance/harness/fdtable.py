@@ -11,6 +11,9 @@ import contextlib
 import fcntl
 import os
 import select
+from collections.abc import Callable, Iterator
+
+import pytest
 
 __all__ = [
     "at_eof",
@@ -18,6 +21,7 @@ __all__ = [
     "close_on_exec",
     "describe",
     "leaked_since",
+    "no_leaks",
     "open_below",
     "open_fds",
 ]
@@ -66,6 +70,20 @@ def close_leaked(before: frozenset[int]) -> list[str]:
         with contextlib.suppress(OSError):  # closed meanwhile, by another thread
             os.close(fd)
     return described
+
+
+@contextlib.contextmanager
+def no_leaks(already_failed: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """Fail the test if the block leaves an fd open that was not open before.
+
+    Leaked fds are closed either way, so one leak does not spill into the
+    next test; a test that ``already_failed()`` is not failed twice.
+    """
+    before = open_fds()
+    yield
+    leaked = close_leaked(before)
+    if leaked and not already_failed():
+        pytest.fail(f"leaked {len(leaked)} fd(s): {'; '.join(leaked)}", pytrace=False)
 
 
 def open_below(limit: int) -> frozenset[int]:

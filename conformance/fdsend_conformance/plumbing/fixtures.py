@@ -80,11 +80,8 @@ def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     Leaked fds are closed either way, so one leak does not spill into the
     next test; a test that already failed is not failed twice.
     """
-    before = fdtable.open_fds()
-    yield
-    leaked = fdtable.close_leaked(before)
-    if leaked and not call_failed(request.node):
-        pytest.fail(f"leaked {len(leaked)} fd(s): {'; '.join(leaked)}", pytrace=False)
+    with fdtable.no_leaks(lambda: call_failed(request.node)):
+        yield
 
 
 @pytest.fixture

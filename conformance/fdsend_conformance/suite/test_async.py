@@ -20,7 +20,7 @@ import pytest
 from fdsend_conformance.backend import Caller
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import close_all, unsupported
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identities, identity
 from fdsend_conformance.harness.sockets import fill_send_buffer, pending, recv_stream
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT
 from fdsend_conformance.harness.when_blocked import wake_when_blocked
@@ -62,14 +62,13 @@ def calls(backend: Caller) -> Calls:
 
 
 def _identities(fds: Iterable[int]) -> list[tuple[int, int]]:
-    return [identity(fd) for fd in fds]
+    return identities(fds)
 
 
 @pytest.mark.clause("ASYNC-1")
 def test_receive_cancelled_while_waiting_consumes_nothing(calls, pair, closer):
     a, b = pair
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     finished: list[Any] = []
 
     async def main() -> Any:
@@ -98,8 +97,7 @@ def test_send_cancelled_while_waiting_sends_nothing(calls, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
     a.setblocking(True)  # as the test found it: the backend's calls decide
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     files = _identities(sent)
     finished: list[Any] = []
 
@@ -136,8 +134,7 @@ def test_send_cancelled_while_waiting_sends_nothing(calls, pair, closer):
 @pytest.mark.parametrize("steps", range(4))
 def test_receive_cancelled_at_any_step_keeps_the_message(calls, pair, closer, steps):
     a, b = pair
-    sent = distinct_fds(3)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(3)
     finished: list[Any] = []
 
     async def main() -> Any:
@@ -167,8 +164,7 @@ def test_receive_cancelled_at_any_step_keeps_the_message(calls, pair, closer, st
 @pytest.mark.clause("ASYNC-4")
 def test_loop_keeps_running_while_a_receive_waits(calls, pair, closer):
     a, b = pair
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     order: list[str] = []
 
     def wake() -> None:
@@ -203,8 +199,7 @@ def test_loop_keeps_running_while_a_receive_waits(calls, pair, closer):
 def test_concurrent_tasks_on_many_sockets(calls, closer):
     pairs = 16
     messages = 8
-    files = distinct_fds(pairs)
-    closer.fds(*files)
+    files = closer.distinct_fds(pairs)
     sockets = [socket.socketpair() for _ in range(pairs)]
     for a, b in sockets:
         closer.objects(a, b)
@@ -244,8 +239,7 @@ def test_several_tasks_on_one_socket_get_whole_messages(calls, make_pair, closer
     a, b = make_pair(kind)
     tasks = 4
     per_task = 4
-    files = distinct_fds(tasks * per_task)
-    closer.fds(*files)
+    files = closer.distinct_fds(tasks * per_task)
     got: list[tuple[bytes, list[tuple[int, int]]]] = []
 
     async def main() -> None:
@@ -271,8 +265,7 @@ def test_several_tasks_on_one_socket_get_whole_messages(calls, make_pair, closer
 @pytest.mark.clause("ASYNC-7")
 def test_receive_timeout_leaves_the_socket_usable(calls, pair, closer):
     a, b = pair
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
 
     async def main() -> Any:
         before = fdtable.open_fds()  # in the run: a loop may hold fds while it runs
@@ -294,8 +287,7 @@ def test_send_timeout_leaves_the_socket_usable(calls, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
     a.setblocking(True)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
 
     async def timed_out() -> bool:
         with anyio.move_on_after(SHORT_TIMEOUT) as scope:

@@ -12,7 +12,7 @@ import pytest
 
 from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness.checks import unsupported
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import distinct_fds, identities, identity
 from fdsend_conformance.harness.soak import soak
 from fdsend_conformance.harness.sockets import set_io_timeout
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT, LOAD_TEST_TIMEOUT
@@ -65,7 +65,7 @@ def test_threads_each_on_their_own_pair(backend, closer):
             for sequence in range(MESSAGES):
                 backend.sendfds(a, tag(backend, index, sequence), 0, [files[index]])
                 msg, fds = backend.recvfds(b, 16, 0, 2)
-                seen[index].append((msg, [identity(fd) for fd in fds]))
+                seen[index].append((msg, identities(fds)))
                 for fd in fds:
                     os.close(fd)
 

@@ -15,7 +15,7 @@ import pytest
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import distinct_fds, identities, identity
 from fdsend_conformance.harness.sockets import pending
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT, SUBPROCESS_TIMEOUT
 
@@ -140,9 +140,9 @@ def test_peeked_fds_are_returned(backend, pair, closer):
     _, peeked = backend.recvfds(b, 16, socket.MSG_PEEK, 2)
     closer.fds(*peeked)
     assert sorted(peeked) == fdtable.leaked_since(before), "a peek installed fds it did not return"
-    assert [identity(fd) for fd in peeked] == [identity(fd) for fd in sent]
+    assert identities(peeked) == identities(sent)
     assert pending(b), "the MSG_PEEK receive consumed the message"
     msg, fds = backend.recvfds(b, 16, 0, 2)
     closer.fds(*fds)
-    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+    assert identities(fds) == identities(sent)
     assert msg == b"peek"

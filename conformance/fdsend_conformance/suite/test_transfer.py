@@ -11,7 +11,7 @@ import pytest
 
 from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness.checks import assert_same_file
-from fdsend_conformance.harness.fds import FD_KINDS, identity, make_fd
+from fdsend_conformance.harness.fds import FD_KINDS, identities, identity, make_fd
 from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.harness.processes import fork_call, reap, send_file_from_child
 from fdsend_conformance.harness.sockets import UNIX_TYPES, recv_stream, set_io_timeout
@@ -33,7 +33,7 @@ def test_several_fds_arrive_in_order(backend, pair, closer, count):
     msg, fds = backend.recvfds(b, 16, 0, count)
     closer.fds(*fds)
     check_payload(backend, msg, b"fds")
-    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+    assert identities(fds) == identities(sent)
 
 
 @pytest.mark.clause("XFER-2")
@@ -52,7 +52,7 @@ def test_every_kind_of_fd_in_one_call(backend, pair, closer):
     msg, fds = backend.recvfds(b, 16, 0, len(sent))
     closer.fds(*fds)
     check_payload(backend, msg, b"kinds")
-    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+    assert identities(fds) == identities(sent)
 
 
 @pytest.mark.clause("XFER-3")
@@ -94,7 +94,7 @@ def test_received_fds_outlive_the_senders_copies(backend, pair, closer):
     os.close(write_end)
     _, fds = backend.recvfds(b, 16, 0, 4)
     closer.fds(*fds)
-    assert [identity(fd) for fd in fds] == [expected]  # else the read below could block
+    assert identities(fds) == [expected]  # else the read below could block
     os.write(fds[0], b"still open")
     assert os.read(read_end, 100) == b"still open"
 
@@ -136,7 +136,7 @@ def test_payload_arrives_intact(backend, make_pair, closer, payload, kind):
         msg, fds = backend.recvfds(b, len(payload), 0, 4)
     closer.fds(*fds)
     assert msg == payload
-    assert [identity(fd) for fd in fds] == [identity(read_end)]
+    assert identities(fds) == [identity(read_end)]
 
 
 @pytest.mark.clause("XFER-7")
@@ -148,7 +148,7 @@ def test_every_unix_socket_type(backend, make_pair, closer, kind):
     msg, fds = backend.recvfds(b, 16, 0, 3)
     closer.fds(*fds)
     check_payload(backend, msg, b"typed")
-    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+    assert identities(fds) == identities(sent)
 
 
 @pytest.mark.clause("XFER-8")

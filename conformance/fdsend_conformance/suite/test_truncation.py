@@ -9,7 +9,7 @@ import pytest
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import receive_truncated, unsupported
-from fdsend_conformance.harness.fds import identity
+from fdsend_conformance.harness.fds import identities, identity
 from fdsend_conformance.harness.sockets import pending
 
 SENT = 8
@@ -42,7 +42,7 @@ def test_arrived_fds_are_the_first_in_order(backend, pair, closer):
     if got.fds is None:
         unsupported(f"{backend.name} raises on truncation; nothing arrives to check")
     closer.fds(*got.fds)
-    assert [identity(fd) for fd in got.fds] == [identity(fd) for fd in sent[:3]]
+    assert identities(got.fds) == identities(sent[:3])
 
 
 @pytest.mark.clause("TRUNC-3")
@@ -99,4 +99,4 @@ def test_payload_truncation_is_reported(backend, make_pair, closer, kind):
     closer.fds(*fds)
     assert msg == b"0123"
     assert getattr(result, "msg_truncated", False), "payload cut from 10 to 4 bytes, not reported"
-    assert [identity(fd) for fd in fds] == [identity(sent[0])]
+    assert identities(fds) == [identity(sent[0])]
