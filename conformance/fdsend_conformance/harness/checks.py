@@ -1,4 +1,4 @@
-"""Assertions the suite's tests share: same file, truncation, no traffic."""
+"""Assertions the suite's tests share: same file, payload, truncation, no traffic."""
 
 from __future__ import annotations
 
@@ -10,17 +10,24 @@ from typing import Any, NoReturn
 
 from _pytest.outcomes import Skipped
 
-from fdsend_conformance.backend import Caller
+from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.outcome import Outcome
 
 __all__ = [
     "Truncated",
     "Unsupported",
     "assert_same_file",
+    "check_payload",
     "close_all",
     "receive_truncated",
     "unsupported",
 ]
+
+
+def check_payload(backend: Caller, received: Any, sent: Any, why: str = "") -> None:
+    """``received == sent``, for a backend that carries payloads (else nothing to compare)."""
+    if backend.supports(Feature.PAYLOAD):
+        assert received == sent, why or "the payload changed on the way"
 
 
 class Unsupported(Skipped):

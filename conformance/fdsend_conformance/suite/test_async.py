@@ -52,6 +52,33 @@ class Calls:
         """``await recvfds(sock, size, 0, numfds)``, the socket as the backend needs it."""
         return await self.backend.arecvfds(sock, size, 0, numfds)
 
+    async def exchange(self, a: socket.socket, b: socket.socket, msg: bytes, fds: list[int]) -> Any:
+        """Send ``msg`` with ``fds`` on ``a``, then receive on ``b``: what arrived."""
+        await self.send(a, msg, fds)
+        return await self.receive(b)
+
+    async def cancelled(
+        self, call: Callable[[], Awaitable[Any]], steps: int | None = None
+    ) -> list[Any]:
+        """Run ``call()`` in a task; cancel it once it waits (or after ``steps`` checkpoints).
+
+        Returns what the call returned, in a list: empty when the cancellation stopped it.
+        """
+        finished: list[Any] = []
+        async with anyio.create_task_group() as group:
+
+            async def task() -> None:
+                finished.append(await call())
+
+            group.start_soon(task)
+            if steps is None:
+                await anyio.wait_all_tasks_blocked()  # the call waits
+            else:
+                for _ in range(steps):  # let the call run this far
+                    await anyio.lowlevel.checkpoint()
+            group.cancel_scope.cancel()
+        return finished
+
 
 @pytest.fixture
 def calls(backend: Caller) -> Calls:
@@ -61,35 +88,22 @@ def calls(backend: Caller) -> Calls:
     return Calls(backend)
 
 
-def _identities(fds: Iterable[int]) -> list[tuple[int, int]]:
-    return identities(fds)
-
-
 @pytest.mark.clause("ASYNC-1")
 def test_receive_cancelled_while_waiting_consumes_nothing(calls, pair, closer):
     a, b = pair
     sent = closer.distinct_fds(2)
-    finished: list[Any] = []
 
     async def main() -> Any:
         before = fdtable.open_fds()  # in the run: a loop may hold fds while it runs
-        async with anyio.create_task_group() as group:
-
-            async def receive() -> None:
-                finished.append(await calls.receive(b))
-
-            group.start_soon(receive)
-            await anyio.wait_all_tasks_blocked()  # the receive waits: nothing is queued
-            group.cancel_scope.cancel()
+        finished = await calls.cancelled(lambda: calls.receive(b))  # nothing is queued
         assert finished == [], "the receive returned with nothing sent"
         assert fdtable.open_fds() == before, "the cancelled receive left fds open"
-        await calls.send(a, b"after", sent)
-        return await calls.receive(b)
+        return await calls.exchange(a, b, b"after", sent)
 
     msg, fds = calls.run(main)
     closer.fds(*fds)
     assert msg == b"after"
-    assert _identities(fds) == _identities(sent), "fds of the next message lost"
+    assert identities(fds) == identities(sent), "fds of the next message lost"
 
 
 @pytest.mark.clause("ASYNC-2")
@@ -98,36 +112,20 @@ def test_send_cancelled_while_waiting_sends_nothing(calls, pair, closer):
     filler = fill_send_buffer(a)
     a.setblocking(True)  # as the test found it: the backend's calls decide
     sent = closer.distinct_fds(2)
-    files = _identities(sent)
-    finished: list[Any] = []
-
-    async def main() -> None:
-        async with anyio.create_task_group() as group:
-
-            async def send() -> None:
-                finished.append(await calls.send(a, b"never", sent))
-
-            group.start_soon(send)
-            await anyio.wait_all_tasks_blocked()  # the send waits: the buffer is full
-            group.cancel_scope.cancel()
-
-    calls.run(main)
+    files = identities(sent)
+    finished = calls.run(lambda: calls.cancelled(lambda: calls.send(a, b"never", sent)))
     assert finished == [], "the send completed on a full buffer"
-    assert _identities(sent) == files, "the caller's fds were closed or replaced"
+    assert identities(sent) == files, "the caller's fds were closed or replaced"
     data, fds = recv_stream(b, filler)
     closer.fds(*fds)
     assert fds == [], "the cancelled send delivered fds"
     assert not pending(b), "the cancelled send queued something"
     assert len(data) == filler
 
-    async def again() -> Any:
-        await calls.send(a, b"later", sent)
-        return await calls.receive(b)
-
-    msg, fds = calls.run(again)
+    msg, fds = calls.run(lambda: calls.exchange(a, b, b"later", sent))
     closer.fds(*fds)
     assert msg == b"later"
-    assert _identities(fds) == files
+    assert identities(fds) == files
 
 
 @pytest.mark.clause("ASYNC-3")
@@ -135,20 +133,11 @@ def test_send_cancelled_while_waiting_sends_nothing(calls, pair, closer):
 def test_receive_cancelled_at_any_step_keeps_the_message(calls, pair, closer, steps):
     a, b = pair
     sent = closer.distinct_fds(3)
-    finished: list[Any] = []
 
     async def main() -> Any:
         await calls.send(a, b"ready", sent)  # queued before the receive starts
         before = fdtable.open_fds()  # in the run: a loop may hold fds while it runs
-        async with anyio.create_task_group() as group:
-
-            async def receive() -> None:
-                finished.append(await calls.receive(b))
-
-            group.start_soon(receive)
-            for _ in range(steps):  # let the receive run this far, then cancel it
-                await anyio.lowlevel.checkpoint()
-            group.cancel_scope.cancel()
+        finished = await calls.cancelled(lambda: calls.receive(b), steps)
         if finished:
             return finished[0]
         assert fdtable.open_fds() == before, "the cancelled receive installed fds and lost them"
@@ -158,7 +147,7 @@ def test_receive_cancelled_at_any_step_keeps_the_message(calls, pair, closer, st
     msg, fds = calls.run(main)
     closer.fds(*fds)
     assert msg == b"ready"
-    assert _identities(fds) == _identities(sent), "fds lost to the cancellation"
+    assert identities(fds) == identities(sent), "fds lost to the cancellation"
 
 
 @pytest.mark.clause("ASYNC-4")
@@ -192,7 +181,7 @@ def test_loop_keeps_running_while_a_receive_waits(calls, pair, closer):
     assert wakeup.seen is None, "the receive blocked the event loop, asleep in recvmsg"
     assert order == ["loop ran", "received"]
     assert result[0] == b"meanwhile"
-    assert _identities(result[1]) == _identities(sent)
+    assert identities(result[1]) == identities(sent)
 
 
 @pytest.mark.clause("ASYNC-5")
@@ -216,7 +205,7 @@ def test_concurrent_tasks_on_many_sockets(calls, closer):
                 async def receiver(index: int = index, b: socket.socket = b) -> None:
                     for _ in range(messages):
                         msg, fds = await calls.receive(b, 9, 2)
-                        got[index].append((msg, _identities(fds)))
+                        got[index].append((msg, identities(fds)))
                         close_all(fds)
 
                 group.start_soon(receiver)
@@ -248,7 +237,7 @@ def test_several_tasks_on_one_socket_get_whole_messages(calls, make_pair, closer
             async def receiver() -> None:
                 for _ in range(per_task):
                     msg, fds = await calls.receive(b, 16, 2)
-                    got.append((msg, _identities(fds)))
+                    got.append((msg, identities(fds)))
                     close_all(fds)
 
             for _ in range(tasks):
@@ -273,13 +262,12 @@ def test_receive_timeout_leaves_the_socket_usable(calls, pair, closer):
             await calls.receive(b)
         assert scope.cancelled_caught, "the receive returned with nothing sent"
         assert fdtable.open_fds() == before, "the timed-out receive left fds open"
-        await calls.send(a, b"after", sent)
-        return await calls.receive(b)
+        return await calls.exchange(a, b, b"after", sent)
 
     msg, fds = calls.run(main)
     closer.fds(*fds)
     assert msg == b"after"
-    assert _identities(fds) == _identities(sent)
+    assert identities(fds) == identities(sent)
 
 
 @pytest.mark.clause("ASYNC-7")
@@ -301,11 +289,7 @@ def test_send_timeout_leaves_the_socket_usable(calls, pair, closer):
     assert len(data) == filler, "the timed-out send queued bytes"
     assert not pending(b)
 
-    async def again() -> Any:
-        await calls.send(a, b"later", sent)
-        return await calls.receive(b)
-
-    msg, fds = calls.run(again)
+    msg, fds = calls.run(lambda: calls.exchange(a, b, b"later", sent))
     closer.fds(*fds)
     assert msg == b"later"
-    assert _identities(fds) == _identities(sent)
+    assert identities(fds) == identities(sent)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from fdsend_conformance.backend import Caller, Feature
-from fdsend_conformance.harness.checks import unsupported
+from fdsend_conformance.harness.checks import check_payload, unsupported
 from fdsend_conformance.harness.fds import distinct_fds, identities, identity
 from fdsend_conformance.harness.soak import soak
 from fdsend_conformance.harness.sockets import set_io_timeout
@@ -104,9 +104,8 @@ def _several_senders(backend: Caller, senders: list[socket.socket], receiver: so
         for index in range(len(senders)):
             mine = [r for r in received if r[1] == identity(files[index])]
             assert len(mine) == per_sender, f"sender {index}: {len(mine)} of {per_sender} arrived"
-            if backend.supports(Feature.PAYLOAD):
-                tags = [tag(backend, index, s) for s in range(per_sender)]
-                assert [msg for msg, _ in mine] == tags, f"sender {index}: payloads mixed up"
+            tags = [tag(backend, index, s) for s in range(per_sender)]
+            check_payload(backend, [msg for msg, _ in mine], tags, f"sender {index}: mixed up")
     finally:
         for fd in files:
             os.close(fd)

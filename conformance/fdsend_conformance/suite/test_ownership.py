@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gc
 import os
@@ -14,6 +15,7 @@ import pytest
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.checks import check_payload
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
 from fdsend_conformance.harness.fds import distinct_fds, identities, identity
 from fdsend_conformance.harness.sockets import pending
@@ -25,50 +27,47 @@ def _state(fd: int) -> tuple[tuple[int, int], int, int]:
     return identity(fd), fcntl.fcntl(fd, fcntl.F_GETFD), fcntl.fcntl(fd, fcntl.F_GETFL)
 
 
-def _send_and_receive_leave_everything(backend, pair, closer, given_as) -> None:
+#: How the caller gives its socket, alone or under a process-wide default
+#: timeout, set as a caller may after making its sockets: ``socket.socket(fileno=fd)``
+#: then makes the fd non-blocking, and a backend that wraps the fd it was given
+#: must put its mode back.
+GIVEN = {
+    **{name: (spell, None) for name, spell in SOCKET_SPELLINGS.items()},
+    **{f"{name}-under-a-default-timeout": (s, IO_TIMEOUT) for name, s in SOCKET_SPELLINGS.items()},
+}
+
+
+@contextlib.contextmanager
+def default_socket_timeout(seconds: float | None) -> Iterator[None]:
+    """``socket.setdefaulttimeout(seconds)`` for the block, then back as it was."""
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(before)
+
+
+@pytest.mark.clause("OWN-1")
+@pytest.mark.parametrize("given_as", list(GIVEN))
+def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
     a, b = pair
     sent = closer.distinct_fds(3)
-    spell = SOCKET_SPELLINGS[given_as]
+    spell, default_timeout = GIVEN[given_as]
     watched = [a.fileno(), b.fileno(), *sent]
     before = [_state(fd) for fd in watched]
     timeouts = a.gettimeout(), b.gettimeout()
-    try:
-        backend.sendfds(spell(a), b"own", 0, sent)
-        _, fds = backend.recvfds(spell(b), 16, 0, 3)
-    except (TypeError, AttributeError):
-        # Refusing a spelling is COERCE-1's business; ownership still holds.
-        fds = []
+    with default_socket_timeout(default_timeout):
+        try:
+            backend.sendfds(spell(a), b"own", 0, sent)
+            _, fds = backend.recvfds(spell(b), 16, 0, 3)
+        except (TypeError, AttributeError):
+            # Refusing a spelling is COERCE-1's business; ownership still holds.
+            fds = []
     closer.fds(*fds)
     gc.collect()  # a temporary socket.socket(fileno=...) would close on collection
     assert [_state(fd) for fd in watched] == before
     assert (a.gettimeout(), b.gettimeout()) == timeouts
-
-
-@pytest.mark.clause("OWN-1")
-@pytest.mark.parametrize("given_as", list(SOCKET_SPELLINGS))
-def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
-    _send_and_receive_leave_everything(backend, pair, closer, given_as)
-
-
-@pytest.fixture
-def default_socket_timeout() -> Iterator[None]:
-    """A process-wide default socket timeout, set as a caller may (after making its sockets).
-
-    ``socket.socket(fileno=fd)`` then makes the caller's fd non-blocking: a
-    backend that wraps the fd it was given must put its mode back.
-    """
-    before = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(IO_TIMEOUT)
-    yield
-    socket.setdefaulttimeout(before)
-
-
-@pytest.mark.clause("OWN-1")
-@pytest.mark.parametrize("given_as", list(SOCKET_SPELLINGS))
-def test_caller_socket_and_fds_untouched_under_a_default_timeout(
-    backend, pair, closer, given_as, default_socket_timeout
-):
-    _send_and_receive_leave_everything(backend, pair, closer, given_as)
 
 
 @pytest.mark.clause("OWN-1")
@@ -126,8 +125,7 @@ def test_credentials_beside_fds_break_nothing(backend, pair, closer):
     new = fdtable.leaked_since(before)
     closer.fds(*new)
     assert sorted(fds) == new, "fds installed that the backend did not return"
-    if backend.supports(Feature.PAYLOAD):
-        assert msg == b"cred"
+    check_payload(backend, msg, b"cred")
 
 
 @pytest.mark.clause("OWN-4")

@@ -10,18 +10,12 @@ from pathlib import Path
 import pytest
 
 from fdsend_conformance.backend import Caller, Feature
-from fdsend_conformance.harness.checks import assert_same_file
+from fdsend_conformance.harness.checks import assert_same_file, check_payload
 from fdsend_conformance.harness.fds import FD_KINDS, identities, identity, make_fd
 from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.harness.processes import fork_call, reap, send_file_from_child
 from fdsend_conformance.harness.sockets import UNIX_TYPES, recv_stream, set_io_timeout
 from fdsend_conformance.harness.timeouts import SPAWN_TIMEOUT, SPAWNED_TEST_TIMEOUT
-
-
-def check_payload(backend: Caller, received: bytes, sent: bytes) -> None:
-    """The payload matches, for backends that carry one."""
-    if backend.supports(Feature.PAYLOAD):
-        assert received == sent
 
 
 @pytest.mark.clause("XFER-1")
