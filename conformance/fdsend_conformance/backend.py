@@ -57,7 +57,7 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 __all__ = [
     "ASYNC_EVENT_LOOPS",
@@ -97,7 +97,29 @@ class Feature:
     #: (the ASYNC clauses check that instead).
     BLOCKING_MODE = "blocking-mode"
 
-    ALL = frozenset({PAYLOAD, FLAGS, SEQPACKET, DGRAM, BLOCKING_MODE})
+    #: Declared (in ``unsupported``) by an API that sends and receives exactly
+    #: one fd per call (bglibs' socket_sendfd, scgi's passfd): the clauses that
+    #: need several fds in one call, or none, are UNSUPPORTED for it.
+    ONE_FD = "one-fd"
+
+    #: Called in this process with Python objects: argument coercion (COERCE),
+    #: a socket object's timeout (ERR-6), ValueError for a negative count
+    #: (ERR-7), a Python signal handler's retry or exception (PEP 475, FAULT-1/2).
+    #: A driver (docs/drivers.md) lacks it by nature.
+    PYTHON_API = "python-api"
+
+    ALL = frozenset({PAYLOAD, FLAGS, SEQPACKET, DGRAM, BLOCKING_MODE, ONE_FD, PYTHON_API})
+
+    #: What lacking each feature means, for an UNSUPPORTED reason.
+    LACKING: ClassVar[dict[str, str]] = {
+        PAYLOAD: "carries no payload of the caller's",
+        FLAGS: "takes no flags",
+        SEQPACKET: "does not work on SOCK_SEQPACKET",
+        DGRAM: "does not work on SOCK_DGRAM",
+        BLOCKING_MODE: "does not follow the socket's blocking mode",
+        ONE_FD: "sends and receives exactly one fd per call",
+        PYTHON_API: "is not called in-process with Python objects (a driver)",
+    }
 
 
 class Kind:
@@ -157,6 +179,11 @@ class Backend:
         """Whether the backend offers ``feature`` (see :class:`Feature`)."""
         return feature not in self.unsupported
 
+    def lacking(self, features: Iterable[str]) -> str:
+        """Why the backend cannot take a test that needs ``features``; empty if it can."""
+        missing = sorted(f for f in set(features) if not self.supports(f))
+        return "; ".join(f"{self.name} {Feature.LACKING.get(f, 'lacks ' + f)}" for f in missing)
+
     @classmethod
     def from_object(cls, name: str, impl: Any, origin: str) -> Backend:
         """Read the declarations of ``impl`` (see the module docstring)."""
@@ -191,7 +218,7 @@ class Backend:
             asynchronous=asynchronous,
             event_loops=event_loops,
             needs_nonblocking=bool(getattr(impl, "needs_nonblocking", False)),
-            kind=Kind.EVENT_LOOP if asynchronous else Kind.IN_PROCESS,
+            kind=_kind_of(impl, origin, asynchronous),
         )
 
 
@@ -230,6 +257,28 @@ class Caller(Protocol):
     def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
         """The backend's ``recvfds``, run to completion; its result unchanged."""
         ...
+
+    def call_thread(self) -> tuple[int, int] | None:
+        """The (pid, tid) of the thread the calls run on, if not the caller's own (a driver's)."""
+        ...
+
+    def call_pid(self) -> int:
+        """The pid of the process the calls run in (the sender's pid a receiver sees)."""
+        ...
+
+    def session(self) -> Any:
+        """A context that readies this process's calls (starts a driver of its own)."""
+        ...
+
+
+def _kind_of(impl: Any, origin: str, asynchronous: bool) -> str:
+    """The backend's :class:`Kind`: declared by a driver's backend, else by its calls."""
+    declared = getattr(impl, "kind", None)
+    if declared is None:
+        return Kind.EVENT_LOOP if asynchronous else Kind.IN_PROCESS
+    if declared != Kind.DRIVER:
+        raise ValueError(f"{origin}: kind may only be declared as {Kind.DRIVER!r}")
+    return Kind.DRIVER
 
 
 #: How a process opens the backend under test: ``with opener() as backend: ...``.

@@ -199,3 +199,41 @@ def test_the_mirror_lists_a_split_backport_and_its_changelog(tmp_path: Path):
     assert any(image.spec == "debian:trixie-backports/7.2.6" for image in offered)
     text = kernel_fetch.changelog("debian:trixie-backports/7.2.6", tmp_path)
     assert text.startswith("linux (7.2.6-1~bpo13+1) trixie-backports;")
+
+
+@NEEDS_DPKG
+def test_the_guest_tree_keeps_file_systems_network_and_virtio_modules_only(tmp_path: Path):
+    release = "9.9.9-test"
+    modules = f"lib/modules/{release}/kernel"
+    deb = _deb(
+        tmp_path,
+        "linux-image-9.9.9-test",
+        {
+            f"boot/vmlinuz-{release}": b"the kernel",
+            f"{modules}/fs/9p/9p.ko": b"",
+            f"{modules}/net/9p/9pnet.ko": b"",
+            f"{modules}/drivers/cdrom/cdrom.ko": b"",
+            f"{modules}/drivers/virtio/virtio_mmio.ko": b"",
+        },
+    )
+    image = kernel_fetch.unpack(deb, tmp_path / "pkg" / "root")
+    # depmod found no symbols in these empty files: say 9p needs a driver, as a real one might
+    dep = tmp_path / "pkg" / "root" / f"lib/modules/{release}/modules.dep"
+    dep.write_text(
+        "kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/drivers/cdrom/cdrom.ko\n"
+        "kernel/net/9p/9pnet.ko:\nkernel/drivers/cdrom/cdrom.ko:\n"
+        "kernel/drivers/virtio/virtio_mmio.ko:\n"
+    )
+    guest = kernel_fetch.guest_tree(image)
+    assert guest == tmp_path / "pkg" / "guest" / "boot" / f"vmlinuz-{release}"
+    assert guest.read_bytes() == b"the kernel"
+    kept = guest.parent.parent / f"lib/modules/{release}"
+    found = sorted(str(p.relative_to(kept)) for p in kept.rglob("*.ko"))
+    assert found == [
+        "kernel/drivers/cdrom/cdrom.ko",  # a dependency of 9p
+        "kernel/drivers/virtio/virtio_mmio.ko",
+        "kernel/fs/9p/9p.ko",
+        "kernel/net/9p/9pnet.ko",
+    ]
+    assert (kept / "modules.dep").exists()
+    assert kernel_fetch.guest_tree(image) == guest  # made once

@@ -84,6 +84,39 @@ def test_the_guests_script_leaves_a_report_that_is_retrieved_by_release(tmp_path
     assert "passed" in result.log
 
 
+def test_the_default_run_collects_the_kernel_package_alone_without_unused_plugins(tmp_path: Path):
+    script = vm.guest_script("/venv/bin/python", tmp_path, [])
+    assert f"/venv/bin/python -m pytest --pyargs {vm.KERNEL_PACKAGE} " in script
+    assert "-p no:hypothesispytest -p no:anyio -p no:xdist" in script
+    assert f"cut -d' ' -f1 /proc/uptime > {tmp_path / vm.UPTIME_FILE}" in script
+
+
+def test_clauses_select_the_kernel_modules_that_check_them(tmp_path: Path):
+    modules = vm.modules_naming(["KERNEL-23", "KERNEL-1"])
+    assert f"{vm.KERNEL_PACKAGE}.test_kernel_gc_cycles" in modules
+    assert f"{vm.KERNEL_PACKAGE}.test_kernel_limits" in modules
+    assert f"{vm.KERNEL_PACKAGE}.test_kernel_pidfd" not in modules
+    script = vm.guest_script("py", tmp_path, [], modules)
+    assert f"--pyargs {modules[0]} " in script
+    assert all(f" {module} " in script for module in modules[1:])
+    assert f"--pyargs {vm.KERNEL_PACKAGE} " not in script
+    assert vm.modules_naming(["KERNEL-999"]) == []
+
+
+def test_a_clause_no_kernel_test_checks_is_a_usage_error(capsys):
+    assert vm.main([__file__, "--clauses", "KERNEL-999"]) == 2
+    assert "no kernel test checks KERNEL-999" in capsys.readouterr().err
+
+
+def test_the_run_says_where_the_time_went(tmp_path: Path):
+    (tmp_path / vm.RELEASE_FILE).write_text("6.1.0-1-amd64\n")
+    (tmp_path / vm.STATUS_FILE).write_text("0\n")
+    (tmp_path / vm.UPTIME_FILE).write_text("12.50\n40.25\n")
+    result = vm.retrieve(tmp_path)
+    assert result.uptime == (12.5, 40.25)
+    assert vm._timing(result, 50.0) == "boot 12.5 s, suite 27.8 s, 50.0 s in all"
+
+
 def test_retrieve_without_a_status_says_the_suite_did_not_finish(tmp_path: Path):
     (tmp_path / vm.RELEASE_FILE).write_text("6.1.0-1-amd64\n")
     (tmp_path / vm.STATUS_FILE).write_text("")  # the guest died before writing it
@@ -177,23 +210,39 @@ def test_a_missing_image_is_a_usage_error(tmp_path: Path, capsys):
 CI_STEP = Path(__file__).parents[2] / "ci" / "kernel-vm.sh"
 
 
-def test_ci_step_without_qemu_or_apt_says_why_and_goes_on(tmp_path: Path):
-    bin_dir = tmp_path / "bin"  # a PATH with the shell's basics and no QEMU, no apt-get
+def _ci_step(tmp_path: Path, fakes: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """ci/kernel-vm.sh on a PATH of the shell's basics and ``fakes`` (name: script)."""
+    bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("dirname", "uname", "id"):
         found = shutil.which(tool)
         assert found is not None
         (bin_dir / tool).symlink_to(found)
-    done = subprocess.run(
+    for name, script in fakes.items():
+        (bin_dir / name).unlink(missing_ok=True)
+        (bin_dir / name).write_text(f"#!/bin/sh\n{script}\n")
+        (bin_dir / name).chmod(0o755)
+    return subprocess.run(
         [shutil.which("bash") or "/bin/bash", str(CI_STEP), str(tmp_path / "venv")],
         env={"PATH": str(bin_dir)},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_ci_step_without_apt_says_why_and_goes_on(tmp_path: Path):
+    done = _ci_step(tmp_path, {})
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("kernel VM step skipped: "), done.stdout
     assert "apt-get" in done.stdout or "x86_64" in done.stdout
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the step skips other machines")
+def test_ci_step_fails_where_apt_could_install_qemu_but_did_not(tmp_path: Path):
+    done = _ci_step(tmp_path, {"apt-get": "exit 100", "id": "echo 0"})
+    assert done.returncode == 1, done.stdout
+    assert "kernel VM step FAILED: apt-get update failed" in done.stdout
 
 
 @pytest.mark.skipif(not os.environ.get("FDSEND_VM_KERNEL"), reason="set FDSEND_VM_KERNEL to boot")

@@ -88,13 +88,13 @@ OTHER_CONTROL_MESSAGES = {
 #: size: no syscall per receive to ask the socket what it has switched on.
 CONTROL_HEADROOM = sum(socket.CMSG_SPACE(size) for size in OTHER_CONTROL_MESSAGES.values())
 
-#: The control buffer of a receive of up to n fds, by n (a lookup: the
-#: computation costs a tenth of a one-fd round).
+#: The control buffer of a receive of up to n fds, by n (a lookup, cheaper than
+#: computing it on every receive).
 _CONTROL_SPACE = [socket.CMSG_SPACE(4 * n) + CONTROL_HEADROOM for n in range(SCM_MAX_FD + 1)]
 
 _INT_MAX = 2**31 - 1
 # Plain ints: socket.MSG_* are IntFlag members, and every `|` or `&` with one
-# builds a new enum member (measured: about 1 µs, a fifth of a one-fd round).
+# builds a new enum member.
 _MSG_CMSG_CLOEXEC = int(socket.MSG_CMSG_CLOEXEC)
 _MSG_CTRUNC = int(socket.MSG_CTRUNC)
 _MSG_TRUNC = int(socket.MSG_TRUNC)
@@ -105,8 +105,8 @@ _SCM_RIGHTS = int(socket.SCM_RIGHTS)
 _SCM_CREDENTIALS = int(socket.SCM_CREDENTIALS)
 _UCRED = struct.Struct("=iII")  # struct ucred: pid, uid, gid
 
-# Measured: socket.socket's family and type properties build an IntEnum on every
-# read (about 0.4 µs each, a tenth of a one-fd round); the C getters give plain ints.
+# socket.socket's family and type properties build an IntEnum on every read;
+# the C getters give plain ints.
 _family_of = _socket.socket.family.__get__
 _type_of = _socket.socket.type.__get__
 
@@ -206,23 +206,29 @@ def _fileno(obj: Any) -> int:
     return fd
 
 
-def _fd_array(fds: Iterable[FdLike] | None) -> array[int]:
-    """The fds to send as a native int array; raises before anything is sent.
+def _checked_fds(objs: Iterable[FdLike]) -> array[int]:
+    """The fds of ``objs``, each by :func:`_fileno`, the one home of COERCE-3's rules."""
+    return array("i", [_fileno(obj) for obj in objs])
 
-    Plain ints take ``array('I')`` directly, which itself refuses negatives and
-    non-ints; anything else goes through :func:`_fileno`. Ints in (INT_MAX,
-    UINT_MAX] slip through the first; the kernel then fails with EBADF and
-    :func:`sendfds` turns that into OverflowError. An endless iterable is read
-    only one past the limit.
+
+def _fd_array(fds: Iterable[FdLike] | None) -> array[int]:
+    """The fds to send as a C int array; raises before anything is sent.
+
+    Plain ints go into the array in one C call, and what that refuses (a
+    non-int, an int beyond C int range) goes through :func:`_checked_fds`. A
+    negative int passes; the kernel refuses the send with EBADF before anything
+    is queued, and :func:`sendfds` then asks :func:`_checked_fds` too: checking
+    every fd here first would cost every send more than the rest of this
+    function. An endless iterable is read only one past the limit.
     """
     if fds is None:
-        return array("I")
+        return array("i")
     if type(fds) is not list and type(fds) is not tuple:
         fds = list(islice(fds, SCM_MAX_FD + 1))  # TypeError for a non-iterable
     try:
-        packed = array("I", fds)
+        packed = array("i", fds)
     except (TypeError, OverflowError):
-        packed = array("I", [_fileno(obj) for obj in fds])
+        packed = _checked_fds(fds)
     if len(packed) > SCM_MAX_FD:
         raise OSError(errno.EINVAL, f"more than SCM_MAX_FD ({SCM_MAX_FD}) fds in one message")
     return packed
@@ -278,12 +284,11 @@ def sendfds(fd: Any, msg: Any, flags: int = 0, fds: Iterable[FdLike] | None = No
         if not packed:
             return sock.sendmsg((msg,), (), flags)
         if type(msg) is not bytes or not msg or _family_of(sock) != _AF_UNIX:
-            _refuse_silent_loss(sock, msg)  # off the common path: 1,500 instructions (measured)
+            _refuse_silent_loss(sock, msg)  # the common case skips the call and its checks
         return sock.sendmsg((msg,), ((_SOL_SOCKET, _SCM_RIGHTS, packed),), flags)
     except OSError as exc:
-        if packed and exc.errno == errno.EBADF:
-            for number in packed:
-                _fileno(number)  # OverflowError for one beyond C int range
+        if exc.errno == errno.EBADF:
+            _checked_fds(packed)  # a negative fd gets COERCE-3's ValueError, not EBADF
         raise
     finally:
         if sock is not fd:

@@ -52,9 +52,11 @@ import os
 import socket
 from asyncio import AbstractEventLoop, Future, get_running_loop
 from collections.abc import Callable, Iterable
+from functools import partial
+from itertools import islice
 from typing import Any, TypeVar
 
-from fdsend import Received
+from fdsend import SCM_MAX_FD, Received
 from fdsend import recvfds as _recvfds
 from fdsend import sendfds as _sendfds
 
@@ -76,7 +78,9 @@ def _refuse_blocking(sock: Any) -> None:
     raises its own error for it (EBADF, ENOTSOCK, TypeError, ...).
     """
     if isinstance(sock, _SocketBase):
-        blocking = sock.gettimeout() != 0.0 and sock.fileno() != -1
+        if sock.gettimeout() == 0.0:  # the common case first: one C call
+            return
+        blocking = sock.fileno() != -1
     else:
         try:
             fd = sock.fileno() if hasattr(type(sock), "fileno") else int(sock)
@@ -133,8 +137,13 @@ async def sendfds(sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None
     """
     _refuse_blocking(sock)
     if fds is not None and type(fds) is not list and type(fds) is not tuple:
-        fds = list(fds)  # an iterator must survive a retry
-    return await _complete(lambda: _sendfds(sock, msg, flags, fds), sock, flags, writing=True)
+        fds = list(islice(fds, SCM_MAX_FD + 1))  # an iterator must survive a retry
+    try:
+        return _sendfds(sock, msg, flags, fds)
+    except BlockingIOError:
+        if flags & _MSG_DONTWAIT:  # the caller asked not to wait
+            raise
+    return await _retry(partial(_sendfds, sock, msg, flags, fds), sock, writing=True)
 
 
 async def recvfds(
@@ -152,28 +161,24 @@ async def recvfds(
     docstring); the returned fds are the caller's.
     """
     _refuse_blocking(sock)
-    return await _complete(
-        lambda: _recvfds(sock, len, flags, numfds, strict=strict, cloexec=cloexec),
-        sock,
-        flags,
-        writing=False,
-    )
+    try:
+        return _recvfds(sock, len, flags, numfds, strict=strict, cloexec=cloexec)
+    except BlockingIOError:
+        if flags & _MSG_DONTWAIT:  # the caller asked not to wait
+            raise
+    call = partial(_recvfds, sock, len, flags, numfds, strict=strict, cloexec=cloexec)
+    return await _retry(call, sock, writing=False)
 
 
 _T = TypeVar("_T")
 
 
-async def _complete(call: Callable[[], _T], sock: Any, flags: int, *, writing: bool) -> _T:
-    """Make the synchronous ``call``; on EAGAIN wait for ``sock`` to be ready and retry.
+async def _retry(call: Callable[[], _T], sock: Any, *, writing: bool) -> _T:
+    """The waiting path: ``call`` found ``sock`` not ready; wait until it is and call again.
 
-    A call that completes at once returns without yielding to the loop; with
-    MSG_DONTWAIT in ``flags`` the EAGAIN is the caller's.
+    The ready path never comes here. ``call`` is a partial, not a lambda: a
+    closure would turn the caller's arguments into cells, which cost on every call.
     """
-    try:
-        return call()
-    except BlockingIOError:
-        if flags & _MSG_DONTWAIT:  # the caller asked not to wait
-            raise
     while True:
         await _until_ready(get_running_loop(), _fd_of(sock), writing)
         try:

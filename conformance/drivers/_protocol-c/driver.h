@@ -30,7 +30,9 @@ struct failure {
 
 /* A receive's outcome. The protocol sizes `msg` (len bytes) and `fds`
  * (room for every fd the kernel can install in one message). A flag is
- * 1/0, or -1 when the library does not report it. */
+ * 1/0, or -1 when the library does not report it. `has_credentials` is 1
+ * when the library handed its caller the sender's SCM_CREDENTIALS, which
+ * are then in `credentials` (pid, uid, gid). */
 struct received {
     unsigned char *msg;
     size_t msg_len;
@@ -38,6 +40,8 @@ struct received {
     size_t nfds;
     int truncated;
     int msg_truncated;
+    int has_credentials;
+    long credentials[3];
 };
 
 extern const struct driver_info driver_info;

@@ -506,6 +506,9 @@ static void recvfds(const struct request *r) {
         text_flag(&t, out.truncated);
         text_add(&t, ",\"msg_truncated\":", 17);
         text_flag(&t, out.msg_truncated);
+        if (out.has_credentials)
+            text_printf(&t, ",\"credentials\":[%ld,%ld,%ld]", out.credentials[0],
+                        out.credentials[1], out.credentials[2]);
         text_add(&t, "}", 1);
         send_reply(&t);
     }

@@ -23,10 +23,13 @@ const struct driver_info driver_info = {
     .unsupported = "[\"payload\",\"flags\",\"one-fd\"]",
 };
 
-static int failed(struct failure *failure, int errnum, const char *call) {
-    failure->errnum = errnum;
-    snprintf(failure->message, sizeof failure->message, "%s: %s", call,
-             errnum < 0 ? "failed" : strerror(errnum));
+/* A negative return: errno if the call set it (it is cleared before the
+ * call), else none; socket_recvfd also returns a negative "fd" read from a
+ * control buffer the kernel did not fill, without an error. */
+static int failed(struct failure *failure, const char *call, int rc) {
+    failure->errnum = errno ? errno : -1;
+    snprintf(failure->message, sizeof failure->message, "%s returned %d: %s", call, rc,
+             errno ? strerror(errno) : "no errno");
     return -1;
 }
 
@@ -39,8 +42,9 @@ int driver_sendfds(int sock, const unsigned char *msg, size_t len, int flags, co
                  "socket_sendfd sends exactly one fd per call, not %zu", nfds);
         return -1;
     }
+    errno = 0;
     int rc = socket_sendfd(sock, fds[0]);
-    if (rc < 0) return failed(failure, errno, "socket_sendfd");
+    if (rc < 0) return failed(failure, "socket_sendfd", rc);
     *sent = rc;
     return 0;
 }
@@ -48,8 +52,9 @@ int driver_sendfds(int sock, const unsigned char *msg, size_t len, int flags, co
 int driver_recvfds(int sock, size_t len, int flags, size_t numfds, struct received *out,
                    struct failure *failure) {
     (void)len, (void)flags, (void)numfds; /* socket_recvfd takes none of them */
+    errno = 0;
     int fd = socket_recvfd(sock);
-    if (fd < 0) return failed(failure, errno, "socket_recvfd");
+    if (fd < 0) return failed(failure, "socket_recvfd", fd);
     out->fds[0] = fd;
     out->nfds = 1;
     return 0;

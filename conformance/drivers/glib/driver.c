@@ -7,16 +7,18 @@
  * (blocking) mode, and g_socket_new_from_fd makes the fd itself
  * non-blocking: GLib keeps its own mode instead of the socket's.
  *
- * GLib reports failures as GIOErrorEnum codes, not errno values. The
- * driver reports an errno only where GLib's own g_io_error_from_errno maps
- * exactly one errno to the code; otherwise errno is null.
+ * GLib reports a failed system call as a GError: a GIOErrorEnum code made
+ * by g_io_error_from_errno, and a message ending in g_strerror of the errno.
+ * The driver reports the errno both name; errno is null when none does.
  */
+#define _GNU_SOURCE /* struct ucred */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <gio/gio.h>
+#include <gio/gunixcredentialsmessage.h>
 #include <gio/gunixfdmessage.h>
 
 #include "driver.h"
@@ -31,20 +33,21 @@ const struct driver_info driver_info = {
     .unsupported = "[\"blocking-mode\"]",
 };
 
-/* The highest errno value looked up when mapping a GIOErrorEnum back. */
-enum { LAST_ERRNO = 4095 };
+/* The errnos looked up when mapping a GError back: Linux's are all below it. */
+enum { LAST_ERRNO = 255 };
 
 static GHashTable *sockets; /* fd -> GSocket */
 
 static int errno_of(const GError *error) {
     if (error->domain != G_IO_ERROR) return -1;
-    int found = -1;
+    size_t length = strlen(error->message);
     for (int e = 1; e <= LAST_ERRNO; e++) {
         if ((int)g_io_error_from_errno(e) != error->code) continue;
-        if (found >= 0) return -1; /* several errnos give this code */
-        found = e;
+        const char *text = g_strerror(e);
+        size_t n = strlen(text);
+        if (n <= length && !strcmp(error->message + length - n, text)) return e;
     }
-    return found;
+    return -1;
 }
 
 static int failed(struct failure *failure, GError *error, const char *call) {
@@ -111,6 +114,15 @@ int driver_recvfds(int sock, size_t len, int flags, size_t numfds, struct receiv
             gint *fds = g_unix_fd_message_steal_fds(G_UNIX_FD_MESSAGE(messages[i]), &stolen);
             for (gint k = 0; k < stolen; k++) out->fds[out->nfds++] = fds[k];
             g_free(fds);
+        } else if (G_IS_UNIX_CREDENTIALS_MESSAGE(messages[i])) {
+            GCredentials *credentials = g_unix_credentials_message_get_credentials(
+                G_UNIX_CREDENTIALS_MESSAGE(messages[i]));
+            struct ucred *native =
+                g_credentials_get_native(credentials, G_CREDENTIALS_TYPE_LINUX_UCRED);
+            out->has_credentials = 1;
+            out->credentials[0] = native->pid;
+            out->credentials[1] = native->uid;
+            out->credentials[2] = native->gid;
         }
         g_object_unref(messages[i]);
     }

@@ -4,7 +4,7 @@
 # Exits 77 when either is not installed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-out="$(mkdir -p "$1" && cd "$1" && pwd)"
+out="$(mkdir -p "${1:?usage: build.sh OUTDIR}" && cd "$1" && pwd)"
 if ! command -v perl >/dev/null; then
     echo "perl-msghdr: perl not found (Debian package perl)" >&2
     exit 77

@@ -1,8 +1,10 @@
-"""The process's file descriptors: which are open, and what holds a file.
+"""A process's file descriptors: which are open, and what holds a file.
 
 Used to prove that a call leaked nothing: take a snapshot before, another
 after, and describe whatever appeared in between; and that an fd dropped in
 flight was released (a pipe whose every write end is closed reads EOF).
+Functions with a ``pid`` look at another process (a driver) through /proc,
+without opening an fd there; the default is this process.
 """
 
 from __future__ import annotations
@@ -20,20 +22,28 @@ __all__ = [
     "close_leaked",
     "close_on_exec",
     "describe",
+    "identity_in",
     "leaked_since",
     "no_leaks",
     "open_below",
     "open_fds",
 ]
 
-_FD_DIR = "/proc/self/fd"
+#: O_CLOEXEC as fdinfo's ``flags:`` line shows it (octal): set when the fd is close-on-exec.
+_FDINFO_CLOEXEC = 0o2000000
 
 
-def open_fds() -> frozenset[int]:
-    """Return the fds open in this process right now."""
+def _fd_dir(pid: int | None) -> str:
+    return f"/proc/{'self' if pid is None else pid}/fd"
+
+
+def open_fds(pid: int | None = None) -> frozenset[int]:
+    """Return the fds open in this process (or process ``pid``) right now."""
+    listed = {int(name) for name in os.listdir(_fd_dir(pid))}
+    if pid is not None:
+        return frozenset(listed)
     # listdir opens the directory itself: its fd shows in the listing but is
     # closed again by the time we return, so drop entries that are gone.
-    listed = {int(name) for name in os.listdir(_FD_DIR)}
     return frozenset(fd for fd in listed if _is_open(fd))
 
 
@@ -45,10 +55,10 @@ def _is_open(fd: int) -> bool:
     return True
 
 
-def describe(fd: int) -> str:
-    """Say what ``fd`` refers to, e.g. ``'7 -> pipe:[1234]'``."""
+def describe(fd: int, pid: int | None = None) -> str:
+    """Say what ``fd`` (of process ``pid``) refers to, e.g. ``'7 -> pipe:[1234]'``."""
     try:
-        target = os.readlink(f"{_FD_DIR}/{fd}")
+        target = os.readlink(f"{_fd_dir(pid)}/{fd}")
     except OSError as exc:
         target = f"<unreadable: {exc.strerror}>"
     return f"{fd} -> {target}"
@@ -73,15 +83,19 @@ def close_leaked(before: frozenset[int]) -> list[str]:
 
 
 @contextlib.contextmanager
-def no_leaks(already_failed: Callable[[], bool] = lambda: False) -> Iterator[None]:
+def no_leaks(
+    already_failed: Callable[[], bool] = lambda: False,
+    held: Callable[[], frozenset[int]] = frozenset,
+) -> Iterator[None]:
     """Fail the test if the block leaves an fd open that was not open before.
 
-    Leaked fds are closed either way, so one leak does not spill into the
-    next test; a test that ``already_failed()`` is not failed twice.
+    ``held()`` names fds opened meanwhile that are not the test's (a driver's
+    pipes). Leaked fds are closed either way, so one leak does not spill into
+    the next test; a test that ``already_failed()`` is not failed twice.
     """
     before = open_fds()
     yield
-    leaked = close_leaked(before)
+    leaked = close_leaked(before | held())
     if leaked and not already_failed():
         pytest.fail(f"leaked {len(leaked)} fd(s): {'; '.join(leaked)}", pytrace=False)
 
@@ -95,9 +109,25 @@ def open_below(limit: int) -> frozenset[int]:
     return frozenset(fd for fd in range(limit) if _is_open(fd))
 
 
-def close_on_exec(fd: int) -> bool:
-    """Whether ``fd`` has FD_CLOEXEC set."""
-    return bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)
+def close_on_exec(fd: int, pid: int | None = None) -> bool:
+    """Whether ``fd`` (of process ``pid``: read from its fdinfo) has FD_CLOEXEC set."""
+    if pid is None:
+        return bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)
+    with open(f"/proc/{pid}/fdinfo/{fd}") as file:
+        for line in file:
+            name, _, value = line.partition(":")
+            if name == "flags":
+                return bool(int(value.strip(), 8) & _FDINFO_CLOEXEC)
+    raise OSError(f"/proc/{pid}/fdinfo/{fd} has no flags line")
+
+
+def identity_in(pid: int, fd: int) -> tuple[int, int] | None:
+    """The (st_dev, st_ino) of what fd ``fd`` of process ``pid`` refers to; None: not open."""
+    try:
+        st = os.stat(f"{_fd_dir(pid)}/{fd}")
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def at_eof(read_end: int) -> bool:

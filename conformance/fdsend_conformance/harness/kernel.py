@@ -9,20 +9,31 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import platform
 import re
 import socket
+from collections.abc import Callable
 
 import pytest
 
+from fdsend_conformance.harness.sockets import unix_pair
+
 __all__ = [
     "IO_URING_SETUP",
+    "NO_UNIX_OOB",
+    "SIOCATMARK",
+    "at_mark",
     "kernel_at_least",
     "kernel_version",
+    "oob_stream_pair",
     "open_io_uring",
     "require_sockopt",
 ]
+
+#: Why a MSG_OOB check is skipped where AF_UNIX refuses MSG_OOB.
+NO_UNIX_OOB = "AF_UNIX MSG_OOB is not in this kernel (CONFIG_AF_UNIX_OOB, Linux >= 5.15)"
 
 #: The io_uring_setup(2) syscall number, by machine: 425 in the unified
 #: table (include/uapi/asm-generic/unistd.h) that x86-64 shares for it.
@@ -59,6 +70,37 @@ def require_sockopt(sock: socket.socket, option: int, value: int, name: str, sin
         if exc.errno == errno.ENOPROTOOPT:
             pytest.skip(f"{name} is unknown to this kernel (ENOPROTOOPT; Linux >= {since})")
         raise
+
+
+def oob_stream_pair(
+    own: Callable[..., object], inline: bool = False
+) -> tuple[socket.socket, socket.socket]:
+    """A SOCK_STREAM pair whose receiver has SO_OOBINLINE as given; skips without MSG_OOB.
+
+    A probe byte sent with MSG_OOB is taken back out (in-band with
+    ``inline``, out of band without), so the pair starts empty.
+    """
+    a, b = unix_pair(own)
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, int(inline))
+    try:
+        a.send(b"!", socket.MSG_OOB)
+    except OSError as exc:
+        if exc.errno == errno.EOPNOTSUPP:
+            pytest.skip(NO_UNIX_OOB)
+        raise
+    assert b.recv(1, 0 if inline else socket.MSG_OOB) == b"!"
+    return a, b
+
+
+#: ioctl(2) asking whether a stream socket's read position is at the
+#: out-of-band mark (include/uapi/linux/sockios.h; sockatmark(3)).
+SIOCATMARK = 0x8905
+
+
+def at_mark(sock: socket.socket) -> bool:
+    """SIOCATMARK's answer for ``sock``; OSError where the kernel refuses it."""
+    answer = fcntl.ioctl(sock.fileno(), SIOCATMARK, bytes(4))
+    return int.from_bytes(answer, "little") != 0
 
 
 def open_io_uring() -> int:

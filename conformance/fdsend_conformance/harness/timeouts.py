@@ -12,6 +12,10 @@ from __future__ import annotations
 
 __all__ = [
     "CHILD_TIMEOUT",
+    "DRIVER_BUILD_TIMEOUT",
+    "DRIVER_REPLY_TIMEOUT",
+    "DRIVER_START_TIMEOUT",
+    "DRIVER_STOP_TIMEOUT",
     "IO_TIMEOUT",
     "ISOLATION_GRACE",
     "LOAD_TEST_TIMEOUT",
@@ -27,6 +31,20 @@ __all__ = [
 #: SO_RCVTIMEO/SO_SNDTIMEO), and the harness's own short waits: a forked
 #: child's exit, a watcher thread's look for a blocked call.
 IO_TIMEOUT = 5.0
+
+#: A driver's reply to one request (docs/drivers.md): longer than a call
+#: blocked on a suite socket may take (:data:`IO_TIMEOUT`), shorter than its
+#: test. A driver past it is killed and fails the test as hung.
+DRIVER_REPLY_TIMEOUT = 2 * IO_TIMEOUT
+
+#: A driver's start: the process starting and its reply to ``start``.
+DRIVER_START_TIMEOUT = 10.0
+
+#: Building a driver of the repository (its build.sh: go build, cargo build).
+DRIVER_BUILD_TIMEOUT = 600.0
+
+#: A driver's reply to ``stop``, and its exit after a closed pipe, before it is killed.
+DRIVER_STOP_TIMEOUT = 2.0
 
 #: A forked child of ``call_in_child`` (a KERNEL check), before it is killed.
 CHILD_TIMEOUT = 15.0

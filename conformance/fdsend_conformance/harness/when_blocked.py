@@ -29,6 +29,7 @@ from fdsend_conformance.harness.timeouts import IO_TIMEOUT
 
 __all__ = [
     "SIGNAL",
+    "CallThread",
     "Interruption",
     "Sighting",
     "Wakeup",
@@ -38,6 +39,10 @@ __all__ = [
     "wake_when_blocked",
 ]
 
+
+#: Where a call runs when not in the calling thread: the (pid, tid) of a
+#: driver's main thread (:meth:`~fdsend_conformance.backend.Backend.call_thread`).
+CallThread = tuple[int, int]
 
 #: The signal the EINTR tests send. Not SIGALRM: that one is pytest-timeout's,
 #: whose alarm stays armed (and its handler in place) through these tests.
@@ -146,27 +151,27 @@ def _watching(
     *,
     loop_waits: bool = True,
     tid: int | None = None,
+    where: CallThread | None = None,
 ) -> Iterator[None]:
-    """While the block runs, a thread watches this one and acts once it sleeps.
+    """While the block runs, a thread watches the calling thread and acts once it sleeps.
 
-    It reads this thread's /proc entry (or thread ``tid``'s) until it is
-    asleep in ``syscall`` (or, with ``loop_waits``, an event loop's wait),
-    records that in ``sighting`` and calls ``act``; it stops when the block
-    exits. Skips the test where /proc cannot tell.
+    It reads this thread's /proc entry (or thread ``tid``'s, or the thread
+    ``where`` of another process: a driver's) until it is asleep in
+    ``syscall`` (or, with ``loop_waits``, an event loop's wait), records that
+    in ``sighting`` and calls ``act``; it stops when the block exits. Skips
+    the test where /proc cannot tell.
     """
-    if tid is None:
-        tid = threading.get_native_id()
-    watched = tid
-    transfer = _expect(syscall, sighting, tid, None, loop_waits)
+    pid, watched = where if where is not None else (None, tid or threading.get_native_id())
+    transfer = _expect(syscall, sighting, watched, pid, loop_waits)
     stop = threading.Event()
 
     def watch() -> None:
         reading = proc_syscalls.wait_until_blocked(
-            watched, sighting.expected, IO_TIMEOUT, stop=stop
+            watched, sighting.expected, IO_TIMEOUT, pid=pid, stop=stop
         )
         if reading is None:
             return
-        _record(sighting, reading, transfer, sock, None)
+        _record(sighting, reading, transfer, sock, pid)
         act()
 
     watcher = threading.Thread(target=watch, name=f"watch-{syscall}", daemon=True)
@@ -232,6 +237,7 @@ def wake_when_blocked(
     *,
     loop_waits: bool = True,
     tid: int | None = None,
+    where: CallThread | None = None,
 ) -> Iterator[Wakeup]:
     """Run ``wake`` from a watcher thread if this thread falls asleep in ``syscall``.
 
@@ -242,6 +248,7 @@ def wake_when_blocked(
     :meth:`Wakeup.check` fails if one was. For an event loop that must keep
     running while a call waits: ``loop_waits=False`` lets the loop sleep in
     its own wait, and ``tid`` names the loop's thread if it is not this one.
+    ``where`` names the thread of another process the call runs on (a driver's).
     """
     wakeup = Wakeup()
 
@@ -251,12 +258,18 @@ def wake_when_blocked(
         except BaseException as exc:  # reported by check(), in the test's thread
             wakeup.errors.append(exc)
 
-    with _watching(syscall, sock, wakeup, wake_and_record, loop_waits=loop_waits, tid=tid):
+    with _watching(
+        syscall, sock, wakeup, wake_and_record, loop_waits=loop_waits, tid=tid, where=where
+    ):
         yield wakeup
 
 
 def must_not_block(
-    syscall: str, sock: socket.socket, call: Callable[[], object], wake: Callable[[], object]
+    syscall: str,
+    sock: socket.socket,
+    call: Callable[[], object],
+    wake: Callable[[], object],
+    where: CallThread | None = None,
 ) -> object:
     """Run ``call``, which must fail fast; return its result or the exception it raised.
 
@@ -264,9 +277,10 @@ def must_not_block(
     wait) on the way, even if it then answered as it should: a backend
     that waits until the suite's kernel timeout and raises BlockingIOError
     is not failing fast. ``wake`` ends such a sleep early (sends a message,
-    makes room), so the failure costs no timeout.
+    makes room), so the failure costs no timeout. ``where`` is the thread
+    the call runs on if not this one (a driver's: ``backend.call_thread()``).
     """
-    with wake_when_blocked(syscall, sock, wake) as wakeup:
+    with wake_when_blocked(syscall, sock, wake, where=where) as wakeup:
         try:
             outcome: object = call()
         except Exception as exc:

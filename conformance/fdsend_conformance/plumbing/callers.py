@@ -17,9 +17,13 @@ backend is. :func:`open_caller` picks the caller by the backend's
     non-blocking for the call and its mode put back after it, as a caller
     with a blocking socket would do (calls in several threads or tasks on
     one socket share that: the last one out restores it).
-``driver``
+``driver`` (:class:`DriverCaller`)
     A process of its own, in any language, spoken to over a pipe
-    (docs/drivers.md): not in :data:`OPENERS` until the driver's caller is.
+    (docs/drivers.md). The backend's ``impl`` is a
+    :class:`~fdsend_conformance.driver.caller.DriverBackend`, which runs one
+    driver per calling thread, bounds every wait for it, and mirrors its fd
+    table into this process around every call; a driver is kept from test
+    to test while it works (:func:`closing_backend` stops it).
 
 Every caller derives from :class:`BackendCaller`, which holds the
 declarations and is the one place that wraps every call of every kind: it
@@ -51,17 +55,21 @@ from typing import Any, TypeVar
 from fdsend_conformance.backend import Backend, Kind
 from fdsend_conformance.harness.ownership import Ownership
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT
+from fdsend_conformance.plumbing import received
 from fdsend_conformance.plumbing.registry import load_backend
 from fdsend_conformance.plumbing.runners import Runner, event_loop_for, open_runner
 
 __all__ = [
     "OPENERS",
     "BackendCaller",
+    "DriverCaller",
     "HungCall",
     "InProcessCaller",
     "LoopCaller",
     "OpenByName",
+    "closing_backend",
     "open_caller",
+    "plumbing_fds",
 ]
 
 _T = TypeVar("_T")
@@ -113,9 +121,29 @@ class BackendCaller:
             return int(self._send(sock, msg, flags, fds))
 
     def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
-        """The backend's ``recvfds``, run to completion; its result unchanged."""
+        """The backend's ``recvfds``, run to completion; its result unchanged.
+
+        Fails the test if the fds it hands back are not ints, not open, or
+        not new (see :mod:`~fdsend_conformance.plumbing.received`).
+        """
+        before = received.snapshot()
         with self._ownership.around(sock):
-            return self._recv(sock, len, flags, numfds)
+            result = self._recv(sock, len, flags, numfds)
+        received.check_received(result, before)
+        return result
+
+    def call_thread(self) -> tuple[int, int] | None:
+        """The (pid, tid) of the thread the calls run on, if not the caller's own (a driver's)."""
+        return None
+
+    def call_pid(self) -> int:
+        """The pid of the process the calls run in (the sender's pid a receiver sees)."""
+        where = self.call_thread()
+        return os.getpid() if where is None else where[0]
+
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        """Ready the calls of this process (a driver of its own) before the block; nothing else."""
+        return contextlib.nullcontext()
 
     def _send(self, sock: Any, msg: Any, flags: int, fds: Iterable[Any] | None) -> Any:
         raise NotImplementedError
@@ -132,6 +160,24 @@ class InProcessCaller(BackendCaller):
 
     def _recv(self, sock: Any, len: int, flags: int, numfds: int) -> Any:
         return self._backend.impl.recvfds(sock, len, flags, numfds)
+
+
+class DriverCaller(BackendCaller):
+    """A driver: each call becomes requests to this thread's driver process."""
+
+    def _send(self, sock: Any, msg: Any, flags: int, fds: Iterable[Any] | None) -> Any:
+        return self._backend.impl.sendfds(sock, msg, flags, fds)
+
+    def _recv(self, sock: Any, len: int, flags: int, numfds: int) -> Any:
+        return self._backend.impl.recvfds(sock, len, flags, numfds)
+
+    def call_thread(self) -> tuple[int, int] | None:
+        """The driver's main thread, where the implementation's calls run."""
+        return (*self._backend.impl.call_thread(),)
+
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        """This process's driver runs from here on (a forked child's own)."""
+        return self._backend.impl.session()  # type: ignore[no-any-return]
 
 
 class HungCall(Exception):
@@ -283,11 +329,35 @@ def _on_a_loop(backend: Backend, event_loop: str | None) -> Iterator[BackendCall
         runner.close()
 
 
+@contextlib.contextmanager
+def _through_a_driver(backend: Backend, event_loop: str | None) -> Iterator[BackendCaller]:
+    with backend.impl.session():
+        yield DriverCaller(backend)
+
+
 #: Each kind's opener: ``(backend, event_loop) -> context manager`` yielding its caller.
 OPENERS: dict[str, Callable[[Backend, str | None], contextlib.AbstractContextManager[Any]]] = {
     Kind.IN_PROCESS: _in_process,
     Kind.EVENT_LOOP: _on_a_loop,
+    Kind.DRIVER: _through_a_driver,
 }
+
+
+def plumbing_fds(backend: Backend) -> frozenset[int]:
+    """The fds the plumbing holds in this process for ``backend`` (a driver's pipes)."""
+    if backend.kind != Kind.DRIVER:
+        return frozenset()
+    return frozenset(backend.impl.held_fds())
+
+
+@contextlib.contextmanager
+def closing_backend(backend: Backend) -> Iterator[Backend]:
+    """``backend``, whose processes (a driver's) are stopped when the block ends."""
+    try:
+        yield backend
+    finally:
+        if backend.kind == Kind.DRIVER:
+            backend.impl.stop()
 
 
 @contextlib.contextmanager
@@ -317,5 +387,8 @@ class OpenByName:
     name: str
     event_loop: str | None = None
 
-    def __call__(self) -> contextlib.AbstractContextManager[BackendCaller]:
-        return open_caller(load_backend(self.name), self.event_loop)
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[BackendCaller]:
+        backend = load_backend(self.name)  # a driver starts as its caller opens
+        with closing_backend(backend), open_caller(backend, self.event_loop) as caller:
+            yield caller

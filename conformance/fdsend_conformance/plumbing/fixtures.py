@@ -15,7 +15,7 @@ from fdsend_conformance.harness.checks import unsupported
 from fdsend_conformance.harness.closer import Closer
 from fdsend_conformance.harness.fds import make_fd
 from fdsend_conformance.harness.sockets import TYPE_FEATURES, socket_pair
-from fdsend_conformance.plumbing.callers import OpenByName, open_caller
+from fdsend_conformance.plumbing.callers import OpenByName, open_caller, plumbing_fds
 from fdsend_conformance.plumbing.plugin import backend_of, call_failed, event_loop_of
 
 __all__ = [
@@ -77,10 +77,13 @@ def spawn_context() -> multiprocessing.context.BaseContext:
 def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail the test if it leaves an fd open that was not open before.
 
+    The fds the plumbing holds for the backend (a driver's pipes) are not the test's.
     Leaked fds are closed either way, so one leak does not spill into the
     next test; a test that already failed is not failed twice.
     """
-    with fdtable.no_leaks(lambda: call_failed(request.node)):
+    # A driver's pipes, opened by the test's first call, are the plumbing's.
+    held = lambda: plumbing_fds(backend_of(request.config))  # noqa: E731
+    with fdtable.no_leaks(lambda: call_failed(request.node), held):
         yield
 
 

@@ -67,7 +67,8 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "isolate",
         "run each conformance test in a forked child so a crashing or hanging backend "
-        "cannot end or break the run: auto (default: yes, but not with --pdb), yes, no",
+        "cannot end or break the run: auto (default: yes, but not with --pdb, nor for a driver, "
+        "which runs in a process of its own), yes, no",
         {"choices": ("auto", "yes", "no"), "default": "auto"},
     ),
     (

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from _pytest.outcomes import Skipped
 
-from fdsend_conformance.backend import Backend
+from fdsend_conformance.backend import Backend, Kind
 from fdsend_conformance.harness.checks import Unsupported
 from fdsend_conformance.harness.ownership import OWN_1_FAILURE
 from fdsend_conformance.harness.timeouts import ISOLATION_GRACE
@@ -124,7 +124,12 @@ class _State:
         option = self.config.getoption("fdsend_expected")
         if option == "none":
             return
-        path = Path(option) if option else builtin_expected_file(self.backend.name, self.event_loop)
+        declared = getattr(self.backend.impl, "expected_file", None)  # a driver's folder's
+        path = (
+            Path(option)
+            if option
+            else declared or builtin_expected_file(self.backend.name, self.event_loop)
+        )
         if path is None:
             return
         try:
@@ -162,6 +167,8 @@ class _State:
             self.refused = True
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self._backend is not None and self._backend.kind == Kind.DRIVER:
+            self._backend.impl.stop()  # a driver kept from test to test stops here
         if self.refused:  # the exit status a serial run's UsageError has
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
         path = self.config.getoption("fdsend_conformance_report")
@@ -474,10 +481,14 @@ def _isolated(config: pytest.Config) -> bool:
     Under xdist too: a replaced worker survives a crash, but not a backend
     that leaves the interpreter in a broken state (measured: Trio's run,
     interrupted by the test timeout, broke the worker with an INTERNALERROR).
+    Not for a driver by default: it runs in a process of its own, and
+    :mod:`~fdsend_conformance.driver.client` bounds every wait for it.
     """
     choice = config.getoption("fdsend_isolate")
     if choice != "auto":
         return bool(choice == "yes")
+    if backend_of(config).kind == Kind.DRIVER:
+        return False  # a driver crashes in its own process; its waits are bounded
     return hasattr(os, "fork") and not config.getoption("usepdb", False)
 
 
@@ -503,14 +514,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if not _in_suite(item):
         return
     backend = backend_of(item.config)
-    missing = sorted(
-        feature
-        for mark in item.iter_markers("requires")
-        for feature in mark.args
-        if not backend.supports(feature)
-    )
-    if missing:
-        raise Unsupported(f"{backend.name} lacks {', '.join(missing)}")
+    reason = backend.lacking(f for mark in item.iter_markers("requires") for f in mark.args)
+    if reason:
+        raise Unsupported(reason)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -8,11 +8,15 @@ own, so there is one lookup path for all of them.
 from __future__ import annotations
 
 import importlib
+import shlex
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from fdsend_conformance.backend import Backend
+from fdsend_conformance.driver import named
+from fdsend_conformance.driver.caller import DRIVER_PREFIX, DriverBackend
+from fdsend_conformance.driver.client import DriverFailure
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -65,9 +69,12 @@ def load_backend(name: str) -> Backend:
     ``name`` is a registered entry-point name (built-in or third party) or a
     module, top-level or dotted, optionally with ``:attr``, naming an object
     with ``sendfds`` and ``recvfds`` (``mymodule``, ``package.module``,
-    ``package.module:impl``). Raises :class:`UnknownBackendError`, naming the available
+    ``package.module:impl``), or ``driver:COMMAND``, a driver run as COMMAND
+    (docs/drivers.md). Raises :class:`UnknownBackendError`, naming the available
     backends, when it is neither or cannot be imported.
     """
+    if name.startswith(DRIVER_PREFIX):
+        return _load_driver(name)
     entry_points = _entry_points()
     if name in entry_points:
         entry_point = entry_points[name]
@@ -91,6 +98,35 @@ def load_backend(name: str) -> Backend:
             f"cannot load backend {name!r} ({_reason(exc)}); {_choices()}"
         ) from exc
     return Backend.from_object(name, obj, origin=name)
+
+
+def _load_driver(name: str) -> Backend:
+    """The backend ``driver:COMMAND``: COMMAND (shell words) is started as a driver.
+
+    COMMAND may be a driver's folder instead (``conformance/drivers/NAME``):
+    it is built first (:mod:`fdsend_conformance.driver.named`).
+    """
+    command = name[len(DRIVER_PREFIX) :]
+    expected = None
+    folder = command.strip()
+    driver_name = None
+    if named.is_driver_folder(folder):  # a driver's folder: built (or found built) first
+        try:
+            built = named.build(folder)
+        except named.BuildError as exc:
+            raise UnknownBackendError(f"cannot build driver {folder!r}: {exc}") from None
+        command, expected, driver_name = (
+            shlex.quote(str(built.executable)),
+            built.expected,
+            built.name,
+        )
+    try:
+        impl = DriverBackend(command, name=driver_name, expected_file=expected)
+    except ValueError as exc:
+        raise UnknownBackendError(f"cannot load backend {name!r} ({exc})") from exc
+    except DriverFailure as exc:  # it would not start, or not speak version 1
+        raise UnknownBackendError(f"cannot load backend {name!r}: {exc.msg}") from None
+    return Backend.from_object(name, impl, origin=command)
 
 
 def available_backends() -> list[Availability]:

@@ -182,11 +182,17 @@ class ClauseReport:
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
     def lines(self, backend: Backend, level: str) -> list[str]:
-        """The terminal summary: one line per clause, then totals."""
+        """The terminal summary: one line per clause that ran, then totals.
+
+        A clause none of whose tests ran (NOT-RUN: deselected, as the
+        kernel checks deselect the rest) counts in the totals only.
+        """
         verdicts = self.verdicts()
         width = max((len(cid) for cid in self.clauses), default=8)
         out = []
         for v in verdicts:
+            if v.status == Status.NOT_RUN:
+                continue
             note = " (expected)" if v.expected else ""
             counts = ", ".join(f"{n} {k}" for k, n in sorted(v.counts.items()))
             out.append(

@@ -9,9 +9,13 @@ from typing import Any
 
 import pytest
 
+from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS, Fileno
 from fdsend_conformance.harness.fds import identities, identity
 from fdsend_conformance.harness.sockets import pending
+
+#: Python argument types: a driver, called through a protocol, has none.
+pytestmark = pytest.mark.requires(Feature.PYTHON_API)
 
 
 @pytest.mark.clause("COERCE-1")

@@ -93,14 +93,18 @@ def test_empty_non_blocking_socket_is_eagain(backend, pair):
     b.setblocking(False)
     # Raising BlockingIOError after sleeping until the kernel timeout is not it.
     outcome = must_not_block(
-        "recvmsg", b, lambda: backend.recvfds(b, 16, 0, 4), wake=lambda: a.send(b"!")
+        "recvmsg",
+        b,
+        lambda: backend.recvfds(b, 16, 0, 4),
+        wake=lambda: a.send(b"!"),
+        where=backend.call_thread(),
     )
     assert isinstance(outcome, BlockingIOError), f"returned {outcome!r}"
     assert outcome.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
 
 
 @pytest.mark.clause("ERR-6")
-@pytest.mark.requires(Feature.BLOCKING_MODE)
+@pytest.mark.requires(Feature.BLOCKING_MODE, Feature.PYTHON_API)
 def test_socket_timeout_applies(backend, pair):
     _, b = pair
     b.settimeout(0.05)
@@ -109,7 +113,7 @@ def test_socket_timeout_applies(backend, pair):
 
 
 @pytest.mark.clause("ERR-7", "ERR-8")
-@pytest.mark.requires(Feature.PAYLOAD)
+@pytest.mark.requires(Feature.PAYLOAD, Feature.PYTHON_API)
 def test_negative_length_is_valueerror(backend, pair, closer):
     a, b = pair
     backend.sendfds(a, b"kept", 0, None)
@@ -119,6 +123,7 @@ def test_negative_length_is_valueerror(backend, pair, closer):
 
 
 @pytest.mark.clause("ERR-7", "ERR-8")
+@pytest.mark.requires(Feature.PYTHON_API)
 def test_negative_fd_count_is_valueerror(backend, pair, closer):
     a, b = pair
     sent = closer.distinct_fds(1)

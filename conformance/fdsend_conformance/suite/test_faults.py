@@ -31,6 +31,7 @@ class Interrupted(Exception):
 
 
 @pytest.mark.clause("FAULT-1")
+@pytest.mark.requires(Feature.PYTHON_API)
 def test_signal_during_receive_is_retried(backend, pair, closer):
     a, b = pair
     sent = closer.distinct_fds(1)
@@ -47,6 +48,7 @@ def test_signal_during_receive_is_retried(backend, pair, closer):
 
 
 @pytest.mark.clause("FAULT-1")
+@pytest.mark.requires(Feature.PYTHON_API)
 def test_signal_handler_exception_leaves_the_message_queued(backend, pair, closer):
     a, b = pair
     sent = closer.distinct_fds(1)
@@ -67,7 +69,7 @@ def test_signal_handler_exception_leaves_the_message_queued(backend, pair, close
 
 
 @pytest.mark.clause("FAULT-2")
-@pytest.mark.requires(Feature.PAYLOAD)
+@pytest.mark.requires(Feature.PAYLOAD, Feature.PYTHON_API)
 def test_signal_during_a_blocked_send_is_retried(backend, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
@@ -88,6 +90,7 @@ def test_signal_during_a_blocked_send_is_retried(backend, pair, closer):
 
 
 @pytest.mark.clause("FAULT-2")
+@pytest.mark.requires(Feature.PYTHON_API)
 def test_signal_handler_exception_during_a_blocked_send_sends_nothing(backend, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
@@ -120,7 +123,11 @@ def test_non_blocking_empty_receive_consumes_nothing(backend, pair):
     b.setblocking(False)
     before = fdtable.open_fds()
     outcome = must_not_block(
-        "recvmsg", b, lambda: backend.recvfds(b, 16, 0, 4), wake=lambda: a.send(b"!")
+        "recvmsg",
+        b,
+        lambda: backend.recvfds(b, 16, 0, 4),
+        wake=lambda: a.send(b"!"),
+        where=backend.call_thread(),
     )
     _assert_eagain(outcome)
     assert fdtable.open_fds() == before
@@ -137,6 +144,7 @@ def test_non_blocking_full_send_queues_nothing(backend, pair, closer):
         a,
         lambda: backend.sendfds(a, b"full", 0, sent),
         wake=lambda: recv_stream(b, filler),
+        where=backend.call_thread(),
     )
     _assert_eagain(outcome)
     for fd in sent:
@@ -243,10 +251,11 @@ def test_sender_killed_inside_a_blocked_send(backend, pair, closer, receiver):
 
 def _receive_at_fd_limit(backend: Any, sock: socket.socket, slots: int) -> dict[str, Any]:
     """In a child: leave ``slots`` free fd numbers, receive 8 fds, say what came."""
-    limit = leave_free_fds(slots)
-    before = fdtable.open_below(limit)
-    got = receive_truncated(backend, lambda: backend.recvfds(sock, 16, 0, 8))
-    new = sorted(fdtable.open_below(limit) - before)
+    with backend.session():  # a driver's pipes are opened before the limit
+        limit = leave_free_fds(slots)
+        before = fdtable.open_below(limit)
+        got = receive_truncated(backend, lambda: backend.recvfds(sock, 16, 0, 8))
+        new = sorted(fdtable.open_below(limit) - before)
     return {"reported": got.reported, "returned": sorted(got.fds or []), "new": new}
 
 
@@ -269,7 +278,11 @@ def test_partial_send_delivers_fds_once_and_the_rest_follows(backend, pair, clos
     sent = closer.distinct_fds(2)
     a.setblocking(False)
     count = must_not_block(
-        "sendmsg", a, lambda: backend.sendfds(a, payload, 0, sent), wake=lambda: None
+        "sendmsg",
+        a,
+        lambda: backend.sendfds(a, payload, 0, sent),
+        wake=lambda: None,
+        where=backend.call_thread(),
     )
     assert isinstance(count, int), f"the send did not return a count: {count!r}"
     assert 0 < count < len(payload), "a 4 MiB non-blocking send went out whole"
@@ -307,6 +320,7 @@ def test_dontwait_receive_on_an_empty_blocking_socket(backend, pair, closer):
         b,
         lambda: backend.recvfds(b, 16, socket.MSG_DONTWAIT, 4),
         wake=lambda: a.send(b"!"),  # a plain message: the blocked receive returns it
+        where=backend.call_thread(),
     )
     _assert_eagain(outcome)
     assert fdtable.open_fds() == before, "the refused receive installed fds"
@@ -326,6 +340,7 @@ def test_dontwait_send_on_a_full_blocking_socket(backend, pair, closer):
         a,
         lambda: backend.sendfds(a, b"full", socket.MSG_DONTWAIT, sent),
         wake=lambda: recv_stream(b, filler),  # room at last: the blocked send goes through
+        where=backend.call_thread(),
     )
     _assert_eagain(outcome)
     assert identities(sent) == files, "the caller's fds were closed or replaced"

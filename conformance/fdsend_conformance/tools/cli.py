@@ -37,6 +37,8 @@ commands:
                                         (KERNEL: a vmlinuz or debian:6.1)
   kernels [--run KERNEL]                regenerate docs/kernels.md, the
                                         clause-by-kernel matrix
+  kernels --brackets                    run the fix table's kernel brackets:
+                                        docs/kernel-regressions.md
 
 NAME is a registered backend (see list), a module (mymodule, package.module)
 or module:attr. "fdsend-conformance COMMAND --help" tells more about one
@@ -60,15 +62,18 @@ _DELEGATED = {
 
 
 def suite_command(
-    backend: str | None, extra: Sequence[str], rootdir: Path | None = None
+    backend: str | None,
+    extra: Sequence[str],
+    rootdir: Path | None = None,
+    package: str = "fdsend_conformance",
 ) -> list[str]:
     """The command that runs the packaged suite against ``backend``, then ``extra``.
 
     A fresh interpreter (nothing imported here leaks into the run) with the
     suite's own pytest configuration, rooted at ``rootdir`` (default: the
-    current directory).
+    current directory), collecting ``package`` (default: all of the suite).
     """
-    command = [sys.executable, "-m", "pytest", "--pyargs", "fdsend_conformance"]
+    command = [sys.executable, "-m", "pytest", "--pyargs", package]
     command += ["-c", str(SUITE_INI), "--rootdir", str(rootdir or os.getcwd())]
     command += ["-p", "no:cacheprovider"]
     if backend:

@@ -35,6 +35,7 @@ import gzip
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ __all__ = [
     "cache_dir",
     "changelog",
     "fetch",
+    "guest_tree",
     "images",
     "main",
     "newest_package",
@@ -87,7 +89,9 @@ KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 #: Image flavours that are not the generic kernel of a series.
 _OTHER_FLAVOURS = ("-cloud-", "-rt-", "-dbg", "-unsigned")
 _IMAGE = re.compile(r"linux-image-([0-9][0-9.+a-z~-]*-amd64)")
-#: The packages a split image depends on, besides itself ("linux-binary-R").
+#: The packages a split image depends on, besides itself ("linux-binary-R"):
+#: the first two hold the kernel and its modules; linux-base-R (System.map,
+#: config) is taken where the mirror still offers it.
 _PARTS = ("linux-binary-", "linux-modules-", "linux-base-")
 
 
@@ -229,11 +233,12 @@ class Apt:
         ]
         if not generic:
             return []
-        found = {
-            Image(self.suite, package, version)
-            for package, version in _madison(self.run("apt-cache", "madison", *generic))
-        }
+        found = {Image(self.suite, package, version) for package, version in self.madison(*generic)}
         return sorted(found, key=lambda image: _version_key(image.version))
+
+    def madison(self, *packages: str) -> list[tuple[str, str]]:
+        """(package, version) of each of ``packages`` the suite offers."""
+        return _madison(self.run("apt-cache", "madison", *packages))
 
     def depends(self, package: str, version: str) -> list[str]:
         """The package names ``package`` (at ``version``) depends on."""
@@ -261,6 +266,10 @@ def _madison(listing: str) -> list[tuple[str, str]]:
         if len(fields) >= 3 and "Packages" in fields[2]:
             pairs.append((fields[0], fields[1]))
     return pairs
+
+
+def _parts(image: Image) -> list[str]:
+    return [f"{prefix}{image.release}" for prefix in _PARTS]
 
 
 def _apt(suite: str, cache: Path | None) -> Apt:
@@ -341,6 +350,48 @@ def unpack(debs: Path | Sequence[Path], root: Path) -> Path:
     return image
 
 
+#: The modules a guest of ``fdsend-conformance vm`` can load (folders of
+#: ``lib/modules/R``), with what they depend on: file systems and network
+#: protocols (the guest mounts the host's root over 9p with overlays; the
+#: checks open sockets) and virtio. Device drivers are left out: at boot,
+#: udev would load every driver that matches the emulated machine's
+#: devices (CD-ROM, cpufreq, watchdog, ...), which took more of the boot
+#: than the kernel did.
+GUEST_MODULES = ("kernel/fs/", "kernel/net/", "kernel/drivers/virtio/")
+
+
+def guest_tree(image: Path) -> Path:
+    """The image of a tree beside ``image``'s whose modules are :data:`GUEST_MODULES`.
+
+    ``image`` is an unpacked ``ROOT/boot/vmlinuz-R``; the tree is
+    ``ROOT/../guest``, its modules hard links to ``ROOT``'s, indexed by
+    ``depmod``, its ``boot/vmlinuz-R`` a link to ``image``. Made once.
+    """
+    release = image.name.removeprefix("vmlinuz-")
+    root = image.parent.parent
+    guest = root.parent / "guest"
+    kept = guest / "boot" / image.name
+    if kept.exists():
+        return kept
+    source = root / "lib" / "modules" / release
+    target = guest / "lib" / "modules" / release
+    wanted: set[str] = set()
+    for line in (source / "modules.dep").read_text().splitlines():
+        module, _, depends = line.partition(":")
+        if module.startswith(GUEST_MODULES):
+            wanted.update([module, *depends.split()])
+    for module in sorted(wanted):
+        (target / module).parent.mkdir(parents=True, exist_ok=True)
+        os.link(source / module, target / module)
+    for index in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        if (source / index).exists():
+            shutil.copyfile(source / index, target / index)
+    _run(["depmod", "-b", str(guest), release])
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.symlink_to(image.resolve())
+    return kept
+
+
 def _unpacked(folder: Path) -> Path | None:
     images = sorted((folder / "root" / "boot").glob("vmlinuz-*"))
     return images[0] if images else None
@@ -358,11 +409,8 @@ def fetch(spec: str, cache: Path | None = None) -> Path:
     if found:
         return found
     apt = _apt(image.suite, cache)
-    parts = [
-        name
-        for name in apt.depends(image.package, image.version)
-        if name.startswith(_PARTS) and name.endswith(image.release)
-    ]
+    offered = {package for package, _ in apt.madison(*_parts(image))}
+    parts = [name for name in apt.depends(image.package, image.version) if name in offered]
     with tempfile.TemporaryDirectory(dir=cache) as downloads:
         debs = apt.download([image.package, *parts], image.version, Path(downloads))
         root = folder / "root"
@@ -376,39 +424,46 @@ def fetch(spec: str, cache: Path | None = None) -> Path:
 def changelog(spec: str, cache: Path | None = None) -> str:
     """The linux source's ``changelog.Debian`` of the version ``spec`` names.
 
-    It comes from ``linux-libc-dev`` at that version where the suite offers
-    it, else from the small packages built beside the image
-    (``linux-headers-R``, ``linux-base-R``), and is kept in
-    ``CACHE/changelogs/SUITE_VERSION.txt``.
+    It comes from the image's unpacked tree where :func:`fetch` left one,
+    else from ``linux-libc-dev`` at that version where the suite still
+    offers it, else from a package built beside the image
+    (``linux-headers-R``, ``linux-base-R``, the image itself), and is kept
+    in ``CACHE/changelogs/SUITE_VERSION.txt``.
     """
     cache = cache or cache_dir()
     image = resolve(spec, cache)
     kept = cache / "changelogs" / f"{image.suite}_{image.version}.txt"
     if kept.exists():
         return kept.read_text(encoding="utf-8")
+    text = _read_changelog(cache / image.package / "root", image.version)
     apt = _apt(image.suite, cache)
-    offered = _madison(apt.run("apt-cache", "madison", "linux-libc-dev"))
-    candidates = [f"linux-headers-{image.release}", f"linux-base-{image.release}"]
-    if ("linux-libc-dev", image.version) in offered:
-        candidates.insert(0, "linux-libc-dev")
+    candidates = ["linux-libc-dev", f"linux-headers-{image.release}", *_parts(image)[2:]]
+    offered = set(apt.madison(*candidates))
+    candidates = [p for p in candidates if (p, image.version) in offered] + [image.package]
     for package in candidates:
+        if text is not None:
+            break
         with tempfile.TemporaryDirectory(dir=cache) as scratch:
-            try:
-                [deb] = apt.download([package], image.version, Path(scratch))
-            except FetchError:
-                continue
+            [deb] = apt.download([package], image.version, Path(scratch))
             _run(["dpkg", "-x", str(deb), f"{scratch}/root"])
             text = _read_changelog(Path(scratch) / "root", image.version)
-        if text is not None:
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            kept.write_text(text, encoding="utf-8")
-            return text
-    raise FetchError(f"no changelog of linux {image.version} in {', '.join(candidates)}")
+    if text is None:
+        raise FetchError(
+            f"no changelog of linux {image.version} in {', '.join(candidates)}; "
+            "a later version's changelog holds this version's entries too"
+        )
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(text, encoding="utf-8")
+    return text
 
 
 def _read_changelog(root: Path, version: str) -> str | None:
-    """The linux source's changelog in an unpacked package, if it starts at ``version``."""
-    for path in sorted(root.glob("usr/share/doc/*/changelog.Debian.gz")):
+    """The linux source's changelog in an unpacked tree, if it starts at ``version``.
+
+    Debian ships it as ``changelog.Debian.gz``, in the signed images as
+    ``changelog.gz``.
+    """
+    for path in sorted(root.glob("usr/share/doc/*/changelog*.gz")):
         text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
         if text.startswith(f"linux ({version})"):
             return text

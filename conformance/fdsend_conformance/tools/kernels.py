@@ -17,6 +17,9 @@ or pass, where the reference's do not).
 report saved into ``--reports``; ``tox -e kernels`` regenerates the
 documents from the committed reports, ``tox -e kernels -- --run host
 --run debian:6.1 --run debian:6.12`` refreshes them too.
+
+``--brackets`` runs the fix table's brackets of images instead and writes
+docs/kernel-regressions.md and .json (:mod:`fdsend_conformance.tools.brackets`).
 """
 
 from __future__ import annotations
@@ -158,10 +161,15 @@ def render_markdown(matrix: dict[str, Any]) -> str:
         "",
         "The kernel checks (`-m kernel`, the KERNEL clauses of "
         "[CONTRACT.md](../conformance/CONTRACT.md)) run on each kernel below: the "
-        "host's directly, the others in a VM (`fdsend-conformance vm debian:SERIES`). "
+        "host's directly, the others in a VM (`fdsend-conformance vm debian:SUITE/VERSION`, "
+        "one of Debian's images). "
         f"The newest, {ref}, is the reference: a **bold** cell differs from it, and "
         "the list after the table says why. The reports are in [kernels/](kernels/); "
-        "`tox -e kernels` regenerates this page from them.",
+        "`tox -e kernels` regenerates this page from them. Which fixes the clauses "
+        "catch, image against image, is [kernel-regressions.md](kernel-regressions.md) "
+        "(`fdsend-conformance kernels --brackets`); past one machine, "
+        "[ci/github/kernel-brackets.yml](../ci/github/kernel-brackets.yml) runs one job "
+        "per image and a job that merges their reports into both tables.",
         "",
         "| kernel | python | clauses that ran |",
         "| --- | --- | --- |",
@@ -210,6 +218,12 @@ def _run_vm(kernel: str, reports: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Regenerate the kernel matrix; see the module docstring."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if "--brackets" in args_list:
+        from fdsend_conformance.tools import brackets
+
+        args_list.remove("--brackets")
+        return brackets.main(args_list)
     parser = argparse.ArgumentParser(
         prog="fdsend-conformance kernels",
         description="Write kernels.md and kernels.json from kernel-RELEASE.json reports.",
@@ -233,7 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="KERNEL",
         help="first run the kernel checks on KERNEL: host, or a vm KERNEL (debian:6.1)",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--brackets",
+        action="store_true",
+        help="run the fix table's brackets instead: kernel-regressions.md and .json "
+        "(fdsend-conformance kernels --brackets --help)",
+    )
+    args = parser.parse_args(args_list)
     args.reports.mkdir(parents=True, exist_ok=True)
     for kernel in args.run:
         status = _run_host(args.reports) if kernel == "host" else _run_vm(kernel, args.reports)

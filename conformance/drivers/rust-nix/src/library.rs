@@ -25,6 +25,8 @@ pub struct Received {
     pub fds: Vec<RawFd>,
     pub truncated: bool,
     pub msg_truncated: bool,
+    /// The `ScmCredentials` nix handed over, as (pid, uid, gid).
+    pub credentials: Option<(i32, u32, u32)>,
 }
 
 /// nix takes its flags as `MsgFlags`; bits it does not name cannot be passed.
@@ -47,23 +49,28 @@ pub fn send(sock: RawFd, msg: &[u8], flags: i32, fds: &[RawFd]) -> Result<usize,
 
 /// `recvmsg` into a `len`-byte buffer with the control buffer nix documents
 /// for `numfds` fds, `cmsg_space!([RawFd; numfds])`: the macro needs a
-/// constant, so its expansion is written out with `numfds`.
+/// constant, so its expansion is written out with `numfds`. The fds of every
+/// `ScmRights`, and the `ScmCredentials` nix hands over; other control
+/// messages are left alone, as nix leaves them to its caller.
 pub fn receive(sock: RawFd, len: usize, flags: i32, numfds: usize) -> Result<Received, Failure> {
     let flags = msg_flags(flags)?;
     let mut buffer = vec![0u8; len];
     let space = unsafe { libc::CMSG_SPACE((numfds * std::mem::size_of::<RawFd>()) as libc::c_uint) };
     let mut cmsg_buffer: Vec<u8> = Vec::with_capacity(space as usize);
-    let (bytes, fds, msg_flags) = {
+    let (bytes, fds, credentials, msg_flags) = {
         let mut iov = [IoSliceMut::new(&mut buffer)];
         let got = recvmsg::<()>(sock, &mut iov, Some(&mut cmsg_buffer), flags)
             .map_err(|e| Failure::from_errno("recvmsg", e))?;
         let mut fds = Vec::new();
+        let mut credentials = None;
         for cmsg in got.cmsgs() {
-            if let ControlMessageOwned::ScmRights(rights) = cmsg {
-                fds.extend(rights);
+            match cmsg {
+                ControlMessageOwned::ScmRights(rights) => fds.extend(rights),
+                ControlMessageOwned::ScmCredentials(c) => credentials = Some((c.pid(), c.uid(), c.gid())),
+                _ => {}
             }
         }
-        (got.bytes, fds, got.flags)
+        (got.bytes, fds, credentials, got.flags)
     };
     buffer.truncate(bytes);
     Ok(Received {
@@ -71,5 +78,6 @@ pub fn receive(sock: RawFd, len: usize, flags: i32, numfds: usize) -> Result<Rec
         fds,
         truncated: msg_flags.contains(MsgFlags::MSG_CTRUNC),
         msg_truncated: msg_flags.contains(MsgFlags::MSG_TRUNC),
+        credentials,
     })
 }

@@ -130,12 +130,16 @@ fn recvfds(request: &Request) -> Result<Reply, Reply> {
         return Err(error(None, "bad request: negative \"len\" or \"numfds\""));
     }
     let got = library::receive(sock, len as usize, flags, numfds as usize).map_err(failed)?;
+    let credentials = got
+        .credentials
+        .map_or("null".to_string(), |(pid, uid, gid)| format!("[{},{},{}]", pid, uid, gid));
     Ok(format!(
-        "{{\"ok\":true,\"msg\":\"{}\",\"fds\":{},\"truncated\":{},\"msg_truncated\":{}}}",
+        "{{\"ok\":true,\"msg\":\"{}\",\"fds\":{},\"truncated\":{},\"msg_truncated\":{},\"credentials\":{}}}",
         json::base64_encode(&got.msg),
         json::ints(&got.fds),
         got.truncated,
-        got.msg_truncated
+        got.msg_truncated,
+        credentials
     ))
 }
 

@@ -132,3 +132,20 @@ def test_so_inq_cannot_be_read_back(closer, kind):
     with pytest.raises(OSError) as info:
         b.getsockopt(socket.SOL_SOCKET, SO_INQ)
     assert info.value.errno == errno.ENOPROTOOPT, os.strerror(info.value.errno or 0)
+
+
+@pytest.mark.clause("KERNEL-40")
+@pytest.mark.parametrize("option", ["never-set", "set-then-cleared"])
+def test_no_scm_inq_without_so_inq(closer, option):
+    a, b = _inq_pair(closer)  # skips where the kernel has no SO_INQ; leaves it on
+    if option == "never-set":
+        a, b = unix_pair(closer.objects)
+    else:
+        b.setsockopt(socket.SOL_SOCKET, SO_INQ, 0)
+    sent = _abc_with_fds_then_defgh(closer, a, 1)
+    first = _receive(closer, b, 2)
+    assert first.data == b"ab"
+    assert identities(first.fds) == identities(sent)
+    assert INQ not in [(level, kind) for level, kind, _ in first.ancdata], "SCM_INQ without SO_INQ"
+    rest = _receive(closer, b, 16)
+    assert (rest.data, rest.ancdata) == (b"cdefgh", [])

@@ -11,26 +11,12 @@ import pytest
 from fdsend_conformance.harness.cmsg import Message, fd_space, receive, send_fds
 from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.fdtable import at_eof
-from fdsend_conformance.harness.sockets import pending, unix_pair
+from fdsend_conformance.harness.kernel import oob_stream_pair
+from fdsend_conformance.harness.sockets import pending
 
 pytestmark = pytest.mark.kernel
 
 ROOM = fd_space(4)
-
-
-def _oob_pair(closer, inline: bool) -> tuple[socket.socket, socket.socket]:
-    """A stream pair whose receiver has SO_OOBINLINE as given; skips without OOB."""
-    a, b = unix_pair(closer.objects)
-    b.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, int(inline))
-    try:
-        a.send(b"!", socket.MSG_OOB)
-    except OSError as exc:
-        if exc.errno == errno.EOPNOTSUPP:
-            pytest.skip("AF_UNIX MSG_OOB is not in this kernel (CONFIG_AF_UNIX_OOB, Linux >= 5.15)")
-        raise
-    # Take the probe byte back out, in-band or out of band.
-    assert b.recv(1, 0 if inline else socket.MSG_OOB) == b"!"
-    return a, b
 
 
 def _receive(closer, sock: socket.socket, flags: int = 0) -> Message:
@@ -47,7 +33,7 @@ def _files(fds: list[int]) -> list[tuple[int, int]]:
 @pytest.mark.clause("KERNEL-19")
 @pytest.mark.parametrize("read_oob_first", [True, False], ids=["oob-read", "oob-unread"])
 def test_fds_of_an_oob_send_come_with_its_in_band_part(closer, read_oob_first):
-    a, b = _oob_pair(closer, inline=False)
+    a, b = oob_stream_pair(closer.objects, inline=False)
     sent = closer.distinct_fds(2)
     assert send_fds(a, b"abc", sent, socket.MSG_OOB) == 3
     a.sendall(b"def")
@@ -64,7 +50,7 @@ def test_fds_of_an_oob_send_come_with_its_in_band_part(closer, read_oob_first):
 
 @pytest.mark.clause("KERNEL-19")
 def test_with_oobinline_the_oob_byte_starts_the_next_read(closer):
-    a, b = _oob_pair(closer, inline=True)
+    a, b = oob_stream_pair(closer.objects, inline=True)
     sent = closer.distinct_fds(2)
     assert send_fds(a, b"abc", sent, socket.MSG_OOB) == 3
     a.sendall(b"def")
@@ -79,7 +65,7 @@ def test_with_oobinline_the_oob_byte_starts_the_next_read(closer):
 
 @pytest.mark.clause("KERNEL-20")
 def test_fds_on_a_one_byte_oob_send_never_reach_an_oob_reader(closer):
-    a, b = _oob_pair(closer, inline=False)
+    a, b = oob_stream_pair(closer.objects, inline=False)
     read_end, write_end = os.pipe()
     closer.fds(read_end, write_end)
     assert send_fds(a, b"c", [write_end], socket.MSG_OOB) == 1
@@ -95,7 +81,7 @@ def test_fds_on_a_one_byte_oob_send_never_reach_an_oob_reader(closer):
 
 @pytest.mark.clause("KERNEL-20")
 def test_fds_on_a_one_byte_oob_send_are_skipped_by_an_in_band_reader(closer):
-    a, b = _oob_pair(closer, inline=False)
+    a, b = oob_stream_pair(closer.objects, inline=False)
     read_end, write_end = os.pipe()
     closer.fds(read_end, write_end)
     a.sendall(b"ab")
@@ -112,7 +98,7 @@ def test_fds_on_a_one_byte_oob_send_are_skipped_by_an_in_band_reader(closer):
 
 @pytest.mark.clause("KERNEL-20")
 def test_with_oobinline_a_one_byte_oob_send_delivers_its_fds(closer):
-    a, b = _oob_pair(closer, inline=True)
+    a, b = oob_stream_pair(closer.objects, inline=True)
     sent = closer.distinct_fds(2)
     send_fds(a, b"c", sent, socket.MSG_OOB)
     a.sendall(b"d")

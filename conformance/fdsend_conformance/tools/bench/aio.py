@@ -4,12 +4,17 @@ A round is what the synchronous bench's in-process round is (send one
 message of 16 B with ``n`` fds over an AF_UNIX SOCK_STREAM pair, receive
 it, close the fds), awaited in one coroutine on one running loop:
 
+- ``inline``: the synchronous bench's inline floor (``sendmsg``/``recvmsg``
+  written out) called in the coroutine, no await;
 - ``aio``: ``await fdsend.aio.sendfds`` then ``await fdsend.aio.recvfds``;
 - ``anyio``: ``await stream.send_fds`` then ``await stream.receive_fds``
   on anyio streams made once, before the timing (anyio's ordinary use);
 - ``sync``: the synchronous reference called in the coroutine, no await
   (data is always ready, so this is the floor an async call can reach);
 - ``sync+sleep0``: the same plus one ``await asyncio.sleep(0)``;
+- ``awaited-sync``: each synchronous call inside a coroutine that does
+  nothing else, awaited: what being a coroutine costs, the floor of any
+  coroutine API that makes the synchronous call;
 - ``cross-task``: one task sends ``rounds`` messages through
   ``fdsend.aio.sendfds`` while another receives them with
   ``fdsend.aio.recvfds`` (the sender waits whenever the buffer is full),
@@ -18,7 +23,7 @@ it, close the fds), awaited in one coroutine on one running loop:
 Contestants run interleaved, batch by batch, and the median of the batches
 is reported, with the ratios the issue targets. Run::
 
-    python -m fdsend_conformance.tools.bench.aio [--loop asyncio|uvloop] [--reps 7]
+    python -m fdsend_conformance.tools.bench.aio [--loop asyncio|uvloop] [--reps 7] [--cpu]
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import fdsend
 import fdsend.aio
+from fdsend_conformance.tools.bench.rounds import INLINE
 
 __all__ = ["ROUNDS", "main", "measure"]
 
@@ -42,6 +48,10 @@ PAYLOAD = b"\x5a" * 16
 
 #: (sender, receiver, fds, rounds) -> elapsed ns
 Round = Callable[[socket.socket, socket.socket, list[int], int], Awaitable[int]]
+
+
+async def _inline(a: socket.socket, b: socket.socket, fds: list[int], rounds: int) -> int:
+    return INLINE.in_process(a, b, PAYLOAD, fds, rounds)
 
 
 async def _aio(a: socket.socket, b: socket.socket, fds: list[int], rounds: int) -> int:
@@ -94,6 +104,24 @@ async def _sync_sleep0(a: socket.socket, b: socket.socket, fds: list[int], round
     return time.perf_counter_ns() - start
 
 
+async def _awaited_sync(a: socket.socket, b: socket.socket, fds: list[int], rounds: int) -> int:
+    sync_send, sync_receive, close, n = fdsend.sendfds, fdsend.recvfds, os.close, len(fds)
+
+    async def send(sock: socket.socket, msg: bytes, flags: int, fds: list[int]) -> int:
+        return sync_send(sock, msg, flags, fds)
+
+    async def receive(sock: socket.socket, size: int, flags: int, numfds: int) -> fdsend.Received:
+        return sync_receive(sock, size, flags, numfds)
+
+    start = time.perf_counter_ns()
+    for _ in range(rounds):
+        await send(a, PAYLOAD, 0, fds)
+        _, got = await receive(b, 16, 0, n)
+        for fd in got:
+            close(fd)
+    return time.perf_counter_ns() - start
+
+
 async def _cross_task(a: socket.socket, b: socket.socket, fds: list[int], rounds: int) -> int:
     n = len(fds)
 
@@ -114,23 +142,34 @@ async def _cross_task(a: socket.socket, b: socket.socket, fds: list[int], rounds
 
 
 CONTESTANTS: dict[str, Round] = {
+    "inline": _inline,
     "aio": _aio,
     "anyio": _anyio,
     "sync": _sync,
     "sync+sleep0": _sync_sleep0,
+    "awaited-sync": _awaited_sync,
     "cross-task": _cross_task,
 }
 
 
-def measure(loop: asyncio.AbstractEventLoop, contestant: Round, n: int, rounds: int) -> float:
-    """Microseconds per round of one batch on ``loop``, with ``n`` fds per message."""
+def measure(
+    loop: asyncio.AbstractEventLoop, contestant: Round, n: int, rounds: int, cpu: bool = False
+) -> float:
+    """Microseconds per round of one batch on ``loop``, with ``n`` fds per message.
+
+    With ``cpu`` it is this thread's CPU time (user and system) instead of the
+    wall clock: on a shared machine the other processes' load does not count.
+    """
     read_end, write_end = os.pipe()
     a, b = socket.socketpair()
     a.setblocking(False)
     b.setblocking(False)
     gc.disable()
     try:
+        start = time.thread_time_ns()
         elapsed = loop.run_until_complete(contestant(a, b, [read_end] * n, rounds))
+        if cpu:
+            elapsed = time.thread_time_ns() - start
     finally:
         gc.enable()
         a.close()
@@ -146,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--reps", type=int, default=7, help="batches per contestant (median)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the rounds per batch")
+    parser.add_argument("--cpu", action="store_true", help="thread CPU time, not wall time")
     options = parser.parse_args(argv)
     loop: asyncio.AbstractEventLoop
     if options.loop == "uvloop":
@@ -160,16 +200,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             samples: dict[str, list[float]] = {name: [] for name in CONTESTANTS}
             for _ in range(options.reps):  # interleaved: drift hits every contestant alike
                 for name, contestant in CONTESTANTS.items():
-                    samples[name].append(measure(loop, contestant, n, rounds))
+                    samples[name].append(measure(loop, contestant, n, rounds, options.cpu))
             median = {name: statistics.median(values) for name, values in samples.items()}
             print(
                 f"{n} fd{'s' if n > 1 else ''}, 16 B, {options.loop}, "
-                f"{rounds} rounds x {options.reps}:"
+                f"{rounds} rounds x {options.reps}, {'CPU' if options.cpu else 'wall'} time:"
             )
             for name, value in median.items():
                 print(f"  {name:<12} {value:9.2f} us/round")
             print(f"  aio/anyio    {median['aio'] / median['anyio']:9.2f}")
             print(f"  aio/sync     {median['aio'] / median['sync']:9.2f}")
+            print(f"  aio/awaited-sync {median['aio'] / median['awaited-sync']:5.2f}")
             print(f"  aio/sync+sleep0 {median['aio'] / median['sync+sleep0']:6.2f}")
     finally:
         loop.close()

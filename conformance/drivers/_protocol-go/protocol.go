@@ -1,8 +1,9 @@
 // The driver protocol (docs/drivers.md, version 1) for a Go driver: the
 // request loop, the fd plumbing (pidfd_open/pidfd_getfd as raw system calls,
-// never the code under test) and the replies. The file beside it names the
-// implementation and its sendfds/recvfds/bench calls; go-net builds this
-// same file with its own.
+// never the code under test) and the replies. A driver's build copies it
+// beside its own file, which names the implementation and supplies prepare,
+// release, sendfds, recvfds and bench, each calling its library the way a
+// user would.
 
 package main
 

@@ -1,0 +1,281 @@
+"""The driver plumbing: a broken driver fails its test with a message that says how,
+in bounded time, and the run goes on; a backend's bogus "fd" is never taken over."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fdsend_conformance.driver.client import PROTOCOL_VERSION, Driver, DriverFailure
+
+#: A driver like the reference driver, broken in the way its argument names.
+BROKEN_DRIVER = """
+import json
+import os
+import sys
+import time
+
+from fdsend_conformance.driver import reference
+
+MODE = sys.argv[1]
+
+
+class Replies:
+    def __init__(self, out):
+        self.out = out
+
+    def write(self, text):
+        reply = json.loads(text)
+        if MODE == "wrong-version" and "version" in reply:
+            reply["version"] = 2
+        if reply.get("fds") and "msg" in reply:  # a recvfds reply with fds
+            if MODE == "crash":
+                sys.stderr.write("about to crash in recvfds\\n")
+                sys.stderr.flush()
+                os._exit(3)
+            if MODE == "hang":
+                time.sleep(10**6)
+            if MODE == "garbage":
+                self.out.write("this is not JSON\\n")
+                return
+            if MODE == "bogus-fd":
+                reply["fds"] = [999]
+            if MODE == "leak":
+                os.open(os.devnull, os.O_RDONLY)
+        self.out.write(json.dumps(reply) + "\\n")
+
+    def flush(self):
+        self.out.flush()
+
+
+reference.serve(sys.stdin.buffer, Replies(sys.stdout))
+"""
+
+#: An in-process backend whose receive hands back a number that is no fd it received.
+BOGUS_BACKEND = """
+import os
+
+import fdsend
+
+name = "bogus"
+sendfds = fdsend.sendfds
+
+
+def recvfds(sock, size, flags=0, numfds=64):
+    msg, fds = fdsend.recvfds(sock, size, flags, numfds)
+    for fd in fds:
+        os.close(fd)
+    return msg, [os.getpid()]  # as scgi's passfd does with SO_PASSCRED on
+
+
+class NotAnInt:
+    name = "not-an-int"
+    sendfds = staticmethod(fdsend.sendfds)
+
+    @staticmethod
+    def recvfds(sock, size, flags=0, numfds=64):
+        msg, fds = fdsend.recvfds(sock, size, flags, numfds)
+        for fd in fds:
+            os.close(fd)
+        return msg, [str(fd) for fd in fds]
+
+
+not_an_int = NotAnInt()
+"""
+
+#: One test that sends and receives (and one that does not touch the backend).
+SELECTION = "test_several_fds_arrive_in_order and 1]"
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester):
+    pytester.makepyfile(broken_driver=BROKEN_DRIVER, bogus=BOGUS_BACKEND)
+    pytester.syspathinsert()
+
+    def run_suite(backend: str, *args: str) -> tuple[Any, dict[str, str], float]:
+        report = pytester.path / "report.json"
+        started = time.monotonic()
+        result = pytester.runpytest_subprocess(
+            "--pyargs",
+            "fdsend_conformance",
+            "-p",
+            "no:cacheprovider",
+            f"--backend={backend}",
+            "-k",
+            SELECTION,
+            f"--conformance-report={report}",
+            "--expected=none",
+            *args,
+            timeout=120,
+        )
+        seconds = time.monotonic() - started
+        data = json.loads(report.read_text()) if report.exists() else {"clauses": []}
+        return result, {c["id"]: c["status"] for c in data["clauses"]}, seconds
+
+    return run_suite
+
+
+def _driver(pytester: pytest.Pytester, mode: str) -> str:
+    return "driver:" + shlex.join([sys.executable, str(pytester.path / "broken_driver.py"), mode])
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("crash", "*driver crashed: exited with exit status 3 during 'recvfds'*"),
+        ("garbage", "*driver garbage: replied to 'recvfds' with 'this is not JSON'*"),
+        ("bogus-fd", "*driver bad-fd: its reply names fd 999, which it does not hold*"),
+        ("leak", "*leaked 1 fd(s): * -> /dev/null*"),
+    ],
+)
+def test_a_broken_driver_fails_its_test_and_says_how(run, pytester, mode, message):
+    result, statuses, _ = run(_driver(pytester, mode))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert statuses["XFER-1"] == "FAIL"
+    result.stdout.fnmatch_lines([message])
+
+
+def test_a_crashed_driver_shows_the_tail_of_its_stderr(run, pytester):
+    result, _, _ = run(_driver(pytester, "crash"))
+    result.stdout.fnmatch_lines(["*the tail of its stderr:", "about to crash in recvfds"])
+
+
+def test_a_hung_driver_is_killed_after_the_bound(run, pytester):
+    from fdsend_conformance.harness.timeouts import DRIVER_REPLY_TIMEOUT
+
+    result, statuses, seconds = run(_driver(pytester, "hang"))
+    assert statuses["XFER-1"] == "FAIL"
+    result.stdout.fnmatch_lines(
+        [f"*driver hung: did not reply to 'recvfds' within {DRIVER_REPLY_TIMEOUT:g} s; killed*"]
+    )
+    assert seconds < DRIVER_REPLY_TIMEOUT + 30, "the hang stalled the run"
+
+
+def test_a_driver_of_another_version_is_refused_by_name(run, pytester):
+    result, _, _ = run(_driver(pytester, "wrong-version"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*driver version: speaks protocol version 2; the suite speaks {PROTOCOL_VERSION}*"]
+    )
+
+
+def test_a_broken_driver_fails_its_test_only(run, pytester):
+    """The run goes on: the tests after the crash get a fresh driver and pass."""
+    result = pytester.runpytest_subprocess(
+        "--pyargs",
+        "fdsend_conformance",
+        "-p",
+        "no:cacheprovider",
+        f"--backend={_driver(pytester, 'crash')}",
+        "-k",
+        "test_several_fds_arrive_in_order or test_zero_fds_is_a_plain_message",
+        "--expected=none",
+        timeout=120,
+    )
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed") == 4  # every fd count: each receive crashes a driver
+    assert outcomes.get("passed") == 2  # plain messages still go through fresh drivers
+
+
+@pytest.mark.parametrize(
+    ("backend", "message"),
+    [
+        ("bogus", "*the receive returned [[]*[]] as its fds: * is not an open fd*"),
+        ("bogus:not_an_int", "*the receive returned [[]'*'[]] as its fds: '*' (str) is not*"),
+    ],
+)
+def test_a_bogus_fd_from_an_in_process_backend_is_named_and_left_alone(run, backend, message):
+    result, statuses, _ = run(backend)
+    assert statuses["XFER-1"] == "FAIL"
+    result.stdout.fnmatch_lines([message])
+    result.stdout.no_fnmatch_line("*Bad file descriptor*")  # nothing it returned was closed
+
+
+def test_a_driver_command_that_does_not_run_is_a_usage_error(pytester):
+    result = pytester.runpytest_subprocess(
+        "--pyargs",
+        "fdsend_conformance",
+        "-p",
+        "no:cacheprovider",
+        "--backend=driver:/nonexistent/driver",
+        timeout=120,
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*driver start: cannot run [[]'/nonexistent/driver'[]]*"])
+
+
+def test_the_client_bounds_a_silent_start(tmp_path: Path):
+    script = tmp_path / "silent.py"
+    script.write_text("import sys, time\nsys.stdin.readline()\ntime.sleep(10**6)\n")
+    driver = Driver([sys.executable, str(script)], start_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(DriverFailure) as raised:
+        driver.start()
+    assert raised.value.kind == "hung"
+    assert "did not reply to 'start' within 0.5 s; killed" in str(raised.value)
+    assert time.monotonic() - started < 5
+    assert not driver.running
+
+
+SCHEMA = Path(__file__).resolve().parents[1] / "fdsend_conformance" / "driver.schema.json"
+
+
+def test_the_reference_drivers_messages_follow_the_schema(monkeypatch):
+    """Every request the suite sends and every reply the reference driver gives, validated."""
+    import errno
+    import os
+    import socket
+
+    import jsonschema
+
+    from fdsend_conformance.driver.caller import DriverBackend
+
+    schema = json.loads(SCHEMA.read_text())
+    assert schema["protocol_version"] == PROTOCOL_VERSION
+    traffic: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    exchange = Driver._exchange
+
+    def recorded(self: Driver, message: dict[str, Any], timeout: float) -> Any:
+        reply = exchange(self, message, timeout)
+        traffic.append((message, reply))
+        return reply
+
+    monkeypatch.setattr(Driver, "_exchange", recorded)
+    backend = DriverBackend(
+        shlex.join([sys.executable, "-m", "fdsend_conformance.driver.reference"])
+    )
+    a, b = socket.socketpair()
+    read_end, write_end = os.pipe()
+    try:
+        with backend.session():
+            backend.sendfds(a, b"schema", 0, [read_end, write_end])
+            _, fds = backend.recvfds(b, 16, 0, 1)  # one of two: truncated
+            for fd in fds:
+                os.close(fd)
+            b.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                backend.recvfds(b, 16, 0, 1)
+        backend.stop()
+    finally:
+        for fd in (read_end, write_end):
+            os.close(fd)
+        a.close()
+        b.close()
+    commands = [message["cmd"] for message, _ in traffic]
+    assert {"start", "take", "sendfds", "recvfds", "close", "stop"} <= set(commands)
+    validator = jsonschema.Draft202012Validator(schema)
+    for message, reply in traffic:
+        cmd = message["cmd"]
+        validator.validate(message)
+        jsonschema.validate(message, {**schema, "$ref": f"#/$defs/request-{cmd}"})
+        done = "done" if cmd in ("close", "stop") else cmd
+        shape = f"reply-{done}" if reply["ok"] else "reply-error"
+        jsonschema.validate(reply, {**schema, "$ref": f"#/$defs/{shape}"})
+    errors = [reply for _, reply in traffic if not reply["ok"]]
+    assert [reply["errno"] for reply in errors] == [errno.EAGAIN]
