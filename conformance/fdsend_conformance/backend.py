@@ -98,8 +98,10 @@ class Feature:
     BLOCKING_MODE = "blocking-mode"
 
     #: Declared (in ``unsupported``) by an API that sends and receives exactly
-    #: one fd per call (bglibs' socket_sendfd, scgi's passfd): the clauses that
-    #: need several fds in one call, or none, are UNSUPPORTED for it.
+    #: one fd per call (bglibs' socket_sendfd, scgi's passfd): the tests whose
+    #: point is several fds in one call, or none, are UNSUPPORTED for it
+    #: (``harness.checks.SEVERAL_FDS``), and the others send it one fd
+    #: (``harness.checks.per_call``). What it lacks is "any number of fds".
     ONE_FD = "one-fd"
 
     #: Called in this process with Python objects: argument coercion (COERCE),

@@ -131,7 +131,14 @@ def test_conformance_wheel_depends_on_fdsend_and_registers_the_plugin(dists):
     plain = {r.split(";")[0].split(">")[0].strip() for r in requires if "extra ==" not in r}
     # anyio: the ASYNC clauses are written with it (they run on asyncio, uvloop and Trio)
     assert plain == {"fdsend", "pytest", "pytest-xdist", "pytest-timeout", "hypothesis", "anyio"}
-    assert set(meta.get_all("Provides-Extra") or []) == {"anyio", "twisted", "plot", "uvloop", "vm"}
+    assert set(meta.get_all("Provides-Extra") or []) == {
+        "anyio",
+        "twisted",
+        "plot",
+        "uvloop",
+        "vm",
+        "scgi",
+    }
     with zipfile.ZipFile(dists["fdsend_conformance.whl"]) as archive:
         [entry_points] = [n for n in archive.namelist() if n.endswith("entry_points.txt")]
         text = archive.read(entry_points).decode()

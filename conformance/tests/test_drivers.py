@@ -279,3 +279,60 @@ def test_the_reference_drivers_messages_follow_the_schema(monkeypatch):
         jsonschema.validate(reply, {**schema, "$ref": f"#/$defs/{shape}"})
     errors = [reply for _, reply in traffic if not reply["ok"]]
     assert [reply["errno"] for reply in errors] == [errno.EAGAIN]
+
+
+def _driver_folder(root: Path, build: str) -> Path:
+    folder = root / "toy"
+    folder.mkdir()
+    (folder / "build.sh").write_text(build)
+    (folder / "expected.txt").write_text("")
+    return folder
+
+
+def test_a_driver_folder_is_built_once_and_cached(tmp_path: Path, monkeypatch):
+    from fdsend_conformance.driver import named
+
+    monkeypatch.setenv("FDSEND_DRIVER_CACHE", str(tmp_path / "cache"))
+    reference = shlex.join([sys.executable, "-m", "fdsend_conformance.driver.reference"])
+    builds = tmp_path / "builds"
+    folder = _driver_folder(
+        tmp_path,
+        f'echo built >> {shlex.quote(str(builds))}\nprintf "#!/bin/sh\\nexec {reference}\\n"'
+        ' > "$1/driver"\nchmod +x "$1/driver"\n',
+    )
+    first = named.build(folder)
+    again = named.build(folder)
+    assert first.executable == again.executable
+    assert first.name == "toy"
+    assert first.expected == folder / "expected.txt"
+    assert again.seconds == 0.0
+    assert builds.read_text() == "built\n"  # the second found it built
+    (folder / "build.sh").write_text((folder / "build.sh").read_text() + "\n# changed\n")
+    assert named.build(folder).executable != first.executable  # a change builds anew
+
+
+def test_a_driver_folder_missing_a_tool_says_so(tmp_path: Path, monkeypatch, pytester):
+    from fdsend_conformance.driver import named
+
+    monkeypatch.setenv("FDSEND_DRIVER_CACHE", str(tmp_path / "cache"))
+    folder = _driver_folder(
+        tmp_path, 'echo "toy: frobc not found (Debian package frobc)" >&2\nexit 77\n'
+    )
+    with pytest.raises(named.BuildError) as raised:
+        named.build(folder)
+    assert raised.value.missing_tool
+    assert "frobc not found" in str(raised.value)
+    assert named.main(["build", str(folder)]) == named.MISSING_TOOL
+
+
+def test_the_bench_runs_a_drivers_rounds_inside_it():
+    from fdsend_conformance.plumbing.callers import closing_backend
+    from fdsend_conformance.plumbing.registry import load_backend
+    from fdsend_conformance.tools.bench.rounds import Case, batch_ns, in_driver_contestant
+
+    with closing_backend(load_backend("reference-driver")) as backend:
+        contestant = in_driver_contestant(backend)
+        assert contestant.name == "reference-driver (in driver)"
+        assert batch_ns(contestant, Case(1, 16, False), 50) > 0
+        assert contestant.refuses(Case(1, 16, True)) is not None  # rounds in one process only
+        assert contestant.refuses(Case(16, 16, False)) is not None  # one fd a round

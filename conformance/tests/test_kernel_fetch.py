@@ -237,3 +237,86 @@ def test_the_guest_tree_keeps_file_systems_network_and_virtio_modules_only(tmp_p
     ]
     assert (kept / "modules.dep").exists()
     assert kernel_fetch.guest_tree(image) == guest  # made once
+
+
+SHOWN = """\
+Package: linux-image-6.19.14+deb13-amd64
+Version: 6.19.14-1~bpo13+1
+Depends: kmod, linux-base-6.19.14+deb13-amd64 (= 6.19.14-1~bpo13+1), \
+linux-binary-6.19.14+deb13-amd64 (= 6.19.14-1~bpo13+1), \
+linux-modules-6.19.14+deb13-amd64 (= 6.19.14-1~bpo13+1)
+
+Package: linux-image-7.2.6+deb13-amd64
+Version: 7.2.6-1~bpo13+1
+Depends: linux-binary-7.2.6+deb13-amd64 (= 7.2.6-1~bpo13+1), \
+linux-modules-7.2.6+deb13-amd64 (= 7.2.6-1~bpo13+1)
+
+Package: linux-image-6.18.15+deb13-amd64
+Version: 6.18.15-1~bpo13+1
+Depends: kmod, linux-base-6.18.15+deb13-amd64 (= 6.18.15-1~bpo13+1)
+"""
+
+
+def test_a_split_image_whose_modules_are_gone_is_not_offered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    offered = {  # what madison answers: 6.19.14's modules were dropped, its binary kept
+        "linux-binary-6.19.14+deb13-amd64": "6.19.14-1~bpo13+1",
+        "linux-binary-7.2.6+deb13-amd64": "7.2.6-1~bpo13+1",
+        "linux-modules-7.2.6+deb13-amd64": "7.2.6-1~bpo13+1",
+    }
+
+    def run(self: kernel_fetch.Apt, tool: str, *args: str, cwd: Path | None = None) -> str:
+        if args[0] == "show":
+            return SHOWN
+        assert args[0] == "madison"
+        return "".join(
+            f"{p} | {offered[p]} | {_DEB} amd64 Packages\n" for p in args[1:] if p in offered
+        )
+
+    monkeypatch.setattr(kernel_fetch.Apt, "run", run)
+    found = {
+        Image("trixie-backports", f"linux-image-{r}+deb13-amd64", f"{r}-1~bpo13+1")
+        for r in ("6.19.14", "7.2.6", "6.18.15")
+    }
+    kept = kernel_fetch.Apt("trixie-backports", tmp_path)._bootable(found)
+    assert sorted(image.upstream for image in kept) == ["6.18.15", "7.2.6"]
+
+
+@NEEDS_DPKG
+def test_an_image_with_its_modules_in_usr_lib_gets_lib_linked(tmp_path: Path):
+    deb = _deb(
+        tmp_path,
+        "linux-image-9.9.9-test",
+        {"boot/vmlinuz-9.9.9-test": b"k", "usr/lib/modules/9.9.9-test/kernel/.k": b""},
+    )
+    image = kernel_fetch.unpack(deb, tmp_path / "root")
+    assert image == tmp_path / "root" / "boot" / "vmlinuz-9.9.9-test"
+    assert (tmp_path / "root" / "lib" / "modules" / "9.9.9-test" / "modules.dep").exists()
+
+
+@NEEDS_DPKG
+@pytest.mark.parametrize("with_kernel", [True, False])
+def test_fetch_moves_in_a_whole_tree_or_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_kernel: bool
+):
+    files = {"boot/vmlinuz-9.9.9-test": b"k"} if with_kernel else {}
+    deb = _deb(tmp_path, "linux-image-9.9.9-test", {**files, "lib/modules/9.9.9-test/.k": b""})
+    image = Image("bookworm", "linux-image-9.9.9-test", "9.9.9-1")
+    monkeypatch.setattr(kernel_fetch, "resolve", lambda spec, cache=None: image)
+    monkeypatch.setattr(kernel_fetch.Apt, "depends", lambda self, p, v: [])
+    monkeypatch.setattr(kernel_fetch.Apt, "madison", lambda self, *p: [])
+    monkeypatch.setattr(kernel_fetch.Apt, "download", lambda self, p, v, folder: [deb])
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    folder = cache / image.package
+    if with_kernel:
+        assert kernel_fetch.fetch("debian:bookworm/9.9.9", cache) == (
+            folder / "root" / "boot" / "vmlinuz-9.9.9-test"
+        )
+        assert (folder / "root" / "lib" / "modules" / "9.9.9-test" / "modules.dep").exists()
+    else:
+        with pytest.raises(kernel_fetch.FetchError, match="holds no boot/vmlinuz"):
+            kernel_fetch.fetch("debian:bookworm/9.9.9", cache)
+        assert not (folder / "root").exists()
+    assert [p.name for p in cache.iterdir()] == ([image.package] if with_kernel else [])

@@ -117,3 +117,25 @@ def test_only_brackets_a_run_can_decide_are_run_each_image_with_its_clauses():
         "debian:trixie-backports/7.2.9": ["KERNEL-23", "KERNEL-30"],
     }
     assert brackets.verdict(unchecked, [], []) == (False, "no clause checks it")
+
+
+def test_an_image_whose_guest_brought_nothing_back_is_tried_once_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    calls: list[str] = []
+
+    def run_image(image: str, clauses: Any, targets: Any, vm_args: Any) -> int:
+        calls.append(image)
+        if image.endswith("7.2.6") and calls.count(image) == 1:
+            return len(targets)  # the first boot crashed
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("{}")
+        return 0
+
+    monkeypatch.setattr(brackets, "fetch", lambda image: None)
+    monkeypatch.setattr(brackets, "_run_image", run_image)
+    lost = brackets.run(brackets.images([FIX]), tmp_path, jobs=1)
+    assert lost == 0
+    assert sorted(calls) == [FIX.without, FIX.without, FIX.with_]
+    assert all(p.exists() for p in brackets.report_paths(tmp_path, str(FIX.without)))

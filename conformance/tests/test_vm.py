@@ -152,6 +152,20 @@ def test_boot_runs_the_script_and_keeps_the_console(tmp_path: Path):
     assert "Linux version fake" in (out / vm.CONSOLE_FILE).read_text()
 
 
+def test_several_runs_in_one_boot_each_leave_their_report(tmp_path: Path):
+    vng = _fake_vng(tmp_path, FAKE_VNG)
+    out = tmp_path / "out"
+    results = vm.boot_runs(vng, vm.VmSetup(Path("vmlinuz"), out), TINY_RUN, 240, runs=2)
+    assert [r.status for r in results] == [0, 0]
+    assert [r.report for r in results] == [
+        out / f"run{n}" / f"kernel-{platform.release()}.json" for n in (1, 2)
+    ]
+    assert vm.run_folders(out, 1) == [out]
+    # the commands reach the guest in a file: on the kernel's command line
+    # (2048 bytes) three runs' commands made the kernel panic at boot
+    assert (out / vm.SCRIPT_FILE).read_text().count(" -m fdsend_conformance run ") == 2
+
+
 def test_boot_kills_a_guest_that_outlives_its_timeout_with_its_children(tmp_path: Path):
     pid_file = tmp_path / "child.pid"
     # The child stands in for QEMU: it blocks on a pipe nobody writes to.

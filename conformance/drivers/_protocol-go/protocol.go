@@ -1,9 +1,8 @@
 // The driver protocol (docs/drivers.md, version 1) for a Go driver: the
 // request loop, the fd plumbing (pidfd_open/pidfd_getfd as raw system calls,
 // never the code under test) and the replies. A driver's build copies it
-// beside its own file, which names the implementation and supplies prepare,
-// release, sendfds, recvfds and bench, each calling its library the way a
-// user would.
+// beside its own file, which names the implementation and supplies release,
+// sendfds, recvfds and bench, each calling its library the way a user would.
 
 package main
 
@@ -65,6 +64,16 @@ var suitePidfd = -1
 
 func flag(b bool) *bool { return &b }
 
+// fromFlags is a receive's result, its truncation read from the msg_flags it returned.
+func fromFlags(msg []byte, fds []int, msgFlags int) received {
+	return received{
+		msg:          msg,
+		fds:          fds,
+		truncated:    flag(msgFlags&syscall.MSG_CTRUNC != 0),
+		msgTruncated: flag(msgFlags&syscall.MSG_TRUNC != 0),
+	}
+}
+
 // failure is the reply for an error: its errno where it carries one.
 func failure(err error) reply {
 	r := reply{"ok": false, "errno": nil, "error": err.Error()}
@@ -86,18 +95,19 @@ func rawSyscall(trap, a1, a2, a3 uintptr) (int, error) {
 	return int(r), nil
 }
 
-func start(req request) reply {
+// start answers the handshake; a version it does not speak ends the driver.
+func start(req request) (reply, bool) {
 	if req.Version != protocolVersion {
 		return reply{"ok": false, "errno": nil,
-			"error": fmt.Sprintf("this driver speaks protocol version %d, not %d", protocolVersion, req.Version)}
+			"error": fmt.Sprintf("this driver speaks protocol version %d, not %d", protocolVersion, req.Version)}, true
 	}
 	pidfd, err := rawSyscall(sysPidfdOpen, uintptr(req.SuitePid), 0, 0)
 	if err != nil {
-		return failure(fmt.Errorf("pidfd_open(%d): %w", req.SuitePid, err))
+		return failure(fmt.Errorf("pidfd_open(%d): %w", req.SuitePid, err)), false
 	}
 	suitePidfd = pidfd
 	return reply{"ok": true, "version": protocolVersion, "implementation": implementation,
-		"truncation": truncation, "unsupported": unsupported}
+		"truncation": truncation, "unsupported": unsupported}, false
 }
 
 func take(fds []int) reply {
@@ -156,7 +166,7 @@ func handle(req request) (r reply, stop bool) {
 	}()
 	switch req.Cmd {
 	case "start":
-		return start(req), false
+		return start(req)
 	case "take":
 		return take(req.Fds), false
 	case "sendfds":
@@ -195,8 +205,24 @@ func handle(req request) (r reply, stop bool) {
 	return reply{"ok": false, "errno": nil, "error": "unknown cmd " + req.Cmd}, false
 }
 
+// startPoller makes Go's runtime open its poller (an epoll fd and a wake-up
+// pipe, kept for the process's life) now, before the start reply (rule 3).
+// Left alone, the runtime opens it the first time it needs a timer or a
+// pollable file: for go-xsys that is the garbage collector's scavenger, at
+// some call deep into a long run, where the suite would count the three fds
+// as that call's leak.
+func startPoller() {
+	r, w, err := os.Pipe() // a pollable file: the poller starts
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cannot start Go's poller:", err)
+		os.Exit(1)
+	}
+	r.Close()
+	w.Close()
+}
+
 func main() {
-	prepare()
+	startPoller()
 	in := bufio.NewReader(os.Stdin)
 	for {
 		line, err := in.ReadBytes('\n')

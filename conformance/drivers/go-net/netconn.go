@@ -34,19 +34,6 @@ var unsupported = []string{"flags", "blocking-mode"}
 // fd, which belongs to the suite until it sends close.
 var files = map[int]*os.File{}
 
-// prepare starts the runtime's poller (its epoll fd and wake-up pipe stay
-// open for the process's life) before the first request, so that the suite's
-// fd listings around each request see only what the calls themselves open.
-func prepare() {
-	r, w, err := os.Pipe()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "go-net: cannot start the poller:", err)
-		os.Exit(1)
-	}
-	r.Close()
-	w.Close()
-}
-
 // release closes an fd the suite took or received, through its File if one wraps it.
 func release(fd int) error {
 	if f, ok := files[fd]; ok {
@@ -119,21 +106,16 @@ func receive(c *net.UnixConn, length, numfds int) (received, error) {
 	}
 	fds := []int{}
 	for i := range msgs {
-		if msgs[i].Header.Level != syscall.SOL_SOCKET || msgs[i].Header.Type != syscall.SCM_RIGHTS {
-			continue // not fds: nothing for this call to return
+		// Only SCM_RIGHTS carries fds for this call; the rest is left alone.
+		if m := &msgs[i]; m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SCM_RIGHTS {
+			got, err := syscall.ParseUnixRights(m)
+			if err != nil {
+				return received{}, err
+			}
+			fds = append(fds, got...)
 		}
-		got, err := syscall.ParseUnixRights(&msgs[i])
-		if err != nil {
-			return received{}, err
-		}
-		fds = append(fds, got...)
 	}
-	return received{
-		msg:          buf[:n],
-		fds:          fds,
-		truncated:    flag(recvflags&syscall.MSG_CTRUNC != 0),
-		msgTruncated: flag(recvflags&syscall.MSG_TRUNC != 0),
-	}, nil
+	return fromFlags(buf[:n], fds, recvflags), nil
 }
 
 // bench wraps each socket once, as a Go program would, and loops on the conns.

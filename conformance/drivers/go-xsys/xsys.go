@@ -19,9 +19,6 @@ const truncation = "attribute"
 
 var unsupported = []string{}
 
-// prepare has nothing to set up: x/sys/unix makes plain system calls.
-func prepare() {}
-
 // release closes an fd the suite took or received.
 func release(fd int) error { return unix.Close(fd) }
 
@@ -47,21 +44,16 @@ func recvfds(sock, length, flags, numfds int) (received, error) {
 	}
 	fds := []int{}
 	for i := range msgs {
-		if msgs[i].Header.Level != unix.SOL_SOCKET || msgs[i].Header.Type != unix.SCM_RIGHTS {
-			continue // not fds: nothing for this call to return
+		// Only SCM_RIGHTS carries fds for this call; the rest is left alone.
+		if m := &msgs[i]; m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_RIGHTS {
+			got, err := unix.ParseUnixRights(m)
+			if err != nil {
+				return received{}, err
+			}
+			fds = append(fds, got...)
 		}
-		got, err := unix.ParseUnixRights(&msgs[i])
-		if err != nil {
-			return received{}, err
-		}
-		fds = append(fds, got...)
 	}
-	return received{
-		msg:          buf[:n],
-		fds:          fds,
-		truncated:    flag(recvflags&unix.MSG_CTRUNC != 0),
-		msgTruncated: flag(recvflags&unix.MSG_TRUNC != 0),
-	}, nil
+	return fromFlags(buf[:n], fds, recvflags), nil
 }
 
 func bench(sendSock, recvSock, fd, payload, rounds int) (int64, error) {

@@ -44,6 +44,10 @@ __all__ = ["DRIVER_PREFIX", "PROTOCOL_UNSUPPORTED", "DriverBackend", "DriverResu
 #: How a backend name asks for a driver: ``driver:COMMAND``.
 DRIVER_PREFIX = "driver:"
 
+#: A bench request: the driver times its rounds and answers (the bench's own
+#: bound on one blocking call of a round).
+BENCH_REQUEST_TIMEOUT = 30.0
+
 #: What no driver offers, whatever it declares: calls with Python objects.
 PROTOCOL_UNSUPPORTED = frozenset({Feature.PYTHON_API})
 
@@ -149,11 +153,11 @@ class DriverBackend:
         implementation = hello.get("implementation") or {}
         self.implementation: dict[str, Any] = dict(implementation)
         self.name = name or f"{DRIVER_PREFIX}{command}"
-        self.version = " ".join(
-            str(part)
-            for part in (implementation.get("library"), implementation.get("version"))
-            if part
-        )
+        # "golang.org/x/sys/unix 0.3.0 (Go 1.19)": the library's version and the language's
+        library = (implementation.get("library"), implementation.get("version"))
+        self.version = " ".join(str(part) for part in library if part)
+        if implementation.get("language"):
+            self.version += f" ({implementation['language']})"
         self.truncation = hello.get("truncation", "none")
         if self.truncation not in TRUNCATION_STYLES:
             raise ValueError(f"driver {command!r} declares truncation {self.truncation!r}")
@@ -285,6 +289,33 @@ class DriverBackend:
             pidfd=pidfd,
             credentials=None if credentials is None else (*credentials,),
         )
+
+    def bench(self, send_sock: Any, recv_sock: Any, fd: int, payload: int, rounds: int) -> int:
+        """Run ``rounds`` rounds inside the driver (its ``bench``); their nanoseconds.
+
+        Raises NotImplementedError if the driver has no ``bench``.
+        """
+        driver = self._live()
+        mapped, taken = self._take(driver, [_number(send_sock), _number(recv_sock), fd])
+        request = {
+            "cmd": "bench",
+            "send_sock": mapped[0],
+            "recv_sock": mapped[1],
+            "fd": mapped[2],
+            "payload": payload,
+            "rounds": rounds,
+        }
+        try:
+            reply = driver.request(request, BENCH_REQUEST_TIMEOUT)
+        finally:
+            if driver.running:
+                self._close_in_driver(driver, list(taken))
+        if not reply["ok"]:
+            raise NotImplementedError(f"{self.name}: no bench in the driver: {reply.get('error')}")
+        ns = reply.get("ns")
+        if not _is_int(ns):
+            self._garbage("bench", f"'ns' is {ns!r}, not an int")
+        return int(ns)
 
     def _received_fds(self, reply: dict[str, Any]) -> list[int]:
         """The driver fds a recvfds reply hands over: its ``fds``, then its ``pidfd``."""

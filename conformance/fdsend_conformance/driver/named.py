@@ -91,6 +91,7 @@ def build(folder: str | Path) -> Built:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; the rest find it built
         if os.access(executable, os.X_OK):
             return Built(name, executable, expected if expected.is_file() else None, 0.0)
+        out.mkdir(exist_ok=True)
         started = time.monotonic()
         try:
             done = subprocess.run(

@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import sys
+import time
 from typing import Any, BinaryIO, TextIO
 
 import fdsend
@@ -79,6 +80,19 @@ class _Driver:
             "credentials": None if result.credentials is None else list(result.credentials),
         }
 
+    def bench(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Rounds of send, receive and close inside the driver, timed as a whole."""
+        send_sock, recv_sock, fd = request["send_sock"], request["recv_sock"], request["fd"]
+        payload = b"\x5a" * request["payload"]
+        size = len(payload)
+        sendfds, recvfds, close = fdsend.sendfds, fdsend.recvfds, os.close
+        started = time.monotonic_ns()
+        for _ in range(request["rounds"]):
+            sendfds(send_sock, payload, 0, [fd])
+            for received in recvfds(recv_sock, size, 0, 1).fds:
+                close(received)
+        return {"ok": True, "ns": time.monotonic_ns() - started}
+
     def close(self, request: dict[str, Any]) -> dict[str, Any]:
         for fd in request["fds"]:
             os.close(fd)
@@ -102,6 +116,7 @@ def serve(requests: BinaryIO, replies: TextIO) -> None:
         "sendfds": driver.sendfds,
         "recvfds": driver.recvfds,
         "close": driver.close,
+        "bench": driver.bench,
     }
     for line in requests:
         request = json.loads(line)

@@ -8,17 +8,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import pytest
 from _pytest.outcomes import Skipped
 
 from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.outcome import Outcome
 
 __all__ = [
+    "SEVERAL_FDS",
     "Truncated",
     "Unsupported",
     "assert_same_file",
     "check_payload",
     "close_all",
+    "per_call",
     "receive_truncated",
     "unsupported",
 ]
@@ -48,6 +51,21 @@ class Unsupported(Skipped):
 def unsupported(reason: str) -> NoReturn:
     """Skip the test as UNSUPPORTED by the backend (not a failure)."""
     raise Unsupported(reason)
+
+
+#: The mark of a test whose point is several fds in one call (or none): it is
+#: UNSUPPORTED for an API that sends exactly one fd per call (it declares
+#: ``one-fd`` in ``unsupported``).
+SEVERAL_FDS = pytest.mark.requires(Feature.ONE_FD)
+
+
+def per_call(backend: Caller, count: int) -> int:
+    """How many fds a test that is not about their number sends in one call.
+
+    ``count``, or 1 for an API that sends exactly one fd per call: the rest
+    of the contract judges it with one fd.
+    """
+    return count if backend.supports(Feature.ONE_FD) else 1
 
 
 def close_all(fds: Sequence[int]) -> None:

@@ -125,10 +125,13 @@ def _fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def _counts(total_fds: int) -> list[int]:
-    """The number of fds in each message: full messages, then the remainder."""
+def _counts(total_fds: int, one_fd: bool = False) -> list[int]:
+    """The number of fds in each message: full messages, then the remainder.
+
+    For an API that sends one fd per call (``one_fd``), as many messages of one fd.
+    """
     full, rest = divmod(total_fds, PER_MESSAGE)
-    return [PER_MESSAGE] * full + ([rest] if rest else [])
+    return [1 if one_fd else PER_MESSAGE] * full + ([1 if one_fd else rest] if rest else [])
 
 
 def _warm(index: int, messages: int) -> bool:
@@ -147,8 +150,9 @@ def _drain(sock: socket.socket) -> tuple[int, int]:
 def _receiver(address: str, opener: Opener, identities: list[list[int]], total: int) -> None:
     """Spawned child: receive ``total`` fds, check and close every one."""
     expected = [tuple(pair) for pair in identities]
-    counts = _counts(total)
+    # (a driver starts as the caller opens, before the fd count)
     with opener() as backend, socket.socket(socket.AF_UNIX) as sock:
+        counts = _counts(total, not backend.supports(Feature.ONE_FD))
         set_io_timeout(sock, SOAK_IO_TIMEOUT)
         sock.connect(address)
         fds_before = _fd_count()
@@ -184,8 +188,8 @@ def soak(opener: Opener, total_fds: int, timeout: float = SOAK_TIMEOUT) -> SoakR
     if total_fds < 1:
         raise ValueError(f"total_fds must be at least 1, not {total_fds}")
     calls = contextlib.ExitStack()
-    backend = calls.enter_context(opener())
-    counts = _counts(total_fds)
+    backend = calls.enter_context(opener())  # (a driver starts here, before the fd count)
+    counts = _counts(total_fds, not backend.supports(Feature.ONE_FD))
     files = distinct_fds(PER_MESSAGE)
     address = "\0fdsend-soak-" + uuid.uuid4().hex
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -219,7 +223,7 @@ def soak(opener: Opener, total_fds: int, timeout: float = SOAK_TIMEOUT) -> SoakR
             raise RuntimeError(f"soak receiver exited with {child.exitcode}")
         report: dict[str, Any] = json.loads(data)
         return SoakResult(
-            sent=total_fds,
+            sent=sum(counts),
             received=report["received"],
             wrong=report["wrong"],
             extra_fds=report["extra_fds"],

@@ -19,6 +19,7 @@ __all__ = [
     "IO_TIMEOUT",
     "ISOLATION_GRACE",
     "LOAD_TEST_TIMEOUT",
+    "PROPERTY_TEST_TIMEOUT",
     "SPAWNED_TEST_TIMEOUT",
     "SPAWN_TIMEOUT",
     "SUBPROCESS_TIMEOUT",
@@ -72,6 +73,11 @@ UNIX_GC_CYCLES_TIMEOUT = 1.0
 #: wait for the spawned child (to connect, to exit).
 SPAWNED_TEST_TIMEOUT = 60.0
 SPAWN_TIMEOUT = 30.0
+
+#: A property test (PROP-1): hypothesis runs its examples in one test, each
+#: up to 253 fds; through a driver each call is several round trips
+#: (measured on a loaded 2-CPU machine: 10 s to over 20 s per socket type).
+PROPERTY_TEST_TIMEOUT = 60.0
 
 #: The LOAD soak test, which passes many fds between two processes.
 LOAD_TEST_TIMEOUT = 900.0

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from fdsend_conformance.backend import Feature
+from fdsend_conformance.harness.checks import SEVERAL_FDS, per_call
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS, Fileno
 from fdsend_conformance.harness.fds import identities, identity
 from fdsend_conformance.harness.sockets import pending
@@ -23,9 +24,9 @@ pytestmark = pytest.mark.requires(Feature.PYTHON_API)
 def test_socket_spellings(backend, pair, closer, spelling):
     a, b = pair
     spell = SOCKET_SPELLINGS[spelling]
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     backend.sendfds(spell(a), b"s", 0, sent)
-    _, fds = backend.recvfds(spell(b), 16, 0, 2)
+    _, fds = backend.recvfds(spell(b), 16, 0, len(sent))
     closer.fds(*fds)
     assert identities(fds) == identities(sent)
 
@@ -56,6 +57,7 @@ CONTAINERS: dict[str, Callable[[list[Any]], Iterable[Any]]] = {
 
 
 @pytest.mark.clause("COERCE-2")
+@SEVERAL_FDS  # every spelling in one call
 @pytest.mark.parametrize("container", list(CONTAINERS))
 def test_mixed_fd_likes(backend, pair, closer, tmp_path, container):
     a, b = pair
@@ -104,7 +106,8 @@ def test_invalid_fds_are_refused(backend, pair, closer, case):
     bad = make_bad()
     good = closer.distinct_fds(1)
     before = identity(good[0])
-    fds = [good[0], *bad] if isinstance(bad, list) else bad
+    beside = good[: per_call(backend, 2) - 1]  # a valid fd first, where the API takes two
+    fds = [*beside, *bad] if isinstance(bad, list) else bad
     with pytest.raises(error):
         backend.sendfds(a, b"never", 0, fds)
     assert not pending(b), "a refused call still reached the peer"

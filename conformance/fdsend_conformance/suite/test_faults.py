@@ -14,7 +14,12 @@ import pytest
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.checks import check_payload, receive_truncated
+from fdsend_conformance.harness.checks import (
+    SEVERAL_FDS,
+    check_payload,
+    per_call,
+    receive_truncated,
+)
 from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.processes import call_in_child, fork_to_kill, leave_free_fds
 from fdsend_conformance.harness.sockets import fill_send_buffer, pending, recv_stream
@@ -138,7 +143,7 @@ def test_non_blocking_empty_receive_consumes_nothing(backend, pair):
 def test_non_blocking_full_send_queues_nothing(backend, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     outcome = must_not_block(
         "sendmsg",
         a,
@@ -260,6 +265,7 @@ def _receive_at_fd_limit(backend: Any, sock: socket.socket, slots: int) -> dict[
 
 
 @pytest.mark.clause("FAULT-5")
+@SEVERAL_FDS  # more than fit
 def test_receiver_at_its_fd_limit(backend, pair, closer):
     a, b = pair
     sent = closer.distinct_fds(8)
@@ -275,7 +281,7 @@ def test_receiver_at_its_fd_limit(backend, pair, closer):
 def test_partial_send_delivers_fds_once_and_the_rest_follows(backend, pair, closer):
     a, b = pair
     payload = os.urandom(4 << 20)
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     a.setblocking(False)
     count = must_not_block(
         "sendmsg",
@@ -333,7 +339,7 @@ def test_dontwait_send_on_a_full_blocking_socket(backend, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
     a.setblocking(True)
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     files = identities(sent)
     outcome = must_not_block(
         "sendmsg",

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from fdsend_conformance.harness import fdtable
+from fdsend_conformance.harness.checks import SEVERAL_FDS, per_call
 from fdsend_conformance.harness.closer import Closer
 from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.limits import SCM_MAX_FD
@@ -69,15 +70,16 @@ def test_flood_of_fds_to_a_receiver_asking_for_one(backend, pair, closer):
 @pytest.mark.clause("HOSTILE-2")
 def test_explicit_credentials_beside_fds(backend, pair, closer):
     a, b = pair
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     a.sendmsg([b"creds"], [credentials(), rights(sent)])
-    result, returned, new = account(closer, lambda: backend.recvfds(b, 16, 0, 2))
+    result, returned, new = account(closer, lambda: backend.recvfds(b, 16, 0, len(sent)))
     assert_nothing_leaked(returned, new)
     assert result is not None, "the receive failed on a message with credentials"
     assert identities(result[1]) == identities(sent)
 
 
 @pytest.mark.clause("HOSTILE-3")
+@SEVERAL_FDS
 def test_two_rights_messages_in_one_send(backend, pair, closer):
     # Measured on Linux 6.18: the kernel merges them into one list, in order.
     a, b = pair
@@ -92,9 +94,9 @@ def test_two_rights_messages_in_one_send(backend, pair, closer):
 @pytest.mark.clause("HOSTILE-4")
 def test_fds_with_no_payload_on_seqpacket(backend, make_pair, closer):
     a, b = make_pair(socket.SOCK_SEQPACKET)
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     a.sendmsg([b""], [rights(sent)])
-    result, returned, new = account(closer, lambda: backend.recvfds(b, 16, 0, 2))
+    result, returned, new = account(closer, lambda: backend.recvfds(b, 16, 0, len(sent)))
     assert_nothing_leaked(returned, new)
     assert result is not None, "an empty message with fds made the receive fail"
     assert result[0] == b""
@@ -114,7 +116,7 @@ SIZES = {
 def test_unexpected_payload_sizes(backend, make_pair, closer, case):
     kind, payload, length = SIZES[case]
     a, b = make_pair(kind)
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     a.sendmsg([payload], [rights(sent)])
-    _, returned, new = account(closer, lambda: backend.recvfds(b, length, 0, 2))
+    _, returned, new = account(closer, lambda: backend.recvfds(b, length, 0, len(sent)))
     assert_nothing_leaked(returned, new)

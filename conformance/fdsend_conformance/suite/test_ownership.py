@@ -15,7 +15,7 @@ import pytest
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.checks import check_payload
+from fdsend_conformance.harness.checks import SEVERAL_FDS, check_payload, per_call
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
 from fdsend_conformance.harness.fds import distinct_fds, identities, identity
 from fdsend_conformance.harness.sockets import pending
@@ -52,7 +52,7 @@ def default_socket_timeout(seconds: float | None) -> Iterator[None]:
 @pytest.mark.parametrize("given_as", list(GIVEN))
 def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
     a, b = pair
-    sent = closer.distinct_fds(3)
+    sent = closer.distinct_fds(per_call(backend, 3))
     spell, default_timeout = GIVEN[given_as]
     watched = [a.fileno(), b.fileno(), *sent]
     before = [_state(fd) for fd in watched]
@@ -60,7 +60,7 @@ def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
     with default_socket_timeout(default_timeout):
         try:
             backend.sendfds(spell(a), b"own", 0, sent)
-            _, fds = backend.recvfds(spell(b), 16, 0, 3)
+            _, fds = backend.recvfds(spell(b), 16, 0, len(sent))
         except (TypeError, AttributeError):
             # Refusing a spelling is COERCE-1's business; ownership still holds.
             fds = []
@@ -71,6 +71,7 @@ def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
 
 
 @pytest.mark.clause("OWN-1")
+@SEVERAL_FDS  # a closed fd among open ones
 def test_failed_send_closes_none_of_the_callers_fds(backend, pair, closer):
     a, _ = pair
     sent = closer.distinct_fds(2)
@@ -86,9 +87,9 @@ def test_failed_send_closes_none_of_the_callers_fds(backend, pair, closer):
 @pytest.mark.clause("OWN-2")
 def test_received_fds_are_close_on_exec(backend, pair, closer):
     a, b = pair
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     backend.sendfds(a, b"x", 0, sent)
-    _, fds = backend.recvfds(b, 16, 0, 2)
+    _, fds = backend.recvfds(b, 16, 0, len(sent))
     closer.fds(*fds)
     inheritable = [fd for fd in fds if not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC]
     assert inheritable == [], f"received fds without FD_CLOEXEC: {inheritable}"
@@ -117,10 +118,10 @@ def test_subprocess_does_not_inherit_received_fds(backend, pair, closer):
 def test_credentials_beside_fds_break_nothing(backend, pair, closer):
     a, b = pair
     b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     backend.sendfds(a, b"cred", 0, sent)
     before = fdtable.open_fds()
-    result = backend.recvfds(b, 16, 0, 2)
+    result = backend.recvfds(b, 16, 0, len(sent))
     msg, fds = result
     new = fdtable.leaked_since(before)
     closer.fds(*new)
@@ -132,15 +133,15 @@ def test_credentials_beside_fds_break_nothing(backend, pair, closer):
 @pytest.mark.requires(Feature.FLAGS)
 def test_peeked_fds_are_returned(backend, pair, closer):
     a, b = pair
-    sent = closer.distinct_fds(2)
+    sent = closer.distinct_fds(per_call(backend, 2))
     backend.sendfds(a, b"peek", 0, sent)
     before = fdtable.open_fds()
-    _, peeked = backend.recvfds(b, 16, socket.MSG_PEEK, 2)
+    _, peeked = backend.recvfds(b, 16, socket.MSG_PEEK, len(sent))
     closer.fds(*peeked)
     assert sorted(peeked) == fdtable.leaked_since(before), "a peek installed fds it did not return"
     assert identities(peeked) == identities(sent)
     assert pending(b), "the MSG_PEEK receive consumed the message"
-    msg, fds = backend.recvfds(b, 16, 0, 2)
+    msg, fds = backend.recvfds(b, 16, 0, len(sent))
     closer.fds(*fds)
     assert identities(fds) == identities(sent)
     assert msg == b"peek"

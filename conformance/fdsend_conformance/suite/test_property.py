@@ -16,10 +16,11 @@ import pytest
 
 from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.checks import receive_truncated
+from fdsend_conformance.harness.checks import SEVERAL_FDS, receive_truncated
 from fdsend_conformance.harness.fds import identities, make_fd
 from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.harness.sockets import UNIX_TYPES, pending, recv_stream, socket_pair
+from fdsend_conformance.harness.timeouts import PROPERTY_TEST_TIMEOUT
 
 #: Hypothesis is imported when a PROP test first runs, not when the suite is
 #: collected: it is the largest import of a run (0.4 s of CPU here), which
@@ -158,6 +159,8 @@ def _property(kind: str) -> Any:
 
 
 @pytest.mark.clause("PROP-1")
+@pytest.mark.timeout(PROPERTY_TEST_TIMEOUT)
+@SEVERAL_FDS  # any number, none included
 @pytest.mark.parametrize("kind", list(UNIX_TYPES))
 def test_transfer_invariants(backend, make_pair, kind):
     # Asks make_pair first, so a socket type the backend lacks is UNSUPPORTED

@@ -11,7 +11,7 @@ import pytest
 
 from fdsend_conformance.backend import Caller
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.checks import check_payload
+from fdsend_conformance.harness.checks import SEVERAL_FDS, check_payload, per_call
 from fdsend_conformance.harness.cmsg import SO_PASSRIGHTS
 from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.limits import SCM_MAX_FD
@@ -77,17 +77,18 @@ def test_every_fd_arrives_whatever_the_receiver_switched_on(
 ):
     a, b = make_pair(kind)
     _switch_on(b, names, all_of=names != COMBINATIONS["everything"])
-    sent = closer.distinct_fds(3)
+    sent = closer.distinct_fds(per_call(backend, 3))
     backend.sendfds(a, b"options", 0, sent)
-    result = _receive(backend, b, 3)
+    result = _receive(backend, b, len(sent))
     fds, _ = _hand_back(closer, result)
     assert identities(fds) == identities(sent), (
-        f"with {', '.join(names)} on, {len(fds)} of 3 fds arrived"
+        f"with {', '.join(names)} on, {len(fds)} of {len(sent)} fds arrived"
     )
     _assert_not_reported_truncated(backend, result)
 
 
 @pytest.mark.clause("RECV-1")
+@SEVERAL_FDS
 @pytest.mark.parametrize("kind", list(UNIX_TYPES.values()), ids=list(UNIX_TYPES))
 def test_scm_max_fd_fds_arrive_with_everything_switched_on(backend, make_pair, closer, kind):
     a, b = make_pair(kind)
@@ -125,6 +126,7 @@ def test_scm_pidfds_do_not_pile_up(backend, make_pair, closer, kind):
 
 
 @pytest.mark.clause("RECV-2")
+@SEVERAL_FDS  # more than fit
 @pytest.mark.parametrize("kind", list(UNIX_TYPES.values()), ids=list(UNIX_TYPES))
 def test_a_cut_receive_with_pidfds_and_credentials_leaks_nothing(backend, make_pair, closer, kind):
     a, b = make_pair(kind)
@@ -149,6 +151,7 @@ def test_a_cut_receive_with_pidfds_and_credentials_leaks_nothing(backend, make_p
 
 
 @pytest.mark.clause("RECV-3")
+@SEVERAL_FDS  # a message without fds
 def test_the_pidfd_is_handed_to_the_caller(backend, pair, closer):
     a, b = pair
     _passpidfd(b)
@@ -163,6 +166,7 @@ def test_the_pidfd_is_handed_to_the_caller(backend, pair, closer):
 
 
 @pytest.mark.clause("RECV-3")
+@SEVERAL_FDS  # a message without fds
 def test_the_credentials_are_handed_to_the_caller(backend, pair, closer):
     a, b = pair
     b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -175,6 +179,7 @@ def test_the_credentials_are_handed_to_the_caller(backend, pair, closer):
 
 
 @pytest.mark.clause("RECV-4")
+@SEVERAL_FDS  # then a message without fds
 @pytest.mark.parametrize("kind", list(UNIX_TYPES.values()), ids=list(UNIX_TYPES))
 def test_a_receiver_that_refuses_fds_makes_the_send_fail_with_eperm(
     backend, make_pair, closer, kind

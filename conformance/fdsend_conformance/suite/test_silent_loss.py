@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from fdsend_conformance.backend import Feature
+from fdsend_conformance.harness.checks import per_call, unsupported
 from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.sockets import pending, set_io_timeout, tcp_pair
 
@@ -15,6 +16,8 @@ from fdsend_conformance.harness.sockets import pending, set_io_timeout, tcp_pair
 @pytest.mark.clause("LOSS-1")
 @pytest.mark.parametrize("count", [1, 4])
 def test_fds_arrive_beside_credentials(backend, pair, closer, count):
+    if count > per_call(backend, count):
+        unsupported(backend.backend.lacking([Feature.ONE_FD]))
     a, b = pair
     b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
     sent = closer.distinct_fds(count)

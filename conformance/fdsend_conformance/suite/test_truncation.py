@@ -8,7 +8,12 @@ import pytest
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.checks import check_payload, receive_truncated, unsupported
+from fdsend_conformance.harness.checks import (
+    SEVERAL_FDS,
+    check_payload,
+    receive_truncated,
+    unsupported,
+)
 from fdsend_conformance.harness.fds import identities, identity
 from fdsend_conformance.harness.sockets import pending
 
@@ -16,6 +21,7 @@ SENT = 8
 
 
 @pytest.mark.clause("TRUNC-1")
+@SEVERAL_FDS
 @pytest.mark.parametrize("numfds", [1, SENT - 1])
 def test_short_receive_reports_truncation(backend, pair, closer, numfds):
     sent = closer.distinct_fds(SENT)
@@ -34,6 +40,7 @@ def test_short_receive_reports_truncation(backend, pair, closer, numfds):
 
 
 @pytest.mark.clause("TRUNC-2")
+@SEVERAL_FDS
 def test_arrived_fds_are_the_first_in_order(backend, pair, closer):
     sent = closer.distinct_fds(SENT)
     a, b = pair
@@ -46,6 +53,7 @@ def test_arrived_fds_are_the_first_in_order(backend, pair, closer):
 
 
 @pytest.mark.clause("TRUNC-3")
+@SEVERAL_FDS
 @pytest.mark.parametrize("numfds", [1, 3])
 def test_dropped_fds_leave_nothing_open(backend, pair, closer, numfds):
     sent = closer.distinct_fds(SENT)
@@ -65,6 +73,7 @@ def test_dropped_fds_leave_nothing_open(backend, pair, closer, numfds):
 
 
 @pytest.mark.clause("TRUNC-4")
+@SEVERAL_FDS
 def test_numfds_zero_reports_and_leaks_nothing(backend, pair, closer):
     sent = closer.distinct_fds(2)
     a, b = pair

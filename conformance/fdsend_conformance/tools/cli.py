@@ -41,7 +41,8 @@ commands:
                                         docs/kernel-regressions.md
 
 NAME is a registered backend (see list), a module (mymodule, package.module)
-or module:attr. "fdsend-conformance COMMAND --help" tells more about one
+or module:attr, or driver:COMMAND (a driver, docs/drivers.md; COMMAND may be
+a driver's folder, built first). "fdsend-conformance COMMAND --help" tells more about one
 command. Options that run and gate do not know go to pytest unchanged
 (-k EXPR, -n auto, --level strict, ...). The suite runs with its own empty
 pytest configuration, so the calling project's settings do not change its

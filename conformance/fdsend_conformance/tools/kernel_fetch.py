@@ -234,7 +234,38 @@ class Apt:
         if not generic:
             return []
         found = {Image(self.suite, package, version) for package, version in self.madison(*generic)}
-        return sorted(found, key=lambda image: _version_key(image.version))
+        return sorted(self._bootable(found), key=lambda image: _version_key(image.version))
+
+    def _bootable(self, found: set[Image]) -> list[Image]:
+        """The images of ``found`` whose kernel and modules the mirror still has.
+
+        A split image needs its ``linux-binary-R`` and ``linux-modules-R``;
+        the mirror keeps a superseded signed image after it dropped those.
+        """
+        shown = self.run("apt-cache", "show", *(f"{i.package}={i.version}" for i in found))
+        needs: dict[tuple[str, str], list[str]] = {}
+        for paragraph in shown.split("\n\n"):
+            fields = dict(re.findall(r"^(Package|Version|Depends): (.*)$", paragraph, re.MULTILINE))
+            if "Package" not in fields:
+                continue
+            release = fields["Package"].removeprefix("linux-image-")
+            depends = [
+                re.split(r"[ (]", d.strip(), maxsplit=1)[0]
+                for d in fields.get("Depends", "").split(",")
+            ]
+            needs[(fields["Package"], fields["Version"])] = [
+                d for d in depends if d.startswith(_PARTS[:2]) and d.endswith(release)
+            ]
+        wanted = sorted({part for parts in needs.values() for part in parts})
+        offered = set(self.madison(*wanted)) if wanted else set()
+        return [
+            image
+            for image in found
+            if all(
+                (part, image.version) in offered
+                for part in needs.get((image.package, image.version), [])
+            )
+        ]
 
     def madison(self, *packages: str) -> list[tuple[str, str]]:
         """(package, version) of each of ``packages`` the suite offers."""
@@ -295,7 +326,10 @@ def resolve(spec: str, cache: Path | None = None) -> Image:
         if chosen:
             return chosen[-1]
         listed = ", ".join(i.upstream for i in offered) or "none"
-        raise FetchError(f"{suite} offers no generic amd64 image {version} (it has: {listed})")
+        raise FetchError(
+            f"{suite} offers no generic amd64 image {version} (it has: {listed}; a split "
+            "image whose linux-modules the mirror no longer has is left out)"
+        )
     if slash:
         raise FetchError(f"unknown suite {suite!r} in {spec!r} (known: {', '.join(SUITES)})")
     everywhere = [image for name in SUITES for image in images(name, cache)]
@@ -318,10 +352,13 @@ def resolve(spec: str, cache: Path | None = None) -> Image:
 def _layout(root: Path) -> Path | None:
     """The unpacked tree's ``boot/vmlinuz-R``, made for a split image if need be.
 
-    A split image has ``usr/lib/modules/R/vmlinuz`` and no ``/boot``: the
-    classic layout (``boot/vmlinuz-R``, ``lib/modules/R``) is linked to it,
-    which is where virtme-ng and depmod look.
+    A split image has ``usr/lib/modules/R/vmlinuz`` and no ``/boot``, and
+    images from 6.18 on keep their modules in ``usr/lib/modules``: the
+    classic layout (``boot/vmlinuz-R``, ``lib/modules/R``) is linked to
+    them, which is where virtme-ng and depmod look.
     """
+    if (root / "usr" / "lib" / "modules").is_dir() and not (root / "lib").exists():
+        (root / "lib").symlink_to("usr/lib")  # modules in /usr/lib (6.18 on), looked for in /lib
     images = sorted((root / "boot").glob("vmlinuz-*"))
     if images:
         return images[0]
@@ -332,8 +369,6 @@ def _layout(root: Path) -> Path | None:
     (root / "boot").mkdir(exist_ok=True)
     image = root / "boot" / f"vmlinuz-{release}"
     image.symlink_to(Path("..") / split[0].relative_to(root))
-    if not (root / "lib").exists():
-        (root / "lib").symlink_to("usr/lib")
     return image
 
 
@@ -413,12 +448,12 @@ def fetch(spec: str, cache: Path | None = None) -> Path:
     parts = [name for name in apt.depends(image.package, image.version) if name in offered]
     with tempfile.TemporaryDirectory(dir=cache) as downloads:
         debs = apt.download([image.package, *parts], image.version, Path(downloads))
-        root = folder / "root"
-        try:
-            return unpack(debs, root)
-        except FetchError:
-            subprocess.run(["rm", "-rf", str(folder)], check=False)
-            raise
+        # Unpacked aside and moved in whole: an interrupted fetch leaves no
+        # tree that looks complete.
+        vmlinuz = unpack(debs, Path(downloads) / "root")
+        folder.mkdir(parents=True, exist_ok=True)
+        os.replace(Path(downloads) / "root", folder / "root")
+    return folder / "root" / "boot" / vmlinuz.name
 
 
 def changelog(spec: str, cache: Path | None = None) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from fdsend_conformance.backend import Kind
 from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.plumbing.registry import available_backends, load_backend
 from fdsend_conformance.tools.bench.floor_c import CFloor, compile_floor
@@ -41,6 +42,7 @@ from fdsend_conformance.tools.bench.rounds import (
     Contestant,
     backend_contestant,
     batch_ns,
+    in_driver_contestant,
 )
 from fdsend_conformance.tools.cli import add_backend_option
 
@@ -88,6 +90,8 @@ def _backends(names: Sequence[str], notes: list[str]) -> list[Contestant]:
             )
             continue
         contestants.append(backend_contestant(backend))
+        if backend.kind == Kind.DRIVER:  # and its rounds inside the driver, if it has a bench
+            contestants.append(in_driver_contestant(backend))
     return contestants
 
 
@@ -148,6 +152,10 @@ def run(
                 notes.append(
                     f"{contestant.name}: carries no payload; the {case.size} cases are skipped"
                 )
+                continue
+            refusal = contestant.refuses(case)
+            if refusal is not None:
+                notes.append(f"{contestant.name}: {refusal}; the other cases are skipped")
                 continue
             measures[contestant.name] = _python_measure(contestant, case)
         if floor is not None:

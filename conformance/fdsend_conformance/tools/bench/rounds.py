@@ -93,6 +93,8 @@ class Contestant:
     receive_loop: ReceiveLoop
     carries_payload: bool = True
     version: str = ""
+    #: Why it cannot run a case (None: it can); a driver's own rounds run one fd, in-process.
+    refuses: Callable[[Case], str | None] = lambda case: None
 
 
 def _acked(data: bytes) -> None:
@@ -226,6 +228,34 @@ def backend_contestant(backend: Backend) -> Contestant:
         *loops,
         carries_payload=backend.supports(Feature.PAYLOAD),
         version=backend.version,
+    )
+
+
+def in_driver_contestant(backend: Backend) -> Contestant:
+    """A driver's rounds run inside the driver (its ``bench``): the language, not the protocol."""
+
+    def in_process(
+        a: socket.socket, b: socket.socket, payload: bytes, fds: list[int], rounds: int
+    ) -> int:
+        return int(backend.impl.bench(a, b, fds[0], len(payload), rounds))
+
+    def refuses(case: Case) -> str | None:
+        if case.cross_process or case.fds != 1:
+            return "a driver's own rounds are one fd, in one process"
+        return None
+
+    def no_loop(*args: Any) -> Any:
+        raise NotImplementedError("a driver's own rounds run in one process")
+
+    return Contestant(
+        f"{backend.name} (in driver)",
+        "backend",
+        in_process,
+        no_loop,
+        no_loop,
+        carries_payload=backend.supports(Feature.PAYLOAD),
+        version=backend.version,
+        refuses=refuses,
     )
 
 

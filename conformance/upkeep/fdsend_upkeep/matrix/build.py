@@ -20,6 +20,7 @@ fails one differs from what the contract measured, whatever the backend.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from fdsend_conformance.outcome import Status
@@ -33,6 +34,7 @@ from fdsend_conformance.plumbing.expected import (
 from fdsend_upkeep.matrix.packages import CONSIDERED, NOT_INSTALLABLE
 
 __all__ = [
+    "DRIVERS_DIR",
     "EXPLAINED_STATUSES",
     "KERNEL_SECTION",
     "build_matrix",
@@ -99,11 +101,18 @@ def explain(
     return result
 
 
+#: The repository's drivers (docs/drivers.md), each a folder with its expected.txt.
+DRIVERS_DIR = Path(__file__).resolve().parents[3] / "drivers"
+
+
 def _expected_entries(backend_name: str) -> tuple[list[ExpectedFailure], str | None]:
     path = builtin_expected_file(backend_name)
-    if path is None:
-        return [], None
-    return read_expected(path), f"expected/{path.name}"
+    if path is not None:
+        return read_expected(path), f"expected/{path.name}"
+    driver = DRIVERS_DIR / backend_name / "expected.txt"  # a driver's, named after its folder
+    if driver.is_file():
+        return read_expected(driver), f"drivers/{backend_name}/expected.txt"
+    return [], None
 
 
 # Building the matrix.

@@ -20,7 +20,12 @@ from typing import Any
 from fdsend_conformance.plumbing.contract import load_contract
 from fdsend_conformance.plumbing.registry import Availability, available_backends
 from fdsend_conformance.tools.cli import add_backend_option
-from fdsend_upkeep.matrix.build import build_matrix, check_schema, ordered_backends
+from fdsend_upkeep.matrix.build import (
+    DRIVERS_DIR,
+    build_matrix,
+    check_schema,
+    ordered_backends,
+)
 from fdsend_upkeep.matrix.render import render_markdown
 from fdsend_upkeep.matrix.run import run_backend
 
@@ -63,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         help="keep each backend's report as DIR/<backend>.json (default: a temporary directory)",
     )
     parser.add_argument(
+        "--drivers",
+        action="store_true",
+        help="add a column for every driver of the checkout's conformance/drivers/ "
+        "(each built first, see docs/drivers.md)",
+    )
+    parser.add_argument(
         "--from-reports",
         action="store_true",
         help="do not run the suite: build the matrix from the reports already in --reports-dir",
@@ -95,8 +106,9 @@ def _run_reports(
     started = time.monotonic()
     for name in names:
         print(f"matrix: running the suite against {name} ...", file=sys.stderr, flush=True)
+        spec = known[name].origin if known[name].origin.startswith("driver:") else name
         try:
-            reports[name], note = run_backend(name, workdir, workers)
+            reports[name], note = run_backend(spec, workdir, workers, label=name)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             print(f"matrix: {name}: {exc}", file=sys.stderr)
             unavailable.append(
@@ -116,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     output_dir: Path = args.output_dir or _default_output_dir()
     registered = available_backends()
+    if args.drivers:  # a driver is known by its folder's name; it runs as driver:FOLDER
+        for folder in sorted(DRIVERS_DIR.iterdir()):
+            if (folder / "build.sh").is_file():
+                registered.append(Availability(folder.name, f"driver:{folder}", None, None))
     known = {a.name: a for a in registered}
     wanted = args.backend or [a.name for a in registered]
     unknown = [n for n in wanted if n not in known]

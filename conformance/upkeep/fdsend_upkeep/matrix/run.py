@@ -37,13 +37,16 @@ def pytest_command(backend: str, report: Path, workdir: Path, workers: str) -> l
     return suite_command(backend, extra, rootdir=workdir)
 
 
-def run_backend(backend: str, workdir: Path, workers: str = "auto") -> tuple[dict[str, Any], str]:
+def run_backend(
+    backend: str, workdir: Path, workers: str = "auto", label: str | None = None
+) -> tuple[dict[str, Any], str]:
     """Run the suite against ``backend``; return (its report, a note on the run).
 
+    The report is kept as ``<label>.json`` (default: the backend's name).
     The report is None-free: a run that wrote no report raises RuntimeError
     with the end of its output.
     """
-    report = workdir / f"{backend}.json"
+    report = workdir / f"{label or backend}.json"
     report.unlink(missing_ok=True)
     started = time.monotonic()
     done = subprocess.run(
