@@ -246,6 +246,6 @@ def test_a_backend_that_leaves_the_socket_non_blocking_fails_own_1(run):
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert statuses["OWN-1"] == "FAIL"
-    result.stdout.fnmatch_lines(
-        ["*CallerStateChanged: OWN-1: the call changed the socket (fd *): *O_NONBLOCK set*"]
-    )
+    said = " ".join(result.stdout.str().split())  # the report wraps its lines
+    assert "CallerStateChanged: OWN-1: the call changed the socket (fd " in said
+    assert "(O_NONBLOCK set)" in said
