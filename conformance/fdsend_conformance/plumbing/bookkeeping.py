@@ -33,6 +33,7 @@ from fdsend_conformance.plumbing.report import ClauseReport, TestResult
 from fdsend_conformance.plumbing.runners import event_loop_for
 
 __all__ = [
+    "CALLER_CHANGED",
     "CLAUSE_PROPERTY",
     "OUTCOME_PROPERTY",
     "REASON_PROPERTY",
@@ -54,6 +55,10 @@ CLAUSE_PROPERTY = "fdsend_clause"
 OUTCOME_PROPERTY = "fdsend_outcome"
 #: The reason for that outcome: a skip's message, an xfail's reason, a failure's assertion.
 REASON_PROPERTY = "fdsend_reason"
+
+#: A failure whose exception says this first broke OWN-1 (the caller's socket and fds
+#: changed), whatever clause its test proves: the caller checks every backend call.
+CALLER_CHANGED = "OWN-1"
 
 #: The longest reason kept for a failure (an assertion's diff can run on for pages).
 _REASON_CHARS = 1000
@@ -279,6 +284,18 @@ def failure_reason(longrepr: Any) -> str:
     return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
 
 
+def _add_clause(item: pytest.Item, report: pytest.TestReport, clause: str) -> tuple[str, ...]:
+    """File ``item`` under ``clause`` too, from this report on; its clauses now."""
+    ids = (*item.stash[_CLAUSES], clause)
+    item.stash[_CLAUSES] = ids
+    for properties in (item.user_properties, report.user_properties):
+        properties[:] = [
+            (CLAUSE_PROPERTY, ",".join(ids)) if name == CLAUSE_PROPERTY else (name, value)
+            for name, value in properties
+        ]
+    return ids
+
+
 def _skip_text(report: pytest.TestReport) -> str | None:
     """The message of a skip report made elsewhere: pytest keeps (path, line, message)."""
     if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
@@ -307,6 +324,9 @@ def phase_result(
     wasxfail: str | None = getattr(report, "wasxfail", None)
     if report.failed:
         item.stash[_CALL_FAILED] = True
+        raised = call.excinfo.value if call.excinfo is not None else None
+        if str(raised).startswith(f"{CALLER_CHANGED}:") and CALLER_CHANGED not in ids:
+            ids = _add_clause(item, report, CALLER_CHANGED)
         state = state_of(item.config)
         reason = failure_reason(report.longrepr)
         expected = state.own_1_expected

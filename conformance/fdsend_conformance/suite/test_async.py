@@ -17,7 +17,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from fdsend_conformance.backend import Caller
+from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import close_all, unsupported
 from fdsend_conformance.harness.fds import identities, identity
@@ -128,6 +128,33 @@ def test_send_cancelled_while_waiting_sends_nothing(calls, pair, closer):
     assert identities(fds) == files
 
 
+@pytest.mark.clause("ASYNC-4")
+def test_send_waits_for_room_then_sends_its_fds(calls, pair, closer):
+    a, b = pair
+    filler = fill_send_buffer(a)
+    sent = closer.distinct_fds(2)
+    finished: list[int] = []
+
+    async def main() -> Any:
+        async with anyio.create_task_group() as group:
+
+            async def send() -> None:  # a generator: the fds must survive the wait
+                fds = (fd for fd in sent)
+                finished.append(await calls.backend.asendfds(a, b"room", 0, fds))
+
+            group.start_soon(send)
+            await anyio.wait_all_tasks_blocked()  # the send waits: the buffer is full
+            assert finished == [], "the send completed on a full buffer"
+            recv_stream(b, filler)  # room: the waiting send goes on
+        return await calls.receive(b)
+
+    msg, fds = calls.run(main)
+    closer.fds(*fds)
+    assert finished == [4]
+    assert msg == b"room"
+    assert identities(fds) == identities(sent)
+
+
 @pytest.mark.clause("ASYNC-3")
 @pytest.mark.parametrize("steps", range(4))
 def test_receive_cancelled_at_any_step_keeps_the_message(calls, pair, closer, steps):
@@ -182,6 +209,31 @@ def test_loop_keeps_running_while_a_receive_waits(calls, pair, closer):
     assert order == ["loop ran", "received"]
     assert result[0] == b"meanwhile"
     assert identities(result[1]) == identities(sent)
+
+
+@pytest.mark.clause("ASYNC-4")
+@pytest.mark.requires(Feature.FLAGS)
+def test_a_receive_with_flags_other_than_dontwait_waits(calls, pair, closer):
+    a, b = pair
+    sent = closer.distinct_fds(1)
+    peek = socket.MSG_PEEK | socket.MSG_CMSG_CLOEXEC  # flags, but not MSG_DONTWAIT
+
+    async def main() -> Any:
+        async with anyio.create_task_group() as group:
+            peeked: list[Any] = []
+
+            async def receive() -> None:
+                peeked.append(await calls.backend.arecvfds(b, 16, peek, 4))
+
+            group.start_soon(receive)
+            await anyio.wait_all_tasks_blocked()  # the peek waits: nothing is queued
+            await calls.send(a, b"peeked", sent)
+        return peeked[0], await calls.receive(b)
+
+    peeked, received = calls.run(main)
+    closer.fds(*peeked[1], *received[1])
+    assert peeked[0] == received[0] == b"peeked"
+    assert identities(peeked[1]) == identities(received[1]) == identities(sent)
 
 
 @pytest.mark.clause("ASYNC-5")
@@ -249,6 +301,35 @@ def test_several_tasks_on_one_socket_get_whole_messages(calls, make_pair, closer
     calls.run(main)
     expected = [(b"%06d" % number, [identity(fd)]) for number, fd in enumerate(files)]
     assert sorted(got) == sorted(expected), "messages lost, duplicated or mixed with others' fds"
+
+
+@pytest.mark.clause("ASYNC-6")
+def test_a_receiver_that_lost_the_race_waits_on(calls, make_pair, closer):
+    a, b = make_pair(socket.SOCK_SEQPACKET)
+    sent = closer.distinct_fds(2)
+    got: list[tuple[bytes, list[tuple[int, int]]]] = []
+    first = anyio.Event()
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+
+            async def receiver() -> None:
+                msg, fds = await calls.receive(b, 16, 2)
+                got.append((msg, identities(fds)))
+                close_all(fds)
+                first.set()
+
+            group.start_soon(receiver)
+            group.start_soon(receiver)
+            await anyio.wait_all_tasks_blocked()
+            await calls.send(a, b"one", sent[:1])  # both may wake; one gets it
+            await first.wait()
+            await anyio.wait_all_tasks_blocked()  # the other, woken for nothing, waits again
+            assert len(got) == 1
+            await calls.send(a, b"two", sent[1:])
+
+    calls.run(main)
+    assert sorted(got) == [(b"one", identities(sent[:1])), (b"two", identities(sent[1:]))]
 
 
 @pytest.mark.clause("ASYNC-7")

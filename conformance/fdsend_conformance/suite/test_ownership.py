@@ -18,6 +18,7 @@ from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import SEVERAL_FDS, check_payload, per_call
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
 from fdsend_conformance.harness.fds import distinct_fds, identities, identity
+from fdsend_conformance.harness.receive_options import option, switch_on
 from fdsend_conformance.harness.sockets import pending
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT, SUBPROCESS_TIMEOUT
 
@@ -68,6 +69,30 @@ def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
     gc.collect()  # a temporary socket.socket(fileno=...) would close on collection
     assert [_state(fd) for fd in watched] == before
     assert (a.gettimeout(), b.gettimeout()) == timeouts
+
+
+@pytest.mark.clause("OWN-1")
+@pytest.mark.requires(Feature.BLOCKING_MODE)
+@pytest.mark.parametrize("blocking", [True, False], ids=["blocking", "non-blocking"])
+def test_a_default_timeout_changes_no_fd(backend, pair, closer, blocking):
+    a, b = pair
+    b.setblocking(blocking)
+    before = _state(b.fileno())
+    backend.sendfds(a, b"own", 0, closer.distinct_fds(1))
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(IO_TIMEOUT)  # socket.socket(fileno=...) would take it on
+    try:
+        _, fds = backend.recvfds(b.fileno(), 16, 0, 1)
+        closer.fds(*fds)
+        if not blocking:  # the fd's own mode still rules: no wait on an empty socket
+            with pytest.raises(BlockingIOError):
+                backend.recvfds(b.fileno(), 16, 0, 1)
+    except (TypeError, AttributeError):
+        pass  # a socket given as an int is COERCE-1's business; ownership still holds
+    finally:
+        socket.setdefaulttimeout(previous)
+    gc.collect()
+    assert _state(b.fileno()) == before
 
 
 @pytest.mark.clause("OWN-1")
@@ -127,6 +152,16 @@ def test_credentials_beside_fds_break_nothing(backend, pair, closer):
     closer.fds(*new)
     assert sorted(fds) == new, "fds installed that the backend did not return"
     check_payload(backend, msg, b"cred")
+
+
+@pytest.mark.clause("OWN-3")
+def test_a_foreign_control_message_is_not_taken_for_credentials(backend, make_pair, closer):
+    a, b = make_pair(socket.SOCK_DGRAM)
+    switch_on(b, option("SO_TIMESTAMP_OLD"))  # SCM_TIMESTAMP, 16 bytes; SO_PASSCRED off
+    backend.sendfds(a, b"when", 0, closer.distinct_fds(1))
+    result = backend.recvfds(b, 16, 0, 1)
+    closer.fds(*result[1])  # (msg, fds)
+    assert getattr(result, "credentials", None) is None, "credentials the socket did not ask for"
 
 
 @pytest.mark.clause("OWN-4")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import pickle
 import socket
 
 import pytest
@@ -47,11 +48,14 @@ def assert_refused(error: BaseException) -> None:
 
 @pytest.mark.clause("LOSS-2")
 @pytest.mark.requires(Feature.PAYLOAD)
-def test_empty_payload_with_fds_on_a_stream_is_refused(backend, pair, closer):
+@pytest.mark.parametrize("empty", ["bytes", "picklebuffer"])
+def test_empty_payload_with_fds_on_a_stream_is_refused(backend, pair, closer, empty):
     a, b = pair
     sent = closer.distinct_fds(1)
+    # A PickleBuffer is true even when empty: the check must be by length
+    payload = b"" if empty == "bytes" else pickle.PickleBuffer(b"")
     with pytest.raises((ValueError, OSError)) as raised:
-        backend.sendfds(a, b"", 0, sent)
+        backend.sendfds(a, payload, 0, sent)
     assert_refused(raised.value)
     assert not pending(b), "something reached the peer"
 

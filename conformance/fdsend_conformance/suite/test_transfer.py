@@ -31,6 +31,17 @@ def test_several_fds_arrive_in_order(backend, pair, closer, count):
     assert identities(fds) == identities(sent)
 
 
+@pytest.mark.clause("XFER-1")
+@SEVERAL_FDS
+def test_asking_for_more_than_scm_max_fd(backend, pair, closer):
+    sent = closer.distinct_fds(2)
+    a, b = pair
+    backend.sendfds(a, b"fds", 0, sent)
+    _, fds = backend.recvfds(b, 16, 0, SCM_MAX_FD + 1)  # more than the kernel ever sends
+    closer.fds(*fds)
+    assert identities(fds) == identities(sent)
+
+
 @pytest.mark.clause("XFER-2")
 @SEVERAL_FDS
 def test_every_kind_of_fd_in_one_call(backend, pair, closer):
@@ -117,8 +128,8 @@ def _receive_exactly(backend: Caller, sock: socket.socket, size: int, numfds: in
 @pytest.mark.requires(Feature.PAYLOAD)
 @pytest.mark.parametrize(
     "payload",
-    [b"\x00", b"a\x00b\x00\x00c", bytes(range(256)) * 4, os.urandom(65536)],
-    ids=["nul", "embedded-nuls", "all-bytes", "64KiB"],
+    [b"\x00", b"a\x00b\x00\x00c", bytes(range(256)) * 4, os.urandom(65536), bytearray(b"like")],
+    ids=["nul", "embedded-nuls", "all-bytes", "64KiB", "bytearray"],
 )
 @pytest.mark.parametrize("kind", list(UNIX_TYPES))
 def test_payload_arrives_intact(backend, make_pair, closer, payload, kind):

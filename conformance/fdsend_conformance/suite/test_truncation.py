@@ -109,3 +109,25 @@ def test_payload_truncation_is_reported(backend, make_pair, closer, kind):
     assert msg == b"0123"
     assert getattr(result, "msg_truncated", False), "payload cut from 10 to 4 bytes, not reported"
     assert identities(fds) == [identity(sent[0])]
+    backend.sendfds(a, b"0123", 0, sent)
+    whole = backend.recvfds(b, 4, 0, 4)
+    closer.fds(*whole[1])  # (msg, fds)
+    assert not getattr(whole, "msg_truncated", False), "a payload that fit reported as cut"
+
+
+@pytest.mark.clause("TRUNC-5")
+@pytest.mark.requires(Feature.PAYLOAD)
+def test_zero_length_receive_gets_the_fds(backend, make_pair, closer):
+    a, b = make_pair(socket.SOCK_SEQPACKET)
+    sent = closer.distinct_fds(1)
+    backend.sendfds(a, b"abc", 0, sent)
+    try:
+        result = backend.recvfds(b, 0, 0, 1)  # a valid length: only the fds are wanted
+    except backend.truncation_error:
+        if backend.truncation != "exception":
+            raise
+        return  # reported by raising, as declared
+    msg, fds = result
+    closer.fds(*fds)
+    assert msg == b""
+    assert identities(fds) == [identity(sent[0])]
