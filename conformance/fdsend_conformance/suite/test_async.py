@@ -134,13 +134,15 @@ def test_send_waits_for_room_then_sends_its_fds(calls, pair, closer):
     filler = fill_send_buffer(a)
     sent = closer.distinct_fds(2)
     finished: list[int] = []
+    # flags other than MSG_DONTWAIT do not stop a send from waiting
+    flags = socket.MSG_NOSIGNAL if calls.backend.supports(Feature.FLAGS) else 0
 
     async def main() -> Any:
         async with anyio.create_task_group() as group:
 
             async def send() -> None:  # a generator: the fds must survive the wait
                 fds = (fd for fd in sent)
-                finished.append(await calls.backend.asendfds(a, b"room", 0, fds))
+                finished.append(await calls.backend.asendfds(a, b"room", flags, fds))
 
             group.start_soon(send)
             await anyio.wait_all_tasks_blocked()  # the send waits: the buffer is full
