@@ -368,3 +368,72 @@ def test_the_html_report_is_one_page_that_chromium_renders_in_its_colours(
         colours = {colour for _, colour in image.convert("RGB").getcolors(1 << 20)}
     for label in ("FAIL", "NON-STRICT", "PASS"):
         assert _rgb(COLOURS[label]) in colours, label
+
+
+# 7. OWN-1 (checked around every call by the caller, whose failure says "OWN-1: ...")
+
+CHANGER = """
+import fdsend
+
+name = "changer"
+version = "0.1"
+recvfds = fdsend.recvfds
+
+
+def sendfds(sock, msg, flags=0, fds=None):
+    raise RuntimeError("OWN-1: the caller's socket was left non-blocking")
+"""
+
+
+def test_7_a_failure_that_names_own_1_counts_against_own_1(pytester: pytest.Pytester):
+    run = suite_runner(pytester, changer=CHANGER)
+    result, report = run("--backend=changer", "-k", "test_several_fds_arrive_in_order")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    statuses = {c["id"]: c["status"] for c in report["clauses"]}
+    assert (statuses["XFER-1"], statuses["OWN-1"]) == ("FAIL", "FAIL")
+    tests = [t for t in report["tests"] if "test_several_fds_arrive_in_order" in t["id"]]
+    assert {tuple(t["clauses"]) for t in tests} == {("XFER-1", "OWN-1")}
+    assert all(
+        t["reason"].endswith("OWN-1: the caller's socket was left non-blocking") for t in tests
+    )
+
+
+# 11. The README: why first, the library on its own, two processes, three steps.
+
+README_LINES = 250
+
+
+def _readme() -> str:
+    return (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_11_the_readme_is_short_and_starts_with_why():
+    text = _readme()
+    assert len(text.splitlines()) < README_LINES
+    opening = text.split("\n## ", 1)[0]
+    assert "SO_PASSCRED" in opening  # the stdlib's silent loss, before anything else
+    assert "close-on-exec" in opening or "inherited" in opening
+    assert "fdsend 0.3" in opening
+    assert "pip install fdsend\n" in text or "pip install fdsend " in text
+    assert "docs/report.png" in text
+    for page in re.findall(r"\]\((docs/[^)#]+)", text):
+        assert (REPO / page).is_file(), page
+
+
+def test_11_the_readmes_two_process_example_runs(tmp_path: Path):
+    blocks = re.findall(r"```python\n# (\w+\.py)\n(.*?)```", _readme(), re.S)
+    files = dict(blocks)
+    assert set(files) >= {"parent.py", "child.py"}
+    for name, code in files.items():
+        (tmp_path / name).write_text(code)
+    run = subprocess.run(
+        [sys.executable, "parent.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "b'done'"
+    assert (tmp_path / "log.txt").read_text() == "hello from the child\n"
