@@ -312,7 +312,16 @@ def test_a_driver_folder_is_built_once_and_cached(tmp_path: Path, monkeypatch):
     assert again.seconds == 0.0
     assert builds.read_text() == "built\n"  # the second found it built
     (folder / "build.sh").write_text((folder / "build.sh").read_text() + "\n# changed\n")
-    assert named.build(folder).executable != first.executable  # a change builds anew
+    changed = named.build(folder).executable
+    assert changed != first.executable  # a change builds anew
+    shared = tmp_path / "_protocol-toy"  # code build.sh would compile in from ..
+    shared.mkdir()
+    (shared / "protocol.c").write_text("int x;\n")
+    with_shared = named.build(folder).executable
+    assert with_shared != changed
+    (shared / "protocol.c").write_text("int y;\n")
+    assert named.build(folder).executable != with_shared  # so does a change there
+    assert builds.read_text() == "built\n" * 4
 
 
 def test_a_driver_folder_missing_a_tool_says_so(tmp_path: Path, monkeypatch, pytester):

@@ -5,10 +5,10 @@
 runs ``OUTDIR/driver``. The build is cached under
 :func:`cache_dir` (``$FDSEND_DRIVER_CACHE``, else
 ``$XDG_CACHE_HOME/fdsend-conformance/drivers``), keyed by the folder's name
-and a hash of its files, so every xdist worker and every later run finds it
-built; a lock makes concurrent loads build it once. The backend is named
-after the folder, and its expected-failure file is the folder's
-``expected.txt``.
+and a hash of its files and of the shared ``_*`` folders beside it, so every
+xdist worker and every later run finds it built; a lock makes concurrent
+loads build it once. The backend is named after the folder, and its
+expected-failure file is the folder's ``expected.txt``.
 
 As a command, it builds and says how long that took (what ci/drivers.sh
 times)::
@@ -71,11 +71,17 @@ def cache_dir() -> Path:
 
 
 def _digest(folder: Path) -> str:
-    """A hash of every file in ``folder`` (names and contents)."""
+    """A hash of every file (names and contents) in ``folder`` and its shared ``_*`` siblings.
+
+    A sibling folder whose name starts with ``_`` (``_protocol-c``, ``_protocol-go``) is
+    code that build.sh compiles in from ``..``: a change there builds the driver anew.
+    """
+    shared = sorted(p for p in folder.parent.glob("_*") if p.is_dir())
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+    for root in [folder, *shared]:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest.update(path.relative_to(folder.parent).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
