@@ -57,9 +57,9 @@ for path in sys.argv[1:]:
     print(f"{path}: {len(clauses)} clauses, {sum(len(c.subtests) for c in clauses)} tests")
 PY
 
-echo "== the optional backends (anyio on asyncio and on Trio, Twisted), with their expected files"
+echo "== the optional backends (anyio on asyncio and on Trio, Twisted, scgi), with their expected files"
 # Their hanging tests are expected failures: a shorter test timeout keeps this quick.
-for backend in anyio-asyncio anyio-trio twisted; do
+for backend in anyio-asyncio anyio-trio twisted scgi; do
     fdsend-conformance gate --backend "$backend" -n auto -q --test-timeout 5 \
         --conformance-report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
 done
