@@ -10,7 +10,7 @@ import pytest
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness.checks import per_call, unsupported
-from fdsend_conformance.harness.fds import identity
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.sockets import pending, set_io_timeout, tcp_pair
 
 
@@ -25,7 +25,7 @@ def test_fds_arrive_beside_credentials(backend, pair, closer, count):
     backend.sendfds(a, b"c", 0, sent)
     _, fds = backend.recvfds(b, 16, 0, count)
     closer.fds(*fds)
-    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent], (
+    assert identities(fds) == identities(sent), (
         "SCM_CREDENTIALS took the control buffer and the fds were dropped"
     )
 
