@@ -19,6 +19,17 @@ mypy
 mypy --allow-untyped-defs --allow-incomplete-defs reference/tests  # fixtures stay untyped
 mypy --allow-untyped-defs --allow-incomplete-defs conformance/tests
 
+echo "== Chromium, for the test that checks the HTML report in a browser (Debian's package)"
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        { apt-get update -q >/dev/null \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+            || echo "apt-get install chromium failed: the screenshot test is skipped"
+    else
+        echo "no chromium, and apt-get needs root here: the screenshot test is skipped"
+    fi
+fi
+
 echo "== all tests (the README's test command)"
 python -m pytest -n auto -p no:cacheprovider
 
@@ -31,7 +42,7 @@ twine check --strict "$venv/dist"/*
 echo "== the suite against the other built-in backends, with their expected files"
 for backend in stdlib multiprocessing; do
     fdsend-conformance gate --backend "$backend" -n auto -q \
-        --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml" \
+        --conformance-report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml" \
         --fdsend-ktap="$venv/conformance-$backend.ktap"
 done
 echo "== their KTAP output parses (the parser of conformance/tests/test_ktap.py)"
@@ -50,7 +61,7 @@ echo "== the optional backends (anyio on asyncio and on Trio, Twisted), with the
 # Their hanging tests are expected failures: a shorter test timeout keeps this quick.
 for backend in anyio-asyncio anyio-trio twisted; do
     fdsend-conformance gate --backend "$backend" -n auto -q --test-timeout 5 \
-        --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
+        --conformance-report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
 done
 
 echo "== the drivers (conformance/drivers/): built, each build timed, gated against their expected files"
@@ -59,12 +70,12 @@ bash ci/drivers.sh "$venv"
 echo "== the async reference (fdsend.aio) on asyncio and uvloop, and anyio natively"
 for loop in asyncio uvloop; do
     fdsend-conformance gate --backend reference-aio --event-loop "$loop" -n auto -q \
-        --report "$venv/conformance-reference-aio-$loop.json" \
+        --conformance-report "$venv/conformance-reference-aio-$loop.json" \
         --junit-xml "$venv/conformance-reference-aio-$loop.xml"
 done
 for backend in anyio-asyncio-native anyio-trio-native; do
     fdsend-conformance gate --backend "$backend" -n auto -q --test-timeout 5 \
-        --report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
+        --conformance-report "$venv/conformance-$backend.json" --junit-xml "$venv/conformance-$backend.xml"
 done
 
 echo "== the kernel checks on an older kernel (Debian's 6.1) in a VM (skipped only without QEMU's means)"

@@ -54,7 +54,7 @@ for folder in conformance/drivers/*/; do
         continue
     fi
     "$venv/bin/fdsend-conformance" gate --backend "driver:$folder" -n auto -q \
-        --report "$venv/conformance-driver-$name.json" \
+        --conformance-report "$venv/conformance-driver-$name.json" \
         --junit-xml "$venv/conformance-driver-$name.xml" \
         || { echo "FAILED $name: its outcomes differ from $folder/expected.txt"; status=1; }
 done

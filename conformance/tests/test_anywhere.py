@@ -55,7 +55,7 @@ def test_backend_in_an_empty_folder_runs_the_suite_and_reports(pytester: pytest.
     args = ("--backend=reference", f"--conformance-report={report}", *selection)
     result = run_here(pytester, *args, *MODES[mode])
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
-    result.stdout.fnmatch_lines(["*fdsend conformance report*", "XFER-1*PASS*MUST*"])
+    result.stdout.fnmatch_lines(["*fdsend conformance report*", "XFER *PASS*XFER-1..8*"])
     data = json.loads(report.read_text())
     assert data["backend"]["name"] == "reference"
     assert data["conforming"] is True
@@ -104,7 +104,12 @@ def test_top_level_module_is_a_backend(pytester: pytest.Pytester):
 def test_top_level_name_that_is_no_module_is_an_unknown_backend(pytester: pytest.Pytester):
     result = run_here(pytester, "--backend=no_such_module_here")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown backend 'no_such_module_here'; available:*reference*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*unknown backend 'no_such_module_here'*No module named 'no_such_module_here'*"
+            "PYTHONPATH*available:*reference*"
+        ]
+    )
 
 
 def test_module_whose_own_import_fails_says_why(pytester: pytest.Pytester):

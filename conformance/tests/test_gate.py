@@ -184,7 +184,7 @@ def test_gate_strict_fails_on_a_should_clause(example_site, tmp_path):
     )
     assert strict.returncode == 1, strict.stdout + strict.stderr
     report = json.loads((tmp_path / "fdsend-conformance.json").read_text())
-    assert _status(report, "OWN-2") == "NON-STRICT"
+    assert _status(report, "OWN-2") == "FAIL"  # a SHOULD clause failing a strict run
     assert report["conforming"] is False
 
 
@@ -252,7 +252,13 @@ def test_github_workflow_is_reusable_and_calls_the_gate():
     assert {"backend", "install", "python-version", "strict", "expected"} <= set(inputs)
     steps = workflow["jobs"]["conformance"]["steps"]
     [gate] = [step["run"] for step in steps if "fdsend-conformance gate" in step.get("run", "")]
-    for option in ("--backend", "--strict", "--expected", "--junit-xml", "--report"):
+    for option in (
+        "--backend",
+        "--level strict",
+        "--expected",
+        "--junit-xml",
+        "--conformance-report",
+    ):
         assert option in gate
     help_text = subprocess.run(
         [sys.executable, "-m", "fdsend_conformance", "gate", "--help"],
@@ -261,5 +267,5 @@ def test_github_workflow_is_reusable_and_calls_the_gate():
         check=True,
         timeout=60,
     ).stdout
-    for option in ("--backend", "--strict", "--expected", "--junit-xml", "--report"):
+    for option in ("--backend", "--level", "--expected", "--junit-xml", "--conformance-report"):
         assert option in help_text

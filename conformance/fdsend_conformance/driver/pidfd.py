@@ -13,8 +13,9 @@ import os
 
 __all__ = ["allow_ptracer", "pidfd_getfd", "pidfd_open"]
 
-# The same numbers on every architecture Linux gave new system calls since
-# 5.1 (the unified table): pidfd_open is 434, pidfd_getfd 438.
+# pidfd_getfd is 438 on every architecture that numbers new system calls
+# from the table unified in Linux 5.1 (x86_64, arm64, riscv64, ...; alpha and
+# ia64 add offsets of their own). pidfd_open comes from os.pidfd_open.
 _PIDFD_GETFD = 438
 _PR_SET_PTRACER = 0x59616D61  # "Yama"
 _PR_SET_PTRACER_ANY = -1 & 0xFFFFFFFFFFFFFFFF

@@ -1,4 +1,4 @@
-"""Assertions the suite's tests share: same file, truncation, no traffic."""
+"""Assertions the suite's tests share: same file, payload, truncation, no traffic."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import pytest
-from _pytest.outcomes import Skipped
 
 from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.outcome import Outcome
@@ -19,6 +18,7 @@ __all__ = [
     "Truncated",
     "Unsupported",
     "assert_same_file",
+    "check_payload",
     "close_all",
     "per_call",
     "receive_truncated",
@@ -26,24 +26,25 @@ __all__ = [
 ]
 
 
-class Unsupported(Skipped):
-    """The skip of a test the backend cannot take: its outcome is UNSUPPORTED, not a failure.
+def check_payload(backend: Caller, received: Any, sent: Any, why: str = "") -> None:
+    """``received == sent``, for a backend that carries payloads (else nothing to compare)."""
+    if backend.supports(Feature.PAYLOAD):
+        assert received == sent, why or "the payload changed on the way"
 
-    The plugin tells it from any other skip by its type. pytest shows it as
-    it shows every skip (``Skipped: UNSUPPORTED: <reason>``), so terminal,
-    JUnit and report texts read as for :func:`pytest.skip`.
+
+class Unsupported(Exception):
+    """What the backend lacks, as the cause of a test's skip: the mark of an UNSUPPORTED test.
+
+    :func:`unsupported` raises pytest's own skip with this as its cause
+    (``raise ... from``); the plugin tells an UNSUPPORTED skip from any other
+    by that cause. pytest shows the skip as it shows every skip
+    (``UNSUPPORTED: <reason>``).
     """
-
-    __module__ = "builtins"  # as pytest's own Skipped: "Skipped: ...", not a module path
-    __qualname__ = "Skipped"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(Outcome.UNSUPPORTED.labelled(reason))
 
 
 def unsupported(reason: str) -> NoReturn:
     """Skip the test as UNSUPPORTED by the backend (not a failure)."""
-    raise Unsupported(reason)
+    raise pytest.skip.Exception(Outcome.UNSUPPORTED.labelled(reason)) from Unsupported(reason)
 
 
 #: The mark of a test whose point is several fds in one call (or none): it is

@@ -1,12 +1,15 @@
 """The numbered clauses of ``CONTRACT.md``, parsed into data.
 
 A clause is a heading ``### ID: title`` followed by a ``- **MUST**`` or
-``- **SHOULD**`` line. MUST clauses are level ``core``; SHOULD clauses are
+``- **SHOULD**`` line, then ``- Why: ...`` (what the clause protects, the text
+a failing clause is reported with) and ``- Source: ...``, each item running
+on over indented lines. MUST clauses are level ``core``; SHOULD clauses are
 level ``strict``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterable
@@ -31,6 +34,7 @@ LEVELS = ("core", "strict")
 _HEADING = re.compile(r"^### (?P<id>[A-Z]+-\d+): (?P<title>.+?)\s*$")
 _LEVEL = re.compile(r"^- \*\*(?P<keyword>MUST|SHOULD)\*\*")
 _SECTION = re.compile(r"^## (?P<section>[A-Z]+)\b")
+_ITEM = re.compile(r"^- (?P<name>Why|Source): (?P<text>.*)$")
 
 
 class ContractError(ValueError):
@@ -45,6 +49,10 @@ class Clause:
     title: str
     keyword: str  # "MUST" or "SHOULD"
     section: str
+    #: Why the clause matters, on one line (its "Why:" item).
+    why: str = ""
+    #: Where the behaviour is specified (its "Source:" item).
+    source: str = ""
 
     @property
     def level(self) -> str:
@@ -57,22 +65,42 @@ def parse_contract(text: str) -> dict[str, Clause]:
     clauses: dict[str, Clause] = {}
     section = ""
     pending: tuple[str, str] | None = None
+    last: str | None = None  # the clause whose items are being read
+    items: dict[str, list[str]] = {}
+    item: list[str] | None = None  # the item being continued
     for number, line in enumerate(text.splitlines(), start=1):
         if match := _SECTION.match(line):
-            section = match["section"]
+            section, last, item = match["section"], None, None
         elif match := _HEADING.match(line):
             if pending is not None:
                 raise ContractError(f"clause {pending[0]} has no MUST/SHOULD line")
-            pending = (match["id"], match["title"])
+            pending, last, item = (match["id"], match["title"]), None, None
             if pending[0] in clauses:
                 raise ContractError(f"line {number}: clause {pending[0]} defined twice")
         elif pending is not None and (match := _LEVEL.match(line)):
             clause_id, title = pending
             clauses[clause_id] = Clause(clause_id, title, match["keyword"], section)
-            pending = None
+            pending, last, items = None, clause_id, {}
+        elif last is not None and (match := _ITEM.match(line)):
+            item = items.setdefault(match["name"], [match["text"]])
+            clauses[last] = _with_items(clauses[last], items)
+        elif last is not None and item is not None and line.startswith("  "):
+            item.append(line.strip())
+            clauses[last] = _with_items(clauses[last], items)
+        else:
+            item = None
     if pending is not None:
         raise ContractError(f"clause {pending[0]} has no MUST/SHOULD line")
     return clauses
+
+
+def _with_items(clause: Clause, items: dict[str, list[str]]) -> Clause:
+    """``clause`` with its Why and Source items, each joined into one line."""
+    return dataclasses.replace(
+        clause,
+        why=" ".join(items.get("Why", [])),
+        source=" ".join(items.get("Source", [])),
+    )
 
 
 @functools.cache

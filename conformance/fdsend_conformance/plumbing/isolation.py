@@ -14,15 +14,44 @@ from __future__ import annotations
 
 import importlib
 import marshal
+import os
 import signal
 from typing import Any
 
 import pytest
 from _pytest.runner import runtestprotocol
 
+from fdsend_conformance.backend import Kind
 from fdsend_conformance.harness.processes import answer_from_child, write_all
+from fdsend_conformance.harness.timeouts import ISOLATION_GRACE
+from fdsend_conformance.plumbing.bookkeeping import backend_of
 
-__all__ = ["run_isolated"]
+__all__ = ["isolated", "run_isolated"]
+
+
+def isolated(config: pytest.Config) -> bool:
+    """Whether conformance tests run in forked children (``--isolate``).
+
+    Under xdist too: a replaced worker survives a crash, but not a backend
+    that leaves the interpreter in a broken state (measured: Trio's run,
+    interrupted by the test timeout, broke the worker with an INTERNALERROR).
+    Not for a driver by default: it runs in a process of its own, and
+    :mod:`~fdsend_conformance.driver.client` bounds every wait for it.
+    """
+    choice = config.getoption("fdsend_isolate")
+    if choice != "auto":
+        return bool(choice == "yes")
+    if backend_of(config).kind == Kind.DRIVER:
+        return False  # a driver crashes in its own process; its waits are bounded
+    return hasattr(os, "fork") and not config.getoption("usepdb", False)
+
+
+def _deadline(item: pytest.Item) -> float:
+    """Seconds the child of ``item`` may take: its test timeout and a grace."""
+    marker = item.get_closest_marker("timeout")
+    if marker and marker.args:
+        return float(marker.args[0]) + ISOLATION_GRACE
+    return float(item.config.getoption("fdsend_test_timeout")) + ISOLATION_GRACE
 
 
 def _run_and_report(item: pytest.Item, alarm: float, write_end: int) -> None:
@@ -53,13 +82,14 @@ def _describe(exit_code: int) -> str:
     return f"exit status {exit_code}"
 
 
-def run_isolated(item: pytest.Item, seconds: float) -> list[Any]:
-    """Run ``item`` in a forked child; kill it after ``seconds``.
+def run_isolated(item: pytest.Item) -> list[Any]:
+    """Run ``item`` in a forked child; kill it when its test timeout is long past.
 
     Returns the child's reports, or one failing report saying how it died.
     The modules the test's module names in ``IMPORT_BEFORE_FORK`` are
     imported here first, so that the children inherit them.
     """
+    seconds = _deadline(item)
     for name in getattr(getattr(item, "module", None), "IMPORT_BEFORE_FORK", ()):
         importlib.import_module(name)
     # pytest-timeout (signal method) armed an alarm around this test: move it

@@ -17,12 +17,12 @@ from fdsend_conformance.backend import EVENT_LOOPS
 from fdsend_conformance.harness.timeouts import TEST_TIMEOUT
 from fdsend_conformance.plumbing.contract import LEVELS
 
-__all__ = ["DEFAULT_BACKEND", "add_options"]
+__all__ = ["DEFAULT_BACKEND", "OPTIONS", "add_options"]
 
 DEFAULT_BACKEND = "reference"
 
-# Options as (name, help, extra keyword arguments); the dest is fdsend_NAME.
-_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
+#: Options as (name, help, extra keyword arguments); the dest is fdsend_NAME.
+OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "backend",
         "fd-passing implementation to test: a registered name (see --list-backends) "
@@ -59,6 +59,12 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
         {"metavar": "PATH", "default": None},
     ),
     (
+        "html",
+        "write the report as one self-contained HTML page to PATH: the clause table, "
+        "each failing clause with its why and first failure, backend and kernel",
+        {"metavar": "PATH", "default": None},
+    ),
+    (
         "expected",
         "expected-failure file (default: the built-in file of the backend, if any); "
         "'none' to use none",
@@ -80,19 +86,19 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def _option_names(parser: pytest.Parser) -> set[str]:
-    """Option strings other plugins registered so far.
+def _taken(parser: pytest.Parser, option: str) -> bool:
+    """Whether another plugin or a conftest has registered ``option`` so far.
 
-    pytest has no public way to ask; read its option groups where they are
-    and assume every name is free where they are not.
+    Asked through the parser's public ``parse_known_and_unknown_args``: an
+    option nobody registered comes back unknown; one somebody did is taken
+    (parsed, or refused for its value: a flag given a value, a value not
+    among its choices).
     """
-    groups = [getattr(parser, "_anonymous", None), *getattr(parser, "_groups", [])]
-    return {
-        name
-        for group in groups
-        for option in getattr(group, "options", [])
-        for name in option.names()
-    }
+    try:
+        _, unknown = parser.parse_known_and_unknown_args([f"{option}=0"])
+    except pytest.UsageError:
+        return True
+    return f"{option}=0" not in unknown
 
 
 def add_options(parser: pytest.Parser) -> frozenset[str]:
@@ -101,12 +107,12 @@ def add_options(parser: pytest.Parser) -> frozenset[str]:
     Returns the short names (``backend``, ...) that belong to another plugin
     or a conftest in this run, so that only ``--fdsend-NAME`` was added.
     """
-    group = parser.getgroup("fdsend", "fdsend conformance suite")
     shadowed: set[str] = set()
-    taken = _option_names(parser)
-    for name, help_text, kwargs in _OPTIONS:
+    taken = {name for name, _, _ in OPTIONS if _taken(parser, f"--{name}")}
+    group = parser.getgroup("fdsend", "fdsend conformance suite")
+    for name, help_text, kwargs in OPTIONS:
         dest = "fdsend_" + name.replace("-", "_")
-        if f"--{name}" not in taken:
+        if name not in taken:
             group.addoption(f"--{name}", f"--fdsend-{name}", dest=dest, help=help_text, **kwargs)
         else:  # another plugin or a conftest owns --NAME
             shadowed.add(name)

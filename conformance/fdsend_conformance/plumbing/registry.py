@@ -89,7 +89,11 @@ def load_backend(name: str) -> Backend:
         obj = _load_path(name)
     except ModuleNotFoundError as exc:
         if exc.name == name:  # a plain name that is no module either
-            raise UnknownBackendError(f"unknown backend {name!r}; {_choices()}") from exc
+            raise UnknownBackendError(
+                f"unknown backend {name!r}: no registered backend has that name, and "
+                f"importing it as a module failed ({_reason(exc)}); a module must be "
+                f"importable: set PYTHONPATH to its folder or pip install it; {_choices()}"
+            ) from exc
         raise UnknownBackendError(
             f"cannot load backend {name!r} ({_reason(exc)}); {_choices()}"
         ) from exc

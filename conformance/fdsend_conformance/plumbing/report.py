@@ -3,16 +3,19 @@
 Each test outcome is filed under every clause the test names. A clause is
 
 - ``PASS``: at least one of its tests passed and none failed;
-- ``FAIL``: a test of a MUST clause failed;
-- ``NON-STRICT``: a test of a SHOULD clause failed (only SHOULDs fail);
+- ``FAIL``: a test of a MUST clause failed, or of a SHOULD clause in a
+  ``--level strict`` run;
+- ``NON-STRICT``: a test of a SHOULD clause failed in a ``core`` run;
 - ``UNSUPPORTED``: every test was skipped because the backend declares it
   lacks a feature the clause needs;
 - ``SKIPPED``: every test was skipped for another reason (e.g. the kernel
   lacks memfd);
 - ``NOT-RUN``: no test of the clause ran (deselected).
 
-A failure listed in the backend's expected-failure file still makes its
-clause FAIL or NON-STRICT, marked *expected*, and does not fail the run.
+A failure listed in the backend's expected-failure file (or a known bug
+the test names itself) still makes its clause FAIL or NON-STRICT, marked
+*expected*, and does not fail the run. The terminal's rendering is in
+:mod:`~fdsend_conformance.plumbing.terminal`.
 
 The JSON report (``--conformance-report``) has the shape of
 ``report.schema.json`` (its version is :data:`SCHEMA_VERSION`, in the
@@ -101,7 +104,10 @@ def _status(clause: Clause, outcomes: list[Outcome]) -> Status:
     if not outcomes:
         return Status.NOT_RUN
     if any(o.is_failure for o in outcomes):
-        return Status.FAIL if clause.level == "core" else Status.NON_STRICT
+        # A SHOULD clause's failures are NON_STRICT outcomes at level core,
+        # FAILED ones at level strict, where they fail the run.
+        failed = clause.level == "core" or Outcome.FAILED in outcomes
+        return Status.FAIL if failed else Status.NON_STRICT
     if any(o.is_pass for o in outcomes):
         return Status.PASS
     if all(o == Outcome.UNSUPPORTED for o in outcomes):
@@ -142,7 +148,7 @@ class ClauseReport:
                     clause=clause,
                     status=_status(clause, outcomes),
                     expected=bool(failures)
-                    and all(o != Outcome.FAILED for o in outcomes if o.is_failure),
+                    and all(o == Outcome.EXPECTED for o in outcomes if o.is_failure),
                     counts=dict(Counter(outcomes)),
                     failures=failures,
                     unexpected_passes=sorted(
@@ -180,42 +186,6 @@ class ClauseReport:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.as_json(backend, level)
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-    def lines(self, backend: Backend, level: str) -> list[str]:
-        """The terminal summary: one line per clause that ran, then totals.
-
-        A clause none of whose tests ran (NOT-RUN: deselected, as the
-        kernel checks deselect the rest) counts in the totals only.
-        """
-        verdicts = self.verdicts()
-        width = max((len(cid) for cid in self.clauses), default=8)
-        out = []
-        for v in verdicts:
-            if v.status == Status.NOT_RUN:
-                continue
-            note = " (expected)" if v.expected else ""
-            counts = ", ".join(f"{n} {k}" for k, n in sorted(v.counts.items()))
-            out.append(
-                f"{v.clause.id:<{width}}  {v.status + note:<22} "
-                f"{v.clause.keyword:<6} {v.clause.title}  [{counts or 'no tests'}]"
-            )
-            out.extend(f"{'':<{width}}  unexpectedly passing: {t}" for t in v.unexpected_passes)
-            if v.status in (Status.SKIPPED, Status.UNSUPPORTED):  # say why, once per reason
-                reasons = dict.fromkeys(v.skips.values())
-                out.extend(f"{'':<{width}}  skipped: {reason}" for reason in reasons)
-        totals = Counter(v.status for v in verdicts)
-        env = environment()
-        out.append("totals: " + ", ".join(f"{n} {status}" for status, n in sorted(totals.items())))
-        out.append(
-            f"backend: {backend.name} {backend.version} ({backend.origin}); "
-            f"truncation: {backend.truncation}; "
-            f"unsupported: {', '.join(sorted(backend.unsupported)) or 'none'}"
-        )
-        out.append(
-            f"python: {env['python']}; kernel: {env['kernel']}; level: {level}; "
-            f"conforming: {'yes' if conforming(verdicts, level) else 'no'}"
-        )
-        return out
 
 
 def conforming(verdicts: Iterable[Verdict], level: str) -> bool:

@@ -12,23 +12,27 @@ import importlib
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from fdsend_conformance.plumbing.options import DEFAULT_BACKEND, OPTIONS
+
 __all__ = ["HELP", "SUITE_INI", "add_backend_option", "main", "suite_command"]
 
 HELP = """\
-usage: fdsend-conformance [COMMAND] [options]
+usage: fdsend-conformance COMMAND [options]
 
 Run the fdsend conformance suite against an fd-passing implementation.
 
 commands:
-  run --backend NAME [pytest options]   run the suite and print the per-clause
-                                        report (the default command)
-  gate --backend NAME [--strict] [--junit-xml PATH] [--report PATH]
-                                        CI gate: exit 1 when a MUST clause fails
+  run --backend NAME [options]          run the suite and print the per-clause
+                                        report
+  gate --backend NAME [options]         CI gate: run, write JUnit XML and the
+                                        JSON report, exit 1 when a MUST clause
+                                        fails (--level strict: any clause)
   list                                  list the registered backends
   bench [options]                       benchmark backends against raw floors
   compare OLD.json NEW.json             clauses that changed between two reports
@@ -42,10 +46,12 @@ commands:
 
 NAME is a registered backend (see list), a module (mymodule, package.module)
 or module:attr, or driver:COMMAND (a driver, docs/drivers.md; COMMAND may be
-a driver's folder, built first). "fdsend-conformance COMMAND --help" tells more about one
-command. Options that run and gate do not know go to pytest unchanged
-(-k EXPR, -n auto, --level strict, ...). The suite runs with its own empty
-pytest configuration, so the calling project's settings do not change its
+a driver's folder, built first); a module must be importable (PYTHONPATH, or
+pip install it). "fdsend-conformance run --help" lists the suite's options
+(--level, --expected, --conformance-report, --html, ...): the same names as
+in plain pytest. Other options go to pytest unchanged (-k EXPR, -n auto, -x,
+...). The suite runs with its own empty pytest configuration and leaves
+nothing in the current folder, so the calling project's settings do not change its
 result.
 """
 
@@ -97,54 +103,92 @@ def add_backend_option(parser: argparse.ArgumentParser, what: str, default: str)
     )
 
 
-def _run(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fdsend-conformance run",
-        description="Run the conformance suite against a backend and print the per-clause "
-        "report. Options not listed here go to pytest (-k EXPR, -n auto, --level strict, ...).",
+#: What run and gate say about the options they do not list.
+_PYTEST_NOTE = (
+    "Every other option is pytest's and goes to it unchanged: -k EXPR, -m EXPR, "
+    "-n NUM (pytest-xdist), -x, -v, --tb STYLE, ... (python -m pytest --help lists them)."
+)
+
+
+def _suite_parser(prog: str, description: str, backend_help: str) -> argparse.ArgumentParser:
+    """A parser of the suite's own options, spelled as in plain pytest (``--level`` ...)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=_PYTEST_NOTE)
+    group = parser.add_argument_group(
+        "the suite's options (the same in plain pytest, where each is also --fdsend-NAME)"
     )
-    parser.add_argument(
-        "--backend", metavar="NAME", help="backend name, module or module:attr; default reference"
+    for name, help_text, kwargs in OPTIONS:
+        text = backend_help if name == "backend" else help_text
+        group.add_argument(f"--{name}", help=text.replace("%", "%%"), **kwargs)
+    return parser
+
+
+def _suite_args(parser: argparse.ArgumentParser, known: argparse.Namespace) -> list[str]:
+    """The suite's options given, for pytest: ``--fdsend-NAME=VALUE`` (no plugin owns those)."""
+    args = []
+    for name, _, kwargs in OPTIONS:
+        value = getattr(known, name.replace("-", "_"))
+        if value == parser.get_default(name.replace("-", "_")):
+            continue
+        if kwargs.get("action") == "store_true":
+            args.append(f"--fdsend-{name}")
+        else:
+            args.append(
+                f"--fdsend-{name}={value:g}"
+                if isinstance(value, float)
+                else f"--fdsend-{name}={value}"
+            )
+    return args
+
+
+def _call_suite(args: Sequence[str]) -> int:
+    """Run the suite (:func:`suite_command`); Hypothesis's files go to a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="fdsend-hypothesis-") as storage:
+        env = {**os.environ, "HYPOTHESIS_STORAGE_DIRECTORY": storage}
+        return subprocess.call(suite_command(None, args), env=env)
+
+
+def _run(argv: Sequence[str]) -> int:
+    parser = _suite_parser(
+        "fdsend-conformance run",
+        "Run the conformance suite against a backend and print the per-clause report.",
+        f"backend name, module or module:attr; default {DEFAULT_BACKEND}",
     )
     known, extra = parser.parse_known_args(argv)
-    return subprocess.call(suite_command(known.backend, extra))
+    return _call_suite([*_suite_args(parser, known), *extra])
 
 
 def _gate(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fdsend-conformance gate",
-        description=(
-            "CI gate: run the suite, write JUnit XML and the JSON conformance report, "
-            "exit non-zero when a MUST clause fails (with --strict: any clause)."
-        ),
+    parser = _suite_parser(
+        "fdsend-conformance gate",
+        "CI gate: run the suite, write JUnit XML (fdsend-conformance.xml) and the JSON "
+        "conformance report (fdsend-conformance.json) unless told other paths, and exit "
+        "non-zero when a MUST clause fails (with --level strict: any clause).",
+        "backend name, module or module:attr (required)",
     )
-    parser.add_argument(
-        "--backend", required=True, metavar="NAME", help="backend name, module or module:attr"
-    )
-    parser.add_argument("--strict", action="store_true", help="SHOULD clauses gate too")
-    parser.add_argument(
+    parser.set_defaults(conformance_report="fdsend-conformance.json")
+    gate = parser.add_argument_group("pytest's options the gate sets")
+    gate.add_argument(
         "--junit-xml",
+        "--junitxml",
         default="fdsend-conformance.xml",
         metavar="PATH",
         help="JUnit XML of every test (default %(default)s)",
     )
-    parser.add_argument(
-        "--report",
-        default="fdsend-conformance.json",
-        metavar="PATH",
-        help="the JSON conformance report (default %(default)s)",
-    )
-    parser.add_argument("--expected", metavar="PATH", help="expected-failure file of the backend")
+    for old, new in (("--strict", "--level strict"), ("--report", "--conformance-report PATH")):
+        # pytest would take --strict as its own (--strict-markers): refuse the old names
+        parser.add_argument(
+            old, nargs="?", const=new, help=argparse.SUPPRESS, dest=f"old_{old[2:]}"
+        )
     known, extra = parser.parse_known_args(argv)
-    args = [
-        f"--junitxml={known.junit_xml}",
-        f"--fdsend-conformance-report={known.report}",
-        f"--fdsend-level={'strict' if known.strict else 'core'}",
-        "-rfE",
-    ]
-    if known.expected:
-        args.append(f"--fdsend-expected={known.expected}")
-    status = subprocess.call(suite_command(known.backend, [*args, *extra]))
+    for old, new in (("--strict", "--level strict"), ("--report", "--conformance-report PATH")):
+        if getattr(known, f"old_{old[2:]}") is not None:
+            parser.error(f"{old} is now {new}, the name plain pytest takes too")
+    if not known.backend:
+        parser.error("the following arguments are required: --backend")
+    args = [*_suite_args(parser, known), f"--junitxml={known.junit_xml}", "-rfE", *extra]
+    if known.conformance_report == "fdsend-conformance.json":
+        args.append(f"--fdsend-conformance-report={known.conformance_report}")
+    status = _call_suite(args)
     if status == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("fdsend-conformance gate: no test ran", file=sys.stderr)
         return 1
@@ -169,11 +213,11 @@ def _delegate(name: str, argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fdsend-conformance`` and ``python -m fdsend_conformance``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] in (["-h"], ["--help"], ["help"]):
+    if not args or args[:1] in (["-h"], ["--help"], ["help"]):
         print(HELP, end="")
         return 0
-    command = args[0] if args and not args[0].startswith("-") else "run"
-    rest = args[1:] if args and args[0] == command else args
+    command = args[0] if not args[0].startswith("-") else "run"
+    rest = args[1:] if args[0] == command else args
     if command == "run":
         return _run(rest)
     if command == "gate":

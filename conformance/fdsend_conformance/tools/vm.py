@@ -5,6 +5,8 @@
     fdsend-conformance vm debian:6.1                   # fetch Debian's 6.1, run -m kernel
     fdsend-conformance vm /boot/vmlinuz-6.12.0 -k pidfd --out vm-6.12
     fdsend-conformance vm --fetch debian:6.12          # only download and unpack it
+    fdsend-conformance vm debian:trixie-backports/7.2.6 --clauses KERNEL-23 --runs 3
+                                                       # its test modules, 3 runs, 1 boot
 
 KERNEL is a kernel image (a ``vmlinuz``, with its modules in
 ``../lib/modules/RELEASE`` as ``dpkg -x`` lays them out) or one of Debian's
@@ -381,7 +383,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpus", type=int, help="guest CPUs (default: the host's count)")
     parser.add_argument("--memory", default="1G", help="guest memory (default: 1G)")
     parser.add_argument(
-        "--timeout", type=float, default=900.0, help="seconds before the guest is killed"
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="seconds per run before the guest is killed (default 900)",
     )
     parser.add_argument("--compare", type=Path, metavar="REPORT", help="a host report to compare")
     parser.add_argument(
@@ -442,7 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fdsend-conformance vm: no kernel test checks {known.clauses}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    results = boot_runs(vng, setup, pytest_args, known.timeout, known.python, packages, known.runs)
+    timeout = known.timeout * known.runs
+    results = boot_runs(vng, setup, pytest_args, timeout, known.python, packages, known.runs)
     elapsed = time.monotonic() - started
     statuses = []
     for result in results:

@@ -48,10 +48,20 @@ class Target:
         """Whether the limit lies inside the interquartile range of the ratios."""
         return self.spread is not None and self.spread[0] <= self.limit <= self.spread[1]
 
-    def line(self) -> str:
-        verdict = {True: "met", False: "MISSED", None: "not measured"}[self.met]
-        if self.within_noise:
-            verdict += " (within noise)"
+    def line(self, decide: bool = True) -> str:
+        """The target's figures, and its verdict where one run can give one.
+
+        None when ``decide`` is false (a ``--quick`` run) or the quartiles
+        straddle the limit: a verdict there flips from run to run.
+        """
+        if self.met is None:
+            verdict = "not measured"
+        elif not decide:
+            verdict = "figures only (a quick run)"
+        elif self.within_noise:
+            verdict = "within noise: no verdict"
+        else:
+            verdict = "met" if self.met else "MISSED"
         value = "-" if self.measured is None else f"{self.measured:.3f}"
         spread = "" if self.spread is None else f"[{self.spread[0]:.3f}-{self.spread[1]:.3f}]"
         return f"  {self.what:<48}{value:>7} {spread:<15} <= {self.limit:<6}{verdict}"
@@ -114,8 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(argv)
     data = json.loads(options.json.read_text(encoding="utf-8"))
     print("targets (reference; 16 B, in-process; one run, informational):")
+    decide = not data.get("config", {}).get("quick", False)
     for target in targets(results_of(data)):
-        print(target.line())
+        print(target.line(decide))
     return 0
 
 

@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from fdsend_conformance.backend import Kind
+from fdsend_conformance.driver.client import DriverFailure
 from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.plumbing.registry import available_backends, load_backend
 from fdsend_conformance.tools.bench.floor_c import CFloor, compile_floor
 from fdsend_conformance.tools.bench.report import (
     Result,
+    far_from_floor,
     machine,
     plot,
     plot_available,
@@ -126,7 +128,7 @@ def _calibrated(
     for name, measure in list(measures.items()):
         try:
             rounds = _calibrate(measure, batch_ms * 1e6)
-        except Exception as exc:
+        except (Exception, DriverFailure) as exc:  # a driver that hung or crashed, too
             notes.append(f"{name} failed in {case.label}: {type(exc).__name__}: {exc}")
             del measures[name]
         else:
@@ -168,7 +170,7 @@ def run(
                     # The C floor warms up in each run of its program; Python stays warm.
                     warmup = max(20, result.rounds_per_batch // 10) if name == "c-floor" else 0
                     result.samples_ns.append(measure(result.rounds_per_batch, warmup))
-                except Exception as exc:
+                except (Exception, DriverFailure) as exc:
                     notes.append(f"{name} failed in {case.label}: {type(exc).__name__}: {exc}")
                     del measures[name], by_name[name]
         results.extend(by_name.values())
@@ -261,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             floor, floor_note = compile_floor(Path(workdir))
             notes.append(floor_note)
         results = run(cases, contestants, floor, reps, batch_ms, notes)
+    notes += far_from_floor(results)
     wall = time.monotonic() - started
     unique_notes = list(dict.fromkeys(notes))
     _print(results, backends, reps, batch_ms, unique_notes, wall)

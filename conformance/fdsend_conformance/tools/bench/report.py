@@ -19,8 +19,11 @@ from typing import Any
 from fdsend_conformance.tools.bench.rounds import Case
 
 __all__ = [
+    "FAR_FROM_FLOOR",
     "FLOORS",
+    "WHY_FAR",
     "Result",
+    "far_from_floor",
     "find_result",
     "machine",
     "plot",
@@ -33,6 +36,16 @@ __all__ = [
 #: The baselines every contestant is compared with, in table order.
 FLOORS = ("inline", "call-floor", "c-floor")
 _FLOOR_HEADINGS = {"inline": "x inline", "call-floor": "x call", "c-floor": "x C"}
+
+#: A contestant costing more than this many times the call floor gets a note saying why.
+FAR_FROM_FLOOR = 2.0
+#: Why a built-in backend costs far more than the floor: its design, not the machine.
+WHY_FAR = {
+    "anyio-asyncio": "an event loop per call through its adapter "
+    "(anyio.run around each send and each receive; its native backend awaits on one loop)",
+    "anyio-trio": "an event loop per call through its adapter "
+    "(anyio.run on Trio around each send and each receive; its native backend awaits on one loop)",
+}
 
 
 @dataclass
@@ -96,6 +109,18 @@ def ratio_quartiles(
         return None
     q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
     return q1, q3
+
+
+def far_from_floor(results: Sequence[Result]) -> list[str]:
+    """A note for each contestant that costs over FAR_FROM_FLOOR times the call floor, and why."""
+    notes = []
+    for name in dict.fromkeys(r.contestant for r in results if r.contestant not in FLOORS):
+        ratios = [ratio(results, case, name, "call-floor") for case in _cases(results)]
+        worst = max((x for x in ratios if x is not None), default=None)
+        if worst is not None and worst > FAR_FROM_FLOOR:
+            why = WHY_FAR.get(name, "its own work beyond the floor's (the bench knows no more)")
+            notes.append(f"{name}: {why}; up to {worst:.0f}x the call floor")
+    return notes
 
 
 def _cases(results: Sequence[Result]) -> list[Case]:
