@@ -12,7 +12,7 @@ mkdir -p "$out"
 for name in fdsend aio; do
     config="ci/mutation/$name.toml"
     session="$out/$name.sqlite"
-    if [ ! -f "$session" ]; then
+    if [ ! -s "$session" ]; then  # a missing or empty file: a new session
         cosmic-ray init "$config" "$session"
         python ci/mutation/skip_annotations.py "$session"
         if [ "${MUTATION_SAMPLE:-1}" -gt 1 ]; then

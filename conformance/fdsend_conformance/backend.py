@@ -54,7 +54,8 @@ from __future__ import annotations
 
 import inspect
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -67,6 +68,7 @@ __all__ = [
     "Feature",
     "FlagsResult",
     "Kind",
+    "Opener",
 ]
 
 TRUNCATION_STYLES = ("attribute", "exception", "none")
@@ -279,6 +281,11 @@ def _kind_of(impl: Any, origin: str, asynchronous: bool) -> str:
     if declared != Kind.DRIVER:
         raise ValueError(f"{origin}: kind may only be declared as {Kind.DRIVER!r}")
     return Kind.DRIVER
+
+
+#: How a process opens the backend under test: ``with opener() as backend: ...``.
+#: Picklable, so that a spawned child (a fresh interpreter) opens it too.
+Opener = Callable[[], AbstractContextManager[Caller]]
 
 
 def _is_async(impl: Any, origin: str) -> bool:

@@ -84,11 +84,29 @@ def _waits_in_the_kernel(call):
     return wrapped
 
 
+def _nonblocking_for_dontwait(call):
+    # MSG_DONTWAIT done by making the caller's socket non-blocking, never undone.
+    def wrapped(sock, first, flags=0, *rest):
+        if flags & socket.MSG_DONTWAIT:
+            if isinstance(sock, socket.socket):
+                sock.setblocking(False)
+            else:
+                os.set_blocking(sock if isinstance(sock, int) else sock.fileno(), False)
+        return call(sock, first, flags & ~socket.MSG_DONTWAIT, *rest)
+
+    return wrapped
+
+
 hangs = Broken("hangs", receive=_hang)
 raises = Broken("raises", send=_raise)
 aborts = Broken("aborts", receive=_abort)
 leaks = Broken("leaks", receive=_leak)
 closes_callers = Broken("closes-callers", send=_close_callers)
+leaves_nonblocking = Broken(
+    "leaves-nonblocking",
+    send=_nonblocking_for_dontwait(fdsend.sendfds),
+    receive=_nonblocking_for_dontwait(fdsend.recvfds),
+)
 waits_in_the_kernel = Broken(
     "waits-in-the-kernel",
     send=_waits_in_the_kernel(fdsend.sendfds),
@@ -97,8 +115,9 @@ waits_in_the_kernel = Broken(
 """
 
 SELECTION = "test_several_fds_arrive_in_order or test_caller_socket_and_fds_untouched"
-#: How many tests SELECTION picks: 4 fd counts, 3 socket spellings.
-SELECTED = 7
+#: How many tests SELECTION picks: 4 fd counts, 3 socket spellings (with and
+#: without a process-wide default timeout).
+SELECTED = 10
 #: The --test-timeout given to the suite, and what a test may take beyond it
 #: (its timeout firing, the failure being written up, teardown).
 TEST_TIMEOUT = 3.0
@@ -210,3 +229,23 @@ def test_a_call_that_sleeps_before_failing_does_not_fail_fast(run, backend):
     result.stdout.fnmatch_lines(["*the call slept in the kernel (recvmsg on the test's socket)*"])
     result.stdout.fnmatch_lines(["*the call slept in the kernel (sendmsg on the test's socket)*"])
     assert len(durations) == 6, sorted(durations)
+
+
+#: The OWN-1 tests, and the tests that call with MSG_DONTWAIT.
+OWN_AND_DONTWAIT = "test_caller_socket_and_fds_untouched or dontwait"
+
+
+def test_a_backend_that_leaves_the_socket_non_blocking_fails_own_1(run):
+    """The trier's backend: OWN-1's own tests pass (they use no flags), every call is checked.
+
+    The check around each call catches the change where it happens, in a
+    test of another clause, and the report counts it against OWN-1.
+    """
+    result, statuses, _ = run(
+        "leaves_nonblocking", "--expected=none", "-n", "2", selection=OWN_AND_DONTWAIT
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert statuses["OWN-1"] == "FAIL"
+    said = " ".join(result.stdout.str().split())  # the report wraps its lines
+    assert "CallerStateChanged: OWN-1: the call changed the socket (fd " in said
+    assert "(O_NONBLOCK set)" in said

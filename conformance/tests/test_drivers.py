@@ -106,6 +106,8 @@ def run(pytester: pytest.Pytester):
             "fdsend_conformance",
             "-p",
             "no:cacheprovider",
+            "--tb=short",
+            "--tb=short",  # the failure's whole message, stderr tail included
             f"--backend={backend}",
             "-k",
             SELECTION,
@@ -172,6 +174,7 @@ def test_a_broken_driver_fails_its_test_only(run, pytester):
         "fdsend_conformance",
         "-p",
         "no:cacheprovider",
+        "--tb=short",
         f"--backend={_driver(pytester, 'crash')}",
         "-k",
         "test_several_fds_arrive_in_order or test_zero_fds_is_a_plain_message",
@@ -203,6 +206,7 @@ def test_a_driver_command_that_does_not_run_is_a_usage_error(pytester):
         "fdsend_conformance",
         "-p",
         "no:cacheprovider",
+        "--tb=short",
         "--backend=driver:/nonexistent/driver",
         timeout=120,
     )

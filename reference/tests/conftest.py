@@ -8,8 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from fdsend_conformance.harness.closer import closer  # noqa: F401  (the fixture)
+from fdsend_conformance.harness.fdtable import no_leaks
 from fdsend_conformance.harness.sockets import socket_pair
-from fdsend_conformance.plumbing.fixtures import no_fd_leaks  # noqa: F401  (the suite's own)
+
+
+@pytest.fixture(autouse=True)
+def no_fd_leaks() -> Iterator[None]:
+    """Fail the test if it leaves an fd open that was not open before."""
+    with no_leaks():
+        yield
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 import fdsend
 import fdsend.aio
-from fdsend_conformance.harness.fds import identity
+from fdsend_conformance.harness.fds import identities, identity
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT
 
 LOOPS = ["asyncio", "uvloop"]
@@ -94,7 +94,7 @@ def test_an_int_fd_of_a_nonblocking_socket_works(run, nonblocking, pipe):
 
     msg, fds = run(main)
     assert msg == b"int"
-    assert [identity(fd) for fd in fds] == [identity(pipe[0])]
+    assert identities(fds) == [identity(pipe[0])]
     os.close(fds[0])
 
 
@@ -174,7 +174,7 @@ def test_waiters_on_one_socket_are_each_woken(run, pipe):
         results = run(main)
     assert sorted(msg for msg, _ in results) == [b"0", b"1", b"2"]
     for _, fds in results:
-        assert [identity(fd) for fd in fds] == [identity(pipe[0])]
+        assert identities(fds) == [identity(pipe[0])]
         os.close(fds[0])
 
 

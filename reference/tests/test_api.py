@@ -16,7 +16,7 @@ import pytest
 
 import fdsend
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import distinct_fds, identities, identity
 from fdsend_conformance.harness.sockets import pending, tcp_pair
 
 
@@ -42,16 +42,13 @@ def test_bytes_like_messages(pair, wrap):
     assert fdsend.recvfds(b, 16).msg == b"\x00bytes\x00"
 
 
-def test_socketpair_returns_plain_fds_the_caller_owns():
+def test_socketpair_returns_plain_fds_the_caller_owns(closer):
     a, b = fdsend.socketpair()
-    try:
-        assert isinstance(a, int)
-        assert isinstance(b, int)
-        fdsend.sendfds(a, b"pair")
-        assert fdsend.recvfds(b, 16).msg == b"pair"
-    finally:
-        os.close(a)
-        os.close(b)
+    closer.fds(a, b)
+    assert isinstance(a, int)
+    assert isinstance(b, int)
+    fdsend.sendfds(a, b"pair")
+    assert fdsend.recvfds(b, 16).msg == b"pair"
 
 
 def test_int_socket_is_neither_closed_nor_changed(pair, pipe):
@@ -240,35 +237,25 @@ def test_int_socket_keeps_its_mode_under_a_default_timeout(pair, pipe, blocking)
             fdsend.recvfds(b.fileno(), 16)
 
 
-def test_credentials_do_not_crowd_out_fds(pair):
+def test_credentials_do_not_crowd_out_fds(pair, closer):
     a, b = pair
     b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-    sent = distinct_fds(4)
-    try:
-        fdsend.sendfds(a, b"c", fds=sent)
-        result = fdsend.recvfds(b, 16, numfds=4)
-        assert not result.truncated
-        assert [identity(fd) for fd in result.fds] == [identity(fd) for fd in sent]
-        for fd in result.fds:
-            os.close(fd)
-    finally:
-        for fd in sent:
-            os.close(fd)
+    sent = closer.distinct_fds(4)
+    fdsend.sendfds(a, b"c", fds=sent)
+    result = fdsend.recvfds(b, 16, numfds=4)
+    assert not result.truncated
+    assert identities(result.fds) == identities(sent)
+    closer.fds(*result.fds)
 
 
-def test_two_scm_rights_headers_arrive_in_order(pair):
+def test_two_scm_rights_headers_arrive_in_order(pair, closer):
     a, b = pair
-    first, second = distinct_fds(2), distinct_fds(3)
-    try:
-        rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
-        a.sendmsg([b"2"], [(*rights, array.array("i", first)), (*rights, array.array("i", second))])
-        result = fdsend.recvfds(b, 16, numfds=8)
-        assert [identity(fd) for fd in result.fds] == [identity(fd) for fd in first + second]
-        for fd in result.fds:
-            os.close(fd)
-    finally:
-        for fd in first + second:
-            os.close(fd)
+    first, second = closer.distinct_fds(2), closer.distinct_fds(3)
+    rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+    a.sendmsg([b"2"], [(*rights, array.array("i", first)), (*rights, array.array("i", second))])
+    result = fdsend.recvfds(b, 16, numfds=8)
+    closer.fds(*result.fds)
+    assert identities(result.fds) == identities(first + second)
 
 
 def test_parser_keeps_only_whole_ints_of_every_rights_message():

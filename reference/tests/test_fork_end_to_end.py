@@ -12,7 +12,7 @@ from fdsend_conformance.harness.processes import fork_call, reap
 from fdsend_conformance.harness.sockets import set_io_timeout
 
 
-def test_child_sends_an_open_file_to_the_parent(tmp_path):
+def test_child_sends_an_open_file_to_the_parent(tmp_path, closer):
     path = str(tmp_path / "fdsend.sock")
     data = tmp_path / "data.txt"
     data.write_bytes(b"0123456789")
@@ -32,6 +32,7 @@ def test_child_sends_an_open_file_to_the_parent(tmp_path):
 
     pid = fork_call(child)
     os.close(ready_write)
+    closer.fds(ready_read)
     try:
         assert select.select([ready_read], [], [], 10)[0], "child never started listening"
         assert os.read(ready_read, 1) == b"!"
@@ -39,15 +40,12 @@ def test_child_sends_an_open_file_to_the_parent(tmp_path):
             set_io_timeout(client)
             client.connect(path)
             msg, fds = fdsend.recvfds(client, 100, numfds=64)
-    finally:
-        os.close(ready_read)
+    finally:  # the child is reaped whatever happened
         status = reap(pid)
     assert status == 0
     assert msg == b"hello from the child"
+    closer.fds(*fds)
     [fd] = fds
-    try:
-        assert os.lseek(fd, 0, os.SEEK_CUR) == 4  # the child's offset, shared
-        assert os.read(fd, 100) == b"456789"
-        assert os.pread(fd, 4, 0) == b"0123"
-    finally:
-        os.close(fd)
+    assert os.lseek(fd, 0, os.SEEK_CUR) == 4  # the child's offset, shared
+    assert os.read(fd, 100) == b"456789"
+    assert os.pread(fd, 4, 0) == b"0123"

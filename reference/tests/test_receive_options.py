@@ -11,7 +11,7 @@ import pytest
 import fdsend
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.cmsg import SO_INQ, SO_PASSPIDFD, SO_PASSRIGHTS, SO_TIMESTAMP_OLD
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.receive_options import COMBINATIONS, option, refusal
 from fdsend_conformance.harness.sockets import socket_pair
 
@@ -19,11 +19,8 @@ TYPES = [socket.SOCK_STREAM, socket.SOCK_SEQPACKET, socket.SOCK_DGRAM]
 
 
 @pytest.fixture
-def sent():
-    fds = distinct_fds(3)
-    yield fds
-    for fd in fds:
-        os.close(fd)
+def sent(closer):
+    return closer.distinct_fds(3)
 
 
 def _pair(kind: int, *options: int) -> tuple[socket.socket, socket.socket]:
@@ -72,7 +69,7 @@ def test_credentials_beside_another_option_is_no_truncation(sent, kind, options)
     with a, b:
         fdsend.sendfds(a, b"x", fds=sent)
         result = fdsend.recvfds(b, 16, numfds=3, strict=True)
-        assert [identity(fd) for fd in result.fds] == [identity(fd) for fd in sent]
+        assert identities(result.fds) == identities(sent)
         assert not result.truncated
         assert result.credentials == (os.getpid(), os.getuid(), os.getgid())
         _close(result)
@@ -90,24 +87,19 @@ def test_credentials_and_a_timestamp_lose_no_fds_on_datagrams(sent, kind):
 
 
 @pytest.mark.parametrize("kind", TYPES)
-def test_everything_on_with_scm_max_fd_fds(kind):
-    sent = distinct_fds(fdsend.SCM_MAX_FD)
+def test_everything_on_with_scm_max_fd_fds(kind, closer):
+    sent = closer.distinct_fds(fdsend.SCM_MAX_FD)
     a, b = socket_pair(kind)
-    try:
-        for name in COMBINATIONS["everything"]:
-            refusal(b, option(name))
-        fdsend.sendfds(a, b"x", fds=sent)
-        result = fdsend.recvfds(b, 16, numfds=fdsend.SCM_MAX_FD, strict=True)
-        assert len(result.fds) == fdsend.SCM_MAX_FD
-        assert not result.truncated
-        assert result.pidfd is not None
-        assert result.credentials is not None
-        _close(result)
-    finally:
-        a.close()
-        b.close()
-        for fd in sent:
-            os.close(fd)
+    closer.objects(a, b)
+    for name in COMBINATIONS["everything"]:
+        refusal(b, option(name))
+    fdsend.sendfds(a, b"x", fds=sent)
+    result = fdsend.recvfds(b, 16, numfds=fdsend.SCM_MAX_FD, strict=True)
+    assert len(result.fds) == fdsend.SCM_MAX_FD
+    assert not result.truncated
+    assert result.pidfd is not None
+    assert result.credentials is not None
+    _close(result)
 
 
 def test_strict_truncation_closes_the_pidfd_too(sent):

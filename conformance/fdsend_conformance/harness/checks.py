@@ -1,4 +1,4 @@
-"""Assertions the suite's tests share: same file, truncation, no traffic."""
+"""Assertions the suite's tests share: same file, payload, truncation, no traffic."""
 
 from __future__ import annotations
 
@@ -18,11 +18,18 @@ __all__ = [
     "Truncated",
     "Unsupported",
     "assert_same_file",
+    "check_payload",
     "close_all",
     "per_call",
     "receive_truncated",
     "unsupported",
 ]
+
+
+def check_payload(backend: Caller, received: Any, sent: Any, why: str = "") -> None:
+    """``received == sent``, for a backend that carries payloads (else nothing to compare)."""
+    if backend.supports(Feature.PAYLOAD):
+        assert received == sent, why or "the payload changed on the way"
 
 
 class Unsupported(Exception):

@@ -13,6 +13,9 @@ import contextlib
 import fcntl
 import os
 import select
+from collections.abc import Callable, Iterator
+
+import pytest
 
 __all__ = [
     "at_eof",
@@ -21,6 +24,7 @@ __all__ = [
     "describe",
     "identity_in",
     "leaked_since",
+    "no_leaks",
     "open_below",
     "open_fds",
 ]
@@ -76,6 +80,24 @@ def close_leaked(before: frozenset[int]) -> list[str]:
         with contextlib.suppress(OSError):  # closed meanwhile, by another thread
             os.close(fd)
     return described
+
+
+@contextlib.contextmanager
+def no_leaks(
+    already_failed: Callable[[], bool] = lambda: False,
+    held: Callable[[], frozenset[int]] = frozenset,
+) -> Iterator[None]:
+    """Fail the test if the block leaves an fd open that was not open before.
+
+    ``held()`` names fds opened meanwhile that are not the test's (a driver's
+    pipes). Leaked fds are closed either way, so one leak does not spill into
+    the next test; a test that ``already_failed()`` is not failed twice.
+    """
+    before = open_fds()
+    yield
+    leaked = close_leaked(before | held())
+    if leaked and not already_failed():
+        pytest.fail(f"leaked {len(leaked)} fd(s): {'; '.join(leaked)}", pytrace=False)
 
 
 def open_below(limit: int) -> frozenset[int]:

@@ -3,8 +3,8 @@
 A forked child runs a function and answers through a pipe, always reaped,
 killed when it hangs; :func:`call_in_child` runs checks that change
 process-wide state (resource limits, user ids, namespaces) there. A spawned
-sender loads the backend by name itself, so any backend that can be
-imported there (built-in, entry point, ``module:attr`` on the path) works.
+sender opens the backend with the opener it is given (the ``backend_opener``
+fixture), so any backend that can be imported there works.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
+from fdsend_conformance.backend import Opener
 from fdsend_conformance.harness.sockets import set_io_timeout
 from fdsend_conformance.harness.timeouts import CHILD_TIMEOUT, IO_TIMEOUT
 
@@ -291,17 +292,13 @@ def leave_free_fds(free: int) -> int:
     return limit
 
 
-def send_file_from_child(address: str, backend_name: str, path: str, payload: bytes) -> None:
+def send_file_from_child(address: str, opener: Opener, path: str, payload: bytes) -> None:
     """Target for a spawned child: open ``path`` and send it to ``address``.
 
     The file's offset is moved to 1 before sending, so the receiver can prove
     it shares the open file description.
     """
-    from fdsend_conformance.plumbing.callers import open_caller
-    from fdsend_conformance.plumbing.registry import load_backend
-
-    loaded = load_backend(backend_name)
-    with open_caller(loaded) as backend, socket.socket(socket.AF_UNIX) as sock:
+    with opener() as backend, socket.socket(socket.AF_UNIX) as sock:
         set_io_timeout(sock)
         sock.connect(address)
         with open(path, "rb") as file:

@@ -1,17 +1,16 @@
-"""Every timeout the suite and its tools set, in seconds, by what it bounds.
+"""Every timeout the suite sets, in seconds, by what it bounds.
 
 One home, so that a maintainer sees how they nest: a blocking call on a
 suite socket (:data:`IO_TIMEOUT`) fails well before its test is failed as
 hung (:data:`TEST_TIMEOUT`), which happens before an isolated test's child is
 killed (:data:`TEST_TIMEOUT` + :data:`ISOLATION_GRACE`). A timeout only
-bounds a wait: a test never passes because one ran out.
+bounds a wait: a test never passes because one ran out. The tools' own
+(bench, soak, matrix) live beside the code they bound.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "BENCH_COMPILE_TIMEOUT",
-    "BENCH_IO_TIMEOUT",
     "CHILD_TIMEOUT",
     "DRIVER_BUILD_TIMEOUT",
     "DRIVER_REPLY_TIMEOUT",
@@ -20,10 +19,7 @@ __all__ = [
     "IO_TIMEOUT",
     "ISOLATION_GRACE",
     "LOAD_TEST_TIMEOUT",
-    "MATRIX_RUN_TIMEOUT",
     "PROPERTY_TEST_TIMEOUT",
-    "SOAK_IO_TIMEOUT",
-    "SOAK_TIMEOUT",
     "SPAWNED_TEST_TIMEOUT",
     "SPAWN_TIMEOUT",
     "SUBPROCESS_TIMEOUT",
@@ -85,15 +81,3 @@ PROPERTY_TEST_TIMEOUT = 60.0
 
 #: The LOAD soak test, which passes many fds between two processes.
 LOAD_TEST_TIMEOUT = 900.0
-
-#: The soak tool: one blocking call of either side, and the whole run.
-SOAK_IO_TIMEOUT = 60.0
-SOAK_TIMEOUT = 600.0
-
-#: The bench: one blocking call of either side of a round; compiling the C
-#: floor, and one run of it.
-BENCH_IO_TIMEOUT = 30.0
-BENCH_COMPILE_TIMEOUT = 120.0
-
-#: The matrix: one pytest run of the suite against one backend.
-MATRIX_RUN_TIMEOUT = 1800.0

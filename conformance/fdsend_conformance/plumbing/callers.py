@@ -26,7 +26,10 @@ backend is. :func:`open_caller` picks the caller by the backend's
     to test while it works (:func:`closing_backend` stops it).
 
 Every caller derives from :class:`BackendCaller`, which holds the
-declarations and is the one place that wraps every call of every kind.
+declarations and is the one place that wraps every call of every kind: it
+checks OWN-1 around each (:class:`~fdsend_conformance.harness.ownership.Ownership`:
+the caller's socket and fds come back as they were given, else
+:class:`~fdsend_conformance.harness.ownership.CallerStateChanged`).
 
 How a new kind plugs in:
 
@@ -46,11 +49,14 @@ import os
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fdsend_conformance.backend import Backend, Kind
+from fdsend_conformance.harness.ownership import Ownership
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT
 from fdsend_conformance.plumbing import received
+from fdsend_conformance.plumbing.registry import load_backend
 from fdsend_conformance.plumbing.runners import Runner, event_loop_for, open_runner
 
 __all__ = [
@@ -60,6 +66,7 @@ __all__ = [
     "HungCall",
     "InProcessCaller",
     "LoopCaller",
+    "OpenByName",
     "closing_backend",
     "open_caller",
     "plumbing_fds",
@@ -73,6 +80,7 @@ class BackendCaller:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
+        self._ownership = Ownership()
 
     @property
     def backend(self) -> Backend:
@@ -109,7 +117,8 @@ class BackendCaller:
 
     def sendfds(self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
         """The backend's ``sendfds``, run to completion."""
-        return int(self._send(sock, msg, flags, fds))
+        with self._ownership.around(sock, fds):
+            return int(self._send(sock, msg, flags, fds))
 
     def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
         """The backend's ``recvfds``, run to completion; its result unchanged.
@@ -118,7 +127,8 @@ class BackendCaller:
         not new (see :mod:`~fdsend_conformance.plumbing.received`).
         """
         before = received.snapshot()
-        result = self._recv(sock, len, flags, numfds)
+        with self._ownership.around(sock):
+            result = self._recv(sock, len, flags, numfds)
         received.check_received(result, before)
         return result
 
@@ -222,12 +232,12 @@ class LoopCaller(BackendCaller):
         self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None
     ) -> int:
         """``await`` the backend's ``sendfds`` in the running loop, the socket as it needs it."""
-        with self._prepared(sock):
+        with self._ownership.around(sock, fds), self._prepared(sock):
             return int(await self._backend.impl.sendfds(sock, msg, flags, fds))
 
     async def arecvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
         """``await`` the backend's ``recvfds`` in the running loop, the socket as it needs it."""
-        with self._prepared(sock):
+        with self._ownership.around(sock), self._prepared(sock):
             return await self._backend.impl.recvfds(sock, len, flags, numfds)
 
     def loop_thread(self) -> int:
@@ -364,3 +374,21 @@ def open_caller(backend: Backend, event_loop: str | None = None) -> Iterator[Bac
         )
     with opener(backend, event_loop) as caller:
         yield caller
+
+
+@dataclass(frozen=True)
+class OpenByName:
+    """An :data:`~fdsend_conformance.backend.Opener` that loads the backend by name.
+
+    Picklable: a spawned child, a fresh interpreter, loads and opens the
+    same backend (``--backend``'s NAME) on the same kind of loop.
+    """
+
+    name: str
+    event_loop: str | None = None
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[BackendCaller]:
+        backend = load_backend(self.name)  # a driver starts as its caller opens
+        with closing_backend(backend), open_caller(backend, self.event_loop) as caller:
+            yield caller

@@ -4,24 +4,23 @@ appear in other projects' test runs."""
 from __future__ import annotations
 
 import multiprocessing
-import os
 import socket
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
-from fdsend_conformance.backend import Caller
+from fdsend_conformance.backend import Caller, Opener
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import unsupported
-from fdsend_conformance.harness.fds import distinct_fds, make_fd
+from fdsend_conformance.harness.closer import Closer, closer
+from fdsend_conformance.harness.fds import make_fd
 from fdsend_conformance.harness.sockets import TYPE_FEATURES, socket_pair
-from fdsend_conformance.plumbing.callers import open_caller, plumbing_fds
+from fdsend_conformance.plumbing.callers import OpenByName, open_caller, plumbing_fds
 from fdsend_conformance.plumbing.plugin import backend_of, call_failed, event_loop_of
 
 __all__ = [
-    "Closer",
     "backend",
+    "backend_opener",
     "closer",
     "event_loop_started",
     "make_pair",
@@ -54,6 +53,13 @@ def backend(pytestconfig: pytest.Config, event_loop_started: None) -> Iterator[C
         yield caller
 
 
+@pytest.fixture
+def backend_opener(pytestconfig: pytest.Config) -> Opener:
+    """How another process opens the backend under test (picklable: a spawned child too)."""
+    name = pytestconfig.getoption("fdsend_backend") or backend_of(pytestconfig).name
+    return OpenByName(name, event_loop_of(pytestconfig))
+
+
 @pytest.fixture(scope="session")
 def spawn_context() -> multiprocessing.context.BaseContext:
     """A 'spawn' context whose resource tracker already runs.
@@ -75,56 +81,10 @@ def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     Leaked fds are closed either way, so one leak does not spill into the
     next test; a test that already failed is not failed twice.
     """
-    before = fdtable.open_fds()
-    yield
     # A driver's pipes, opened by the test's first call, are the plumbing's.
-    held = plumbing_fds(backend_of(request.config))
-    leaked = fdtable.close_leaked(before | held)
-    if leaked and not call_failed(request.node):
-        pytest.fail(f"leaked {len(leaked)} fd(s): {'; '.join(leaked)}", pytrace=False)
-
-
-class Closer:
-    """Owns fds and objects a test opened, and closes them at teardown."""
-
-    def __init__(self) -> None:
-        self._fds: list[int] = []
-        self._objects: list[Any] = []
-
-    def fds(self, *fds: int) -> None:
-        """Take ownership of plain fds."""
-        self._fds.extend(fds)
-
-    def distinct_fds(self, count: int) -> list[int]:
-        """``count`` new fds, each a different file (see :func:`fds.distinct_fds`), owned."""
-        fds = distinct_fds(count)
-        self._fds.extend(fds)
-        return fds
-
-    def objects(self, *objects: Any) -> None:
-        """Take ownership of objects with ``close()``."""
-        self._objects.extend(objects)
-
-    def close(self, fd: int) -> None:
-        """Close an owned fd now."""
-        self._fds.remove(fd)
-        os.close(fd)
-
-    def close_all(self) -> None:
-        for obj in reversed(self._objects):
-            obj.close()
-        for fd in reversed(self._fds):
-            os.close(fd)
-        self._objects.clear()
-        self._fds.clear()
-
-
-@pytest.fixture
-def closer() -> Iterator[Closer]:
-    """Closes at teardown what the test gave it."""
-    owner = Closer()
-    yield owner
-    owner.close_all()
+    held = lambda: plumbing_fds(backend_of(request.config))  # noqa: E731
+    with fdtable.no_leaks(lambda: call_failed(request.node), held):
+        yield
 
 
 @pytest.fixture

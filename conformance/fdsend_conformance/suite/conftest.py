@@ -2,6 +2,7 @@
 
 from fdsend_conformance.plumbing.fixtures import (  # noqa: F401
     backend,
+    backend_opener,
     closer,
     event_loop_started,
     make_pair,

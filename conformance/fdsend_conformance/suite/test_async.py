@@ -17,10 +17,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from fdsend_conformance.backend import Caller
+from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import close_all, unsupported
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identities, identity
 from fdsend_conformance.harness.sockets import fill_send_buffer, pending, recv_stream
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT
 from fdsend_conformance.harness.when_blocked import wake_when_blocked
@@ -52,6 +52,33 @@ class Calls:
         """``await recvfds(sock, size, 0, numfds)``, the socket as the backend needs it."""
         return await self.backend.arecvfds(sock, size, 0, numfds)
 
+    async def exchange(self, a: socket.socket, b: socket.socket, msg: bytes, fds: list[int]) -> Any:
+        """Send ``msg`` with ``fds`` on ``a``, then receive on ``b``: what arrived."""
+        await self.send(a, msg, fds)
+        return await self.receive(b)
+
+    async def cancelled(
+        self, call: Callable[[], Awaitable[Any]], steps: int | None = None
+    ) -> list[Any]:
+        """Run ``call()`` in a task; cancel it once it waits (or after ``steps`` checkpoints).
+
+        Returns what the call returned, in a list: empty when the cancellation stopped it.
+        """
+        finished: list[Any] = []
+        async with anyio.create_task_group() as group:
+
+            async def task() -> None:
+                finished.append(await call())
+
+            group.start_soon(task)
+            if steps is None:
+                await anyio.wait_all_tasks_blocked()  # the call waits
+            else:
+                for _ in range(steps):  # let the call run this far
+                    await anyio.lowlevel.checkpoint()
+            group.cancel_scope.cancel()
+        return finished
+
 
 @pytest.fixture
 def calls(backend: Caller) -> Calls:
@@ -61,36 +88,22 @@ def calls(backend: Caller) -> Calls:
     return Calls(backend)
 
 
-def _identities(fds: Iterable[int]) -> list[tuple[int, int]]:
-    return [identity(fd) for fd in fds]
-
-
 @pytest.mark.clause("ASYNC-1")
 def test_receive_cancelled_while_waiting_consumes_nothing(calls, pair, closer):
     a, b = pair
-    sent = distinct_fds(2)
-    closer.fds(*sent)
-    finished: list[Any] = []
+    sent = closer.distinct_fds(2)
 
     async def main() -> Any:
         before = fdtable.open_fds()  # in the run: a loop may hold fds while it runs
-        async with anyio.create_task_group() as group:
-
-            async def receive() -> None:
-                finished.append(await calls.receive(b))
-
-            group.start_soon(receive)
-            await anyio.wait_all_tasks_blocked()  # the receive waits: nothing is queued
-            group.cancel_scope.cancel()
+        finished = await calls.cancelled(lambda: calls.receive(b))  # nothing is queued
         assert finished == [], "the receive returned with nothing sent"
         assert fdtable.open_fds() == before, "the cancelled receive left fds open"
-        await calls.send(a, b"after", sent)
-        return await calls.receive(b)
+        return await calls.exchange(a, b, b"after", sent)
 
     msg, fds = calls.run(main)
     closer.fds(*fds)
     assert msg == b"after"
-    assert _identities(fds) == _identities(sent), "fds of the next message lost"
+    assert identities(fds) == identities(sent), "fds of the next message lost"
 
 
 @pytest.mark.clause("ASYNC-2")
@@ -98,60 +111,62 @@ def test_send_cancelled_while_waiting_sends_nothing(calls, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
     a.setblocking(True)  # as the test found it: the backend's calls decide
-    sent = distinct_fds(2)
-    closer.fds(*sent)
-    files = _identities(sent)
-    finished: list[Any] = []
-
-    async def main() -> None:
-        async with anyio.create_task_group() as group:
-
-            async def send() -> None:
-                finished.append(await calls.send(a, b"never", sent))
-
-            group.start_soon(send)
-            await anyio.wait_all_tasks_blocked()  # the send waits: the buffer is full
-            group.cancel_scope.cancel()
-
-    calls.run(main)
+    sent = closer.distinct_fds(2)
+    files = identities(sent)
+    finished = calls.run(lambda: calls.cancelled(lambda: calls.send(a, b"never", sent)))
     assert finished == [], "the send completed on a full buffer"
-    assert _identities(sent) == files, "the caller's fds were closed or replaced"
+    assert identities(sent) == files, "the caller's fds were closed or replaced"
     data, fds = recv_stream(b, filler)
     closer.fds(*fds)
     assert fds == [], "the cancelled send delivered fds"
     assert not pending(b), "the cancelled send queued something"
     assert len(data) == filler
 
-    async def again() -> Any:
-        await calls.send(a, b"later", sent)
-        return await calls.receive(b)
-
-    msg, fds = calls.run(again)
+    msg, fds = calls.run(lambda: calls.exchange(a, b, b"later", sent))
     closer.fds(*fds)
     assert msg == b"later"
-    assert _identities(fds) == files
+    assert identities(fds) == files
+
+
+@pytest.mark.clause("ASYNC-4")
+def test_send_waits_for_room_then_sends_its_fds(calls, pair, closer):
+    a, b = pair
+    filler = fill_send_buffer(a)
+    sent = closer.distinct_fds(2)
+    finished: list[int] = []
+    # flags other than MSG_DONTWAIT do not stop a send from waiting
+    flags = socket.MSG_NOSIGNAL if calls.backend.supports(Feature.FLAGS) else 0
+
+    async def main() -> Any:
+        async with anyio.create_task_group() as group:
+
+            async def send() -> None:  # a generator: the fds must survive the wait
+                fds = (fd for fd in sent)
+                finished.append(await calls.backend.asendfds(a, b"room", flags, fds))
+
+            group.start_soon(send)
+            await anyio.wait_all_tasks_blocked()  # the send waits: the buffer is full
+            assert finished == [], "the send completed on a full buffer"
+            recv_stream(b, filler)  # room: the waiting send goes on
+        return await calls.receive(b)
+
+    msg, fds = calls.run(main)
+    closer.fds(*fds)
+    assert finished == [4]
+    assert msg == b"room"
+    assert identities(fds) == identities(sent)
 
 
 @pytest.mark.clause("ASYNC-3")
 @pytest.mark.parametrize("steps", range(4))
 def test_receive_cancelled_at_any_step_keeps_the_message(calls, pair, closer, steps):
     a, b = pair
-    sent = distinct_fds(3)
-    closer.fds(*sent)
-    finished: list[Any] = []
+    sent = closer.distinct_fds(3)
 
     async def main() -> Any:
         await calls.send(a, b"ready", sent)  # queued before the receive starts
         before = fdtable.open_fds()  # in the run: a loop may hold fds while it runs
-        async with anyio.create_task_group() as group:
-
-            async def receive() -> None:
-                finished.append(await calls.receive(b))
-
-            group.start_soon(receive)
-            for _ in range(steps):  # let the receive run this far, then cancel it
-                await anyio.lowlevel.checkpoint()
-            group.cancel_scope.cancel()
+        finished = await calls.cancelled(lambda: calls.receive(b), steps)
         if finished:
             return finished[0]
         assert fdtable.open_fds() == before, "the cancelled receive installed fds and lost them"
@@ -161,14 +176,13 @@ def test_receive_cancelled_at_any_step_keeps_the_message(calls, pair, closer, st
     msg, fds = calls.run(main)
     closer.fds(*fds)
     assert msg == b"ready"
-    assert _identities(fds) == _identities(sent), "fds lost to the cancellation"
+    assert identities(fds) == identities(sent), "fds lost to the cancellation"
 
 
 @pytest.mark.clause("ASYNC-4")
 def test_loop_keeps_running_while_a_receive_waits(calls, pair, closer):
     a, b = pair
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     order: list[str] = []
 
     def wake() -> None:
@@ -196,15 +210,39 @@ def test_loop_keeps_running_while_a_receive_waits(calls, pair, closer):
     assert wakeup.seen is None, "the receive blocked the event loop, asleep in recvmsg"
     assert order == ["loop ran", "received"]
     assert result[0] == b"meanwhile"
-    assert _identities(result[1]) == _identities(sent)
+    assert identities(result[1]) == identities(sent)
+
+
+@pytest.mark.clause("ASYNC-4")
+@pytest.mark.requires(Feature.FLAGS)
+def test_a_receive_with_flags_other_than_dontwait_waits(calls, pair, closer):
+    a, b = pair
+    sent = closer.distinct_fds(1)
+    peek = socket.MSG_PEEK | socket.MSG_CMSG_CLOEXEC  # flags, but not MSG_DONTWAIT
+
+    async def main() -> Any:
+        async with anyio.create_task_group() as group:
+            peeked: list[Any] = []
+
+            async def receive() -> None:
+                peeked.append(await calls.backend.arecvfds(b, 16, peek, 4))
+
+            group.start_soon(receive)
+            await anyio.wait_all_tasks_blocked()  # the peek waits: nothing is queued
+            await calls.send(a, b"peeked", sent)
+        return peeked[0], await calls.receive(b)
+
+    peeked, received = calls.run(main)
+    closer.fds(*peeked[1], *received[1])
+    assert peeked[0] == received[0] == b"peeked"
+    assert identities(peeked[1]) == identities(received[1]) == identities(sent)
 
 
 @pytest.mark.clause("ASYNC-5")
 def test_concurrent_tasks_on_many_sockets(calls, closer):
     pairs = 16
     messages = 8
-    files = distinct_fds(pairs)
-    closer.fds(*files)
+    files = closer.distinct_fds(pairs)
     sockets = [socket.socketpair() for _ in range(pairs)]
     for a, b in sockets:
         closer.objects(a, b)
@@ -221,7 +259,7 @@ def test_concurrent_tasks_on_many_sockets(calls, closer):
                 async def receiver(index: int = index, b: socket.socket = b) -> None:
                     for _ in range(messages):
                         msg, fds = await calls.receive(b, 9, 2)
-                        got[index].append((msg, _identities(fds)))
+                        got[index].append((msg, identities(fds)))
                         close_all(fds)
 
                 group.start_soon(receiver)
@@ -244,8 +282,7 @@ def test_several_tasks_on_one_socket_get_whole_messages(calls, make_pair, closer
     a, b = make_pair(kind)
     tasks = 4
     per_task = 4
-    files = distinct_fds(tasks * per_task)
-    closer.fds(*files)
+    files = closer.distinct_fds(tasks * per_task)
     got: list[tuple[bytes, list[tuple[int, int]]]] = []
 
     async def main() -> None:
@@ -254,7 +291,7 @@ def test_several_tasks_on_one_socket_get_whole_messages(calls, make_pair, closer
             async def receiver() -> None:
                 for _ in range(per_task):
                     msg, fds = await calls.receive(b, 16, 2)
-                    got.append((msg, _identities(fds)))
+                    got.append((msg, identities(fds)))
                     close_all(fds)
 
             for _ in range(tasks):
@@ -268,11 +305,39 @@ def test_several_tasks_on_one_socket_get_whole_messages(calls, make_pair, closer
     assert sorted(got) == sorted(expected), "messages lost, duplicated or mixed with others' fds"
 
 
+@pytest.mark.clause("ASYNC-6")
+def test_a_receiver_that_lost_the_race_waits_on(calls, make_pair, closer):
+    a, b = make_pair(socket.SOCK_SEQPACKET)
+    sent = closer.distinct_fds(2)
+    got: list[tuple[bytes, list[tuple[int, int]]]] = []
+    first = anyio.Event()
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+
+            async def receiver() -> None:
+                msg, fds = await calls.receive(b, 16, 2)
+                got.append((msg, identities(fds)))
+                close_all(fds)
+                first.set()
+
+            group.start_soon(receiver)
+            group.start_soon(receiver)
+            await anyio.wait_all_tasks_blocked()
+            await calls.send(a, b"one", sent[:1])  # both may wake; one gets it
+            await first.wait()
+            await anyio.wait_all_tasks_blocked()  # the other, woken for nothing, waits again
+            assert len(got) == 1
+            await calls.send(a, b"two", sent[1:])
+
+    calls.run(main)
+    assert sorted(got) == [(b"one", identities(sent[:1])), (b"two", identities(sent[1:]))]
+
+
 @pytest.mark.clause("ASYNC-7")
 def test_receive_timeout_leaves_the_socket_usable(calls, pair, closer):
     a, b = pair
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
 
     async def main() -> Any:
         before = fdtable.open_fds()  # in the run: a loop may hold fds while it runs
@@ -280,13 +345,12 @@ def test_receive_timeout_leaves_the_socket_usable(calls, pair, closer):
             await calls.receive(b)
         assert scope.cancelled_caught, "the receive returned with nothing sent"
         assert fdtable.open_fds() == before, "the timed-out receive left fds open"
-        await calls.send(a, b"after", sent)
-        return await calls.receive(b)
+        return await calls.exchange(a, b, b"after", sent)
 
     msg, fds = calls.run(main)
     closer.fds(*fds)
     assert msg == b"after"
-    assert _identities(fds) == _identities(sent)
+    assert identities(fds) == identities(sent)
 
 
 @pytest.mark.clause("ASYNC-7")
@@ -294,8 +358,7 @@ def test_send_timeout_leaves_the_socket_usable(calls, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
     a.setblocking(True)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
 
     async def timed_out() -> bool:
         with anyio.move_on_after(SHORT_TIMEOUT) as scope:
@@ -309,11 +372,7 @@ def test_send_timeout_leaves_the_socket_usable(calls, pair, closer):
     assert len(data) == filler, "the timed-out send queued bytes"
     assert not pending(b)
 
-    async def again() -> Any:
-        await calls.send(a, b"later", sent)
-        return await calls.receive(b)
-
-    msg, fds = calls.run(again)
+    msg, fds = calls.run(lambda: calls.exchange(a, b, b"later", sent))
     closer.fds(*fds)
     assert msg == b"later"
-    assert _identities(fds) == _identities(sent)
+    assert identities(fds) == identities(sent)

@@ -12,7 +12,7 @@ import pytest
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness.checks import SEVERAL_FDS, per_call
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS, Fileno
-from fdsend_conformance.harness.fds import identity
+from fdsend_conformance.harness.fds import identities, identity
 from fdsend_conformance.harness.sockets import pending
 
 #: Python argument types: a driver, called through a protocol, has none.
@@ -28,7 +28,7 @@ def test_socket_spellings(backend, pair, closer, spelling):
     backend.sendfds(spell(a), b"s", 0, sent)
     _, fds = backend.recvfds(spell(b), 16, 0, len(sent))
     closer.fds(*fds)
-    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+    assert identities(fds) == identities(sent)
 
 
 def _fd_likes(closer, tmp_path) -> list[tuple[str, Any, int]]:
@@ -65,7 +65,7 @@ def test_mixed_fd_likes(backend, pair, closer, tmp_path, container):
     backend.sendfds(a, b"m", 0, CONTAINERS[container]([like for _, like, _ in likes]))
     _, fds = backend.recvfds(b, 16, 0, len(likes))
     closer.fds(*fds)
-    assert [identity(fd) for fd in fds] == [identity(fd) for _, _, fd in likes]
+    assert identities(fds) == [identity(fd) for _, _, fd in likes]
 
 
 @pytest.mark.clause("COERCE-2")
@@ -78,7 +78,7 @@ def test_each_fd_like_alone(backend, pair, closer, tmp_path, index):
     backend.sendfds(a, b"m", 0, [like])
     _, fds = backend.recvfds(b, 16, 0, 1)
     closer.fds(*fds)
-    assert [identity(got) for got in fds] == [identity(fd)]
+    assert identities(fds) == [identity(fd)]
 
 
 class Boom(Exception):

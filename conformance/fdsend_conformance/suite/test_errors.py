@@ -68,13 +68,27 @@ def test_closed_fd_inside_fds_is_ebadf(backend, pair, closer):
     assert not pending(b), "a message went out despite the error"
 
 
+@pytest.mark.clause("ERR-2", "ERR-8")
+@SEVERAL_FDS
+def test_highest_fd_number_inside_fds_is_ebadf(backend, pair, closer):
+    a, b = pair
+    sent = closer.distinct_fds(1)
+    never_open = 2**31 - 1  # a C int, far above any RLIMIT_NOFILE: EBADF, not OverflowError
+    with pytest.raises(OSError) as raised:
+        backend.sendfds(a, b"x", 0, [sent[0], never_open])
+    assert raised.value.errno == errno.EBADF
+    assert not pending(b), "a message went out despite the error"
+
+
 @pytest.mark.clause("ERR-3", "ERR-8")
 @SEVERAL_FDS
-def test_more_than_scm_max_fd_is_einval(backend, pair, closer):
+@pytest.mark.parametrize("container", ["list", "generator"])
+def test_more_than_scm_max_fd_is_einval(backend, pair, closer, container):
     a, b = pair
     sent = closer.distinct_fds(254)
+    fds = sent if container == "list" else (fd for fd in sent)  # all 254 read, not 253
     with pytest.raises(OSError) as raised:
-        backend.sendfds(a, b"x", 0, sent)
+        backend.sendfds(a, b"x", 0, fds)
     assert raised.value.errno == errno.EINVAL
     assert not pending(b), "a message went out despite the error"
 

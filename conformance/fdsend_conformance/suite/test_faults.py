@@ -14,7 +14,12 @@ import pytest
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.checks import SEVERAL_FDS, per_call, receive_truncated
+from fdsend_conformance.harness.checks import (
+    SEVERAL_FDS,
+    check_payload,
+    per_call,
+    receive_truncated,
+)
 from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.processes import call_in_child, fork_to_kill, leave_free_fds
 from fdsend_conformance.harness.sockets import fill_send_buffer, pending, recv_stream
@@ -44,8 +49,7 @@ def test_signal_during_receive_is_retried(backend, pair, closer):
     closer.fds(*fds)
     interruption.check()
     assert identities(fds) == identities(sent)
-    if backend.supports(Feature.PAYLOAD):
-        assert msg == b"late"
+    check_payload(backend, msg, b"late")
 
 
 @pytest.mark.clause("FAULT-1")
@@ -189,8 +193,7 @@ def test_killed_sender_leaves_what_it_sent_then_eof(backend, pair, closer):
     for _, fds in received:
         closer.fds(*fds)
     assert [identities(fds) for _, fds in received] == [identities([fd]) for fd in files]
-    if backend.supports(Feature.PAYLOAD):
-        assert [msg for msg, _ in received] == [b"m0", b"m1", b"m2", b"m3"]
+    check_payload(backend, [msg for msg, _ in received], [b"m0", b"m1", b"m2", b"m3"])
     _assert_eof(backend, b)
 
 
@@ -233,14 +236,12 @@ def test_sender_killed_inside_a_blocked_send(backend, pair, closer, receiver):
     for _, fds in received:
         closer.fds(*fds)
     assert [identities(fds) for _, fds in received] == [identities([fd]) for fd in files]
-    if backend.supports(Feature.PAYLOAD):
-        assert [msg for msg, _ in received] == [b"m0", b"m1"]
+    check_payload(backend, [msg for msg, _ in received], [b"m0", b"m1"])
     if receiver == "drains":
         msg, fds = backend.recvfds(b, 2, 0, 1)
         closer.fds(*fds)
         assert identities(fds) == identities([pipe_read]), "the write end was lost"
-        if backend.supports(Feature.PAYLOAD):
-            assert msg == b"mw"
+        check_payload(backend, msg, b"mw")
         _, rest = recv_stream(b)
         closer.fds(*rest)
         assert rest == [], "the killed send delivered fds"

@@ -18,9 +18,9 @@ import pytest
 
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import SEVERAL_FDS, per_call
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.closer import Closer
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.limits import SCM_MAX_FD
-from fdsend_conformance.plumbing.fixtures import Closer
 
 RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
 
@@ -75,7 +75,7 @@ def test_explicit_credentials_beside_fds(backend, pair, closer):
     result, returned, new = account(closer, lambda: backend.recvfds(b, 16, 0, len(sent)))
     assert_nothing_leaked(returned, new)
     assert result is not None, "the receive failed on a message with credentials"
-    assert [identity(fd) for fd in result[1]] == [identity(fd) for fd in sent]
+    assert identities(result[1]) == identities(sent)
 
 
 @pytest.mark.clause("HOSTILE-3")
@@ -83,13 +83,12 @@ def test_explicit_credentials_beside_fds(backend, pair, closer):
 def test_two_rights_messages_in_one_send(backend, pair, closer):
     # Measured on Linux 6.18: the kernel merges them into one list, in order.
     a, b = pair
-    first, second = distinct_fds(2), distinct_fds(3)
-    closer.fds(*first, *second)
+    first, second = closer.distinct_fds(2), closer.distinct_fds(3)
     a.sendmsg([b"two"], [rights(first), rights(second)])
     result, returned, new = account(closer, lambda: backend.recvfds(b, 16, 0, 8))
     assert_nothing_leaked(returned, new)
     assert result is not None
-    assert [identity(fd) for fd in result[1]] == [identity(fd) for fd in first + second]
+    assert identities(result[1]) == identities(first + second)
 
 
 @pytest.mark.clause("HOSTILE-4")
@@ -101,7 +100,7 @@ def test_fds_with_no_payload_on_seqpacket(backend, make_pair, closer):
     assert_nothing_leaked(returned, new)
     assert result is not None, "an empty message with fds made the receive fail"
     assert result[0] == b""
-    assert [identity(fd) for fd in result[1]] == [identity(fd) for fd in sent]
+    assert identities(result[1]) == identities(sent)
 
 
 SIZES = {

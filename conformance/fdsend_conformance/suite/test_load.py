@@ -11,12 +11,12 @@ from collections.abc import Callable
 import pytest
 
 from fdsend_conformance.backend import Caller, Feature
-from fdsend_conformance.harness.checks import unsupported
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.checks import check_payload, unsupported
+from fdsend_conformance.harness.fds import distinct_fds, identities, identity
 from fdsend_conformance.harness.limits import SCM_MAX_FD
+from fdsend_conformance.harness.soak import soak
 from fdsend_conformance.harness.sockets import set_io_timeout
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT, LOAD_TEST_TIMEOUT
-from fdsend_conformance.tools.soak import soak
 
 THREADS = 8
 MESSAGES = 200
@@ -66,7 +66,7 @@ def test_threads_each_on_their_own_pair(backend, closer):
             for sequence in range(MESSAGES):
                 backend.sendfds(a, tag(backend, index, sequence), 0, [files[index]])
                 msg, fds = backend.recvfds(b, 16, 0, 2)
-                seen[index].append((msg, [identity(fd) for fd in fds]))
+                seen[index].append((msg, identities(fds)))
                 for fd in fds:
                     os.close(fd)
 
@@ -105,9 +105,8 @@ def _several_senders(backend: Caller, senders: list[socket.socket], receiver: so
         for index in range(len(senders)):
             mine = [r for r in received if r[1] == identity(files[index])]
             assert len(mine) == per_sender, f"sender {index}: {len(mine)} of {per_sender} arrived"
-            if backend.supports(Feature.PAYLOAD):
-                tags = [tag(backend, index, s) for s in range(per_sender)]
-                assert [msg for msg, _ in mine] == tags, f"sender {index}: payloads mixed up"
+            tags = [tag(backend, index, s) for s in range(per_sender)]
+            check_payload(backend, [msg for msg, _ in mine], tags, f"sender {index}: mixed up")
     finally:
         for fd in files:
             os.close(fd)
@@ -140,10 +139,9 @@ def test_several_threads_sending_on_one_seqpacket_socket(backend, make_pair):
 
 @pytest.mark.clause("LOAD-3")
 @pytest.mark.timeout(LOAD_TEST_TIMEOUT)
-def test_soak_between_two_processes(backend, pytestconfig, spawn_context):
+def test_soak_between_two_processes(backend, backend_opener, spawn_context):
     total = int(os.environ.get("FDSEND_SOAK_FDS", "50000"))
-    name = pytestconfig.getoption("fdsend_backend") or backend.name
-    result = soak(name, total)
+    result = soak(backend_opener, total)
     # An API of one fd per call sends as many messages, one fd each.
     messages = -(-total // SCM_MAX_FD)
     assert result.sent == (total if backend.supports(Feature.ONE_FD) else messages)

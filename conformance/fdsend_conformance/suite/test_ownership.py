@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gc
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.checks import SEVERAL_FDS, per_call
+from fdsend_conformance.harness.checks import SEVERAL_FDS, check_payload, per_call
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import distinct_fds, identities, identity
+from fdsend_conformance.harness.receive_options import option, switch_on
 from fdsend_conformance.harness.sockets import pending
-from fdsend_conformance.harness.timeouts import SUBPROCESS_TIMEOUT
+from fdsend_conformance.harness.timeouts import IO_TIMEOUT, SUBPROCESS_TIMEOUT
 
 
 def _state(fd: int) -> tuple[tuple[int, int], int, int]:
@@ -25,23 +28,71 @@ def _state(fd: int) -> tuple[tuple[int, int], int, int]:
     return identity(fd), fcntl.fcntl(fd, fcntl.F_GETFD), fcntl.fcntl(fd, fcntl.F_GETFL)
 
 
+#: How the caller gives its socket, alone or under a process-wide default
+#: timeout, set as a caller may after making its sockets: ``socket.socket(fileno=fd)``
+#: then makes the fd non-blocking, and a backend that wraps the fd it was given
+#: must put its mode back.
+GIVEN = {
+    **{name: (spell, None) for name, spell in SOCKET_SPELLINGS.items()},
+    **{f"{name}-under-a-default-timeout": (s, IO_TIMEOUT) for name, s in SOCKET_SPELLINGS.items()},
+}
+
+
+@contextlib.contextmanager
+def default_socket_timeout(seconds: float | None) -> Iterator[None]:
+    """``socket.setdefaulttimeout(seconds)`` for the block, then back as it was."""
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(before)
+
+
 @pytest.mark.clause("OWN-1")
-@pytest.mark.parametrize("given_as", list(SOCKET_SPELLINGS))
+@pytest.mark.parametrize("given_as", list(GIVEN))
 def test_caller_socket_and_fds_untouched(backend, pair, closer, given_as):
     a, b = pair
     sent = closer.distinct_fds(per_call(backend, 3))
-    spell = SOCKET_SPELLINGS[given_as]
+    spell, default_timeout = GIVEN[given_as]
     watched = [a.fileno(), b.fileno(), *sent]
     before = [_state(fd) for fd in watched]
-    try:
-        backend.sendfds(spell(a), b"own", 0, sent)
-        _, fds = backend.recvfds(spell(b), 16, 0, len(sent))
-    except (TypeError, AttributeError):
-        # Refusing a spelling is COERCE-1's business; ownership still holds.
-        fds = []
+    timeouts = a.gettimeout(), b.gettimeout()
+    with default_socket_timeout(default_timeout):
+        try:
+            backend.sendfds(spell(a), b"own", 0, sent)
+            _, fds = backend.recvfds(spell(b), 16, 0, len(sent))
+        except (TypeError, AttributeError):
+            # Refusing a spelling is COERCE-1's business; ownership still holds.
+            fds = []
     closer.fds(*fds)
     gc.collect()  # a temporary socket.socket(fileno=...) would close on collection
     assert [_state(fd) for fd in watched] == before
+    assert (a.gettimeout(), b.gettimeout()) == timeouts
+
+
+@pytest.mark.clause("OWN-1")
+@pytest.mark.requires(Feature.BLOCKING_MODE)
+@pytest.mark.parametrize("blocking", [True, False], ids=["blocking", "non-blocking"])
+def test_a_default_timeout_changes_no_fd(backend, pair, closer, blocking):
+    a, b = pair
+    b.setblocking(blocking)
+    before = _state(b.fileno())
+    backend.sendfds(a, b"own", 0, closer.distinct_fds(1))
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(IO_TIMEOUT)  # socket.socket(fileno=...) would take it on
+    try:
+        _, fds = backend.recvfds(b.fileno(), 16, 0, 1)
+        closer.fds(*fds)
+        if not blocking:  # the fd's own mode still rules: no wait on an empty socket
+            with pytest.raises(BlockingIOError):
+                backend.recvfds(b.fileno(), 16, 0, 1)
+    except (TypeError, AttributeError):
+        pass  # a socket given as an int is COERCE-1's business; ownership still holds
+    finally:
+        socket.setdefaulttimeout(previous)
+    gc.collect()
+    assert _state(b.fileno()) == before
 
 
 @pytest.mark.clause("OWN-1")
@@ -100,8 +151,17 @@ def test_credentials_beside_fds_break_nothing(backend, pair, closer):
     new = fdtable.leaked_since(before)
     closer.fds(*new)
     assert sorted(fds) == new, "fds installed that the backend did not return"
-    if backend.supports(Feature.PAYLOAD):
-        assert msg == b"cred"
+    check_payload(backend, msg, b"cred")
+
+
+@pytest.mark.clause("OWN-3")
+def test_a_foreign_control_message_is_not_taken_for_credentials(backend, make_pair, closer):
+    a, b = make_pair(socket.SOCK_DGRAM)
+    switch_on(b, option("SO_TIMESTAMP_OLD"))  # SCM_TIMESTAMP, 16 bytes; SO_PASSCRED off
+    backend.sendfds(a, b"when", 0, closer.distinct_fds(1))
+    result = backend.recvfds(b, 16, 0, 1)
+    closer.fds(*result[1])  # (msg, fds)
+    assert getattr(result, "credentials", None) is None, "credentials the socket did not ask for"
 
 
 @pytest.mark.clause("OWN-4")
@@ -114,9 +174,9 @@ def test_peeked_fds_are_returned(backend, pair, closer):
     _, peeked = backend.recvfds(b, 16, socket.MSG_PEEK, len(sent))
     closer.fds(*peeked)
     assert sorted(peeked) == fdtable.leaked_since(before), "a peek installed fds it did not return"
-    assert [identity(fd) for fd in peeked] == [identity(fd) for fd in sent]
+    assert identities(peeked) == identities(sent)
     assert pending(b), "the MSG_PEEK receive consumed the message"
     msg, fds = backend.recvfds(b, 16, 0, len(sent))
     closer.fds(*fds)
-    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+    assert identities(fds) == identities(sent)
     assert msg == b"peek"

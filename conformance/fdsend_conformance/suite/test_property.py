@@ -17,7 +17,7 @@ import pytest
 from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import SEVERAL_FDS, receive_truncated
-from fdsend_conformance.harness.fds import identity, make_fd
+from fdsend_conformance.harness.fds import identities, make_fd
 from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.harness.sockets import UNIX_TYPES, pending, recv_stream, socket_pair
 from fdsend_conformance.harness.timeouts import PROPERTY_TEST_TIMEOUT
@@ -63,8 +63,8 @@ def _check_transfer(backend: Caller, case: dict[str, Any]) -> None:
         cut = len(sent) > case["numfds"]
         assert sorted(arrived) == new, "fds installed that were neither returned nor closed"
         if got.fds is not None:
-            expected = [identity(fd) for fd in sent[: case["numfds"]]]
-            assert [identity(fd) for fd in got.fds] == expected
+            expected = identities(sent[: case["numfds"]])
+            assert identities(got.fds) == expected
         assert got.reported == cut, (
             f"{len(sent)} sent, numfds {case['numfds']}: reported={got.reported}"
         )

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from fdsend_conformance.backend import Caller, Feature
+from fdsend_conformance.backend import Caller
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.checks import SEVERAL_FDS, per_call
+from fdsend_conformance.harness.checks import SEVERAL_FDS, check_payload, per_call
 from fdsend_conformance.harness.cmsg import SO_PASSRIGHTS
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.harness.receive_options import (
     COMBINATIONS,
@@ -77,12 +77,11 @@ def test_every_fd_arrives_whatever_the_receiver_switched_on(
 ):
     a, b = make_pair(kind)
     _switch_on(b, names, all_of=names != COMBINATIONS["everything"])
-    sent = distinct_fds(per_call(backend, 3))
-    closer.fds(*sent)
+    sent = closer.distinct_fds(per_call(backend, 3))
     backend.sendfds(a, b"options", 0, sent)
     result = _receive(backend, b, len(sent))
     fds, _ = _hand_back(closer, result)
-    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent], (
+    assert identities(fds) == identities(sent), (
         f"with {', '.join(names)} on, {len(fds)} of {len(sent)} fds arrived"
     )
     _assert_not_reported_truncated(backend, result)
@@ -94,13 +93,12 @@ def test_every_fd_arrives_whatever_the_receiver_switched_on(
 def test_scm_max_fd_fds_arrive_with_everything_switched_on(backend, make_pair, closer, kind):
     a, b = make_pair(kind)
     _switch_on(b, COMBINATIONS["everything"], all_of=False)
-    sent = distinct_fds(SCM_MAX_FD)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(SCM_MAX_FD)
     backend.sendfds(a, b"all", 0, sent)
     result = _receive(backend, b, SCM_MAX_FD)
     fds, _ = _hand_back(closer, result)
     assert len(fds) == SCM_MAX_FD, f"{len(fds)} of {SCM_MAX_FD} fds arrived with every option on"
-    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent]
+    assert identities(fds) == identities(sent)
     _assert_not_reported_truncated(backend, result)
 
 
@@ -116,8 +114,7 @@ def test_scm_pidfds_do_not_pile_up(backend, make_pair, closer, kind):
     a, b = make_pair(kind)
     _passpidfd(b)
     before = _pidfds()
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     for _ in range(10):
         backend.sendfds(a, b"pid", 0, sent)
         result = backend.recvfds(b, 16, 0, 1)
@@ -135,8 +132,7 @@ def test_a_cut_receive_with_pidfds_and_credentials_leaks_nothing(backend, make_p
     a, b = make_pair(kind)
     _passpidfd(b)
     b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-    sent = distinct_fds(4)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(4)
     backend.sendfds(a, b"cut", 0, sent)
     before = fdtable.open_fds()
     try:
@@ -193,8 +189,7 @@ def test_a_receiver_that_refuses_fds_makes_the_send_fail_with_eperm(
         b.setsockopt(socket.SOL_SOCKET, SO_PASSRIGHTS, 0)
     except OSError as exc:
         pytest.skip(f"this kernel lacks SO_PASSRIGHTS (Linux 6.16): {exc}")
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     with pytest.raises(PermissionError) as raised:
         backend.sendfds(a, b"no", 0, sent)
     assert raised.value.errno == errno.EPERM
@@ -202,5 +197,4 @@ def test_a_receiver_that_refuses_fds_makes_the_send_fail_with_eperm(
     backend.sendfds(a, b"plain", 0, [])  # a send without fds still goes through
     msg, fds = backend.recvfds(b, 16, 0, 1)
     assert list(fds) == []
-    if backend.supports(Feature.PAYLOAD):
-        assert msg == b"plain"
+    check_payload(backend, msg, b"plain")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import errno
+import pickle
 import socket
 
 import pytest
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness.checks import per_call, unsupported
-from fdsend_conformance.harness.fds import identity
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.sockets import pending, set_io_timeout, tcp_pair
 
 
@@ -24,7 +25,7 @@ def test_fds_arrive_beside_credentials(backend, pair, closer, count):
     backend.sendfds(a, b"c", 0, sent)
     _, fds = backend.recvfds(b, 16, 0, count)
     closer.fds(*fds)
-    assert [identity(fd) for fd in fds] == [identity(fd) for fd in sent], (
+    assert identities(fds) == identities(sent), (
         "SCM_CREDENTIALS took the control buffer and the fds were dropped"
     )
 
@@ -47,11 +48,14 @@ def assert_refused(error: BaseException) -> None:
 
 @pytest.mark.clause("LOSS-2")
 @pytest.mark.requires(Feature.PAYLOAD)
-def test_empty_payload_with_fds_on_a_stream_is_refused(backend, pair, closer):
+@pytest.mark.parametrize("empty", ["bytes", "picklebuffer"])
+def test_empty_payload_with_fds_on_a_stream_is_refused(backend, pair, closer, empty):
     a, b = pair
     sent = closer.distinct_fds(1)
+    # A PickleBuffer is true even when empty: the check must be by length
+    payload = b"" if empty == "bytes" else pickle.PickleBuffer(b"")
     with pytest.raises((ValueError, OSError)) as raised:
-        backend.sendfds(a, b"", 0, sent)
+        backend.sendfds(a, payload, 0, sent)
     assert_refused(raised.value)
     assert not pending(b), "something reached the peer"
 

@@ -8,8 +8,13 @@ import pytest
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.checks import SEVERAL_FDS, receive_truncated, unsupported
-from fdsend_conformance.harness.fds import identity
+from fdsend_conformance.harness.checks import (
+    SEVERAL_FDS,
+    check_payload,
+    receive_truncated,
+    unsupported,
+)
+from fdsend_conformance.harness.fds import identities, identity
 from fdsend_conformance.harness.sockets import pending
 
 SENT = 8
@@ -44,7 +49,7 @@ def test_arrived_fds_are_the_first_in_order(backend, pair, closer):
     if got.fds is None:
         unsupported(f"{backend.name} raises on truncation; nothing arrives to check")
     closer.fds(*got.fds)
-    assert [identity(fd) for fd in got.fds] == [identity(fd) for fd in sent[:3]]
+    assert identities(got.fds) == identities(sent[:3])
 
 
 @pytest.mark.clause("TRUNC-3")
@@ -80,8 +85,8 @@ def test_numfds_zero_reports_and_leaks_nothing(backend, pair, closer):
     assert new == [], f"fds installed by numfds=0: {[fdtable.describe(fd) for fd in new]}"
     assert got.fds in (None, [])
     assert got.reported, "numfds=0 dropped 2 fds without reporting truncation"
-    if got.msg is not None and backend.supports(Feature.PAYLOAD):
-        assert got.msg == b"zero"
+    if got.msg is not None:
+        check_payload(backend, got.msg, b"zero")
 
 
 @pytest.mark.clause("TRUNC-5")
@@ -89,18 +94,23 @@ def test_numfds_zero_reports_and_leaks_nothing(backend, pair, closer):
 @pytest.mark.parametrize(
     "kind", [socket.SOCK_SEQPACKET, socket.SOCK_DGRAM], ids=["seqpacket", "dgram"]
 )
-def test_payload_truncation_is_reported(backend, make_pair, closer, kind):
+@pytest.mark.parametrize("size", [4, 0], ids=["cut-to-4", "cut-to-0"])  # 0: the fds alone
+def test_payload_truncation_is_reported(backend, make_pair, closer, kind, size):
     a, b = make_pair(kind)
     sent = closer.distinct_fds(1)
     backend.sendfds(a, b"0123456789", 0, sent)
     try:
-        result = backend.recvfds(b, 4, 0, 4)
+        result = backend.recvfds(b, size, 0, 4)
     except backend.truncation_error:
         if backend.truncation != "exception":
             raise
         return  # reported by raising, as declared
     msg, fds = result
     closer.fds(*fds)
-    assert msg == b"0123"
-    assert getattr(result, "msg_truncated", False), "payload cut from 10 to 4 bytes, not reported"
-    assert [identity(fd) for fd in fds] == [identity(sent[0])]
+    assert msg == b"0123456789"[:size]
+    assert getattr(result, "msg_truncated", False), f"payload cut to {size} bytes, not reported"
+    assert identities(fds) == [identity(sent[0])]
+    backend.sendfds(a, b"0123", 0, sent)
+    whole = backend.recvfds(b, 4, 0, 4)
+    closer.fds(*whole[1])  # (msg, fds)
+    assert not getattr(whole, "msg_truncated", False), "a payload that fit reported as cut"

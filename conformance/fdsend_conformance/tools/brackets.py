@@ -283,10 +283,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="fdsend-conformance kernels --brackets",
         description="Run each fix's bracket of Debian images in VMs and write "
-        "kernel-regressions.md and .json.",
+        "kernel-regressions.md and .json. Other options (--kvm, --cpus, --timeout) "
+        "go to each fdsend-conformance vm.",
     )
-    parser.add_argument("--reports", type=Path, default=Path("docs/kernels/brackets"))
-    parser.add_argument("--output-dir", type=Path, default=Path("docs"))
+    parser.add_argument(
+        "--reports",
+        type=Path,
+        default=Path("docs/kernels/brackets"),
+        help="the per-run reports, SUITE_VERSION/runN.json (default: docs/kernels/brackets)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("docs"),
+        help="where kernel-regressions.md and .json go (default: docs)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="VMs at a time (default 2)")
     parser.add_argument("--no-run", action="store_true", help="only rewrite the tables")
     parser.add_argument(

@@ -404,10 +404,21 @@ def guest_tree(image: Path) -> Path:
     """
     release = image.name.removeprefix("vmlinuz-")
     root = image.parent.parent
-    guest = root.parent / "guest"
-    kept = guest / "boot" / image.name
+    kept = root.parent / "guest" / "boot" / image.name
     if kept.exists():
         return kept
+    with tempfile.TemporaryDirectory(dir=root.parent) as scratch:
+        _make_guest_tree(image, root, Path(scratch) / "guest", release)
+        try:
+            os.replace(Path(scratch) / "guest", root.parent / "guest")  # whole, or not at all
+        except OSError:
+            if not kept.exists():  # not another process's tree, made meanwhile
+                raise
+    return kept
+
+
+def _make_guest_tree(image: Path, root: Path, guest: Path, release: str) -> None:
+    kept = guest / "boot" / image.name
     source = root / "lib" / "modules" / release
     target = guest / "lib" / "modules" / release
     wanted: set[str] = set()
@@ -424,7 +435,6 @@ def guest_tree(image: Path) -> Path:
     _run(["depmod", "-b", str(guest), release])
     kept.parent.mkdir(parents=True, exist_ok=True)
     kept.symlink_to(image.resolve())
-    return kept
 
 
 def _unpacked(folder: Path) -> Path | None:

@@ -37,7 +37,7 @@ from fdsend_conformance.harness.cmsg import (
     receive,
     send_fds,
 )
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.sockets import UNIX_TYPES, unix_pair
 
 pytestmark = pytest.mark.kernel
@@ -119,21 +119,19 @@ def _send_and_receive(closer, a, b, ancbufsize: int, sent: list[int]) -> Message
 @pytest.mark.parametrize("kind", UNIX_TYPES)
 def test_control_messages_come_in_a_fixed_order(closer, kind):
     a, b, wanted = _receiver_with_everything(closer, UNIX_TYPES[kind])
-    sent = distinct_fds(SENT)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(SENT)
     msg = _send_and_receive(closer, a, b, ROOM, sent)
     assert not msg.ctrunc
     if SECURITY in msg.kinds:
         wanted.append(SECURITY)
     assert msg.kinds == [k for k in ORDER if k in wanted]
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+    assert identities(msg.fds) == identities(sent)
 
 
 @pytest.mark.clause("KERNEL-27")
 def test_a_security_label_comes_between_credentials_and_rights(closer):
     a, b, _ = _receiver_with_everything(closer, socket.SOCK_STREAM)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     msg = _send_and_receive(closer, a, b, ROOM, sent)
     if SECURITY not in msg.kinds:
         pytest.skip("no SCM_SECURITY came: no LSM labels AF_UNIX sockets here")
@@ -145,8 +143,7 @@ def test_a_security_label_comes_between_credentials_and_rights(closer):
 @pytest.mark.parametrize("count", [1, 2, 3, 4])
 def test_each_message_takes_cmsg_space_of_its_payload(closer, count):
     a, b, _ = _receiver_with_everything(closer, socket.SOCK_STREAM)
-    sent = distinct_fds(count)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(count)
     msg = _send_and_receive(closer, a, b, ROOM, sent)
     sizes = {(level, kind): len(payload) for level, kind, payload in msg.ancdata}
     expected = {brings: size for _, brings, size in OPTIONS.values() if brings in msg.kinds}
@@ -167,8 +164,7 @@ def test_a_timestamp_takes_the_size_of_its_struct(closer, option, kind):
     a, b = unix_pair(closer.objects, DATAGRAM_TYPES[kind])
     if not _enable(b, number):
         pytest.skip(f"{option} is unknown to this kernel")
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     earliest = time.time()
     msg = _send_and_receive(closer, a, b, ROOM, sent)
     latest = time.time()
@@ -186,8 +182,7 @@ def test_the_last_message_needs_only_cmsg_len(closer, kind):
     """The least room that loses nothing: CMSG_SPACE of all but the last
     message, plus CMSG_LEN of the last; one byte less cuts or drops the last."""
     a, b, _ = _receiver_with_everything(closer, UNIX_TYPES[kind])
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     full = _send_and_receive(closer, a, b, ROOM, sent)
     if PIDFD not in full.kinds:
         pytest.skip("needs SO_PASSPIDFD (Linux >= 6.5); without it the fds come last (KERNEL-4)")
@@ -214,8 +209,7 @@ def _assert_only_rights(closer, kind: int, option: int, value: int, name: str) -
     a, b = unix_pair(closer.objects, kind)
     if not _enable(b, option, value):
         pytest.skip(f"{name} is unknown to this kernel")
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     msg = _send_and_receive(closer, a, b, ROOM, sent)
     assert msg.kinds == [RIGHTS], f"{name} brought a control message"
 
@@ -247,8 +241,7 @@ def test_so_timestamping_beside_a_timestamp_follows_it(closer, kind, new):
         and _enable(b, stamping, SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
     ):
         pytest.skip("this kernel lacks the _NEW timestamp options")
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     msg = _send_and_receive(closer, a, b, ROOM, sent)
     assert msg.kinds == [(socket.SOL_SOCKET, ns), (socket.SOL_SOCKET, stamping), RIGHTS]
     [three] = msg.items(socket.SOL_SOCKET, stamping)
@@ -263,8 +256,7 @@ def test_the_last_timestamp_option_picks_old_or_new_for_all(closer, kind):
     if not _enable(b, SO_TIMESTAMPNS_NEW):
         pytest.skip("SO_TIMESTAMPNS_NEW is unknown to this kernel")
     assert _enable(b, SO_TIMESTAMPING_OLD, SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     msg = _send_and_receive(closer, a, b, ROOM, sent)
     stamp_kinds = [kind for level, kind in msg.kinds if (level, kind) != RIGHTS]
     assert stamp_kinds == [SO_TIMESTAMPNS_OLD, SO_TIMESTAMPING_OLD]

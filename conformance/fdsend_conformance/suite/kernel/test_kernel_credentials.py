@@ -10,7 +10,7 @@ import pytest
 
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.cmsg import CREDENTIALS_SIZE, Message, fd_space, receive, send_fds
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.processes import fork_call, reap
 from fdsend_conformance.harness.sockets import unix_pair
 
@@ -34,22 +34,20 @@ def _kinds(msg: Message) -> list[tuple[int, int]]:
 @pytest.mark.parametrize("count", [1, 4])
 def test_credentials_arrive_beside_the_fds(closer, count):
     a, b = _passcred_pair(closer)
-    sent = distinct_fds(count)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(count)
     send_fds(a, b"c", sent)
     msg = receive(b, 16, 4096)
     closer.fds(*msg.fds)
     assert not msg.ctrunc
     assert _kinds(msg) == [CREDENTIALS, RIGHTS]
     assert msg.credentials == (os.getpid(), os.getuid(), os.getgid())
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+    assert identities(msg.fds) == identities(sent)
 
 
 @pytest.mark.clause("KERNEL-11")
 def test_credentials_name_the_sending_process(closer):
     a, b = _passcred_pair(closer)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
 
     def sender() -> None:
         send_fds(a, b"c", sent)
@@ -64,15 +62,14 @@ def test_credentials_name_the_sending_process(closer):
         code = reap(pid)
     assert code == 0
     assert msg.credentials == (pid, os.getuid(), os.getgid())
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+    assert identities(msg.fds) == identities(sent)
 
 
 @pytest.mark.clause("KERNEL-12")
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 8])
 def test_buffer_for_the_fds_alone_gets_credentials_and_no_fds(closer, count):
     a, b = _passcred_pair(closer)
-    sent = distinct_fds(count)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(count)
     send_fds(a, b"c", sent)
     before = fdtable.open_fds()
     msg = receive(b, 16, fd_space(count))
@@ -91,11 +88,10 @@ def test_buffer_for_the_fds_alone_gets_credentials_and_no_fds(closer, count):
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 8])
 def test_room_for_credentials_and_fds_delivers_both(closer, count):
     a, b = _passcred_pair(closer)
-    sent = distinct_fds(count)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(count)
     send_fds(a, b"c", sent)
     msg = receive(b, 16, socket.CMSG_SPACE(CREDENTIALS_SIZE) + fd_space(count))
     closer.fds(*msg.fds)
     assert not msg.ctrunc
     assert msg.credentials == (os.getpid(), os.getuid(), os.getgid())
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+    assert identities(msg.fds) == identities(sent)

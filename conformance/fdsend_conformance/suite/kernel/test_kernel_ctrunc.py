@@ -9,7 +9,7 @@ import pytest
 
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.cmsg import fd_space, receive, send_fds
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import distinct_fds, identities
 from fdsend_conformance.harness.fdtable import at_eof
 from fdsend_conformance.harness.sockets import unix_pair
 
@@ -50,6 +50,6 @@ def test_short_control_buffer_installs_what_fits(closer, buffer):
     closer.fds(*msg.fds)
     assert msg.data == b"short"
     assert msg.ctrunc, "fds were cut without MSG_CTRUNC"
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent[:fit]]
+    assert identities(msg.fds) == identities(sent[:fit])
     assert fdtable.open_fds() - before == set(msg.fds), "cut fds were installed"
     assert at_eof(read_end), "a cut fd still holds its file open"

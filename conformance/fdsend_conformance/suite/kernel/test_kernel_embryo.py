@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from fdsend_conformance.harness.cmsg import fd_space, receive, send_fds
-from fdsend_conformance.harness.fds import identity
+from fdsend_conformance.harness.fds import identities, identity
 from fdsend_conformance.harness.fdtable import at_eof
 from fdsend_conformance.harness.sockets import CONNECTION_TYPES, set_io_timeout, unix_listener
 
@@ -38,7 +38,7 @@ def test_fds_queued_before_accept_reach_the_accepted_socket(closer, kind, client
     msg = receive(server, 16, fd_space(1))
     closer.fds(*msg.fds)
     assert (msg.data, msg.ctrunc) == (b"early", False)
-    assert [identity(fd) for fd in msg.fds] == [sent]
+    assert identities(msg.fds) == [sent]
     os.write(msg.fds[0], b"!")
     assert os.read(read_end, 1) == b"!"
 

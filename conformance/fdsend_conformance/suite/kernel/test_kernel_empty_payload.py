@@ -7,7 +7,7 @@ import os
 import pytest
 
 from fdsend_conformance.harness.cmsg import fd_space, receive, send_fds
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.fdtable import at_eof
 from fdsend_conformance.harness.sockets import UNIX_TYPES, pending, unix_pair
 
@@ -32,11 +32,10 @@ def test_stream_loses_the_fds_of_an_empty_send(closer):
 @pytest.mark.parametrize("kind", ["seqpacket", "dgram"])
 def test_message_sockets_deliver_an_empty_message_with_fds(closer, kind):
     a, b = unix_pair(closer.objects, UNIX_TYPES[kind])
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     assert send_fds(a, b"", sent) == 0
     msg = receive(b, 16, fd_space(2))
     closer.fds(*msg.fds)
     assert msg.data == b""
     assert not msg.ctrunc
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+    assert identities(msg.fds) == identities(sent)

@@ -11,6 +11,7 @@ import termios
 
 import pytest
 
+from fdsend_conformance.harness.closer import Closer
 from fdsend_conformance.harness.cmsg import (
     INT_SIZE,
     SCM_INQ,
@@ -20,7 +21,7 @@ from fdsend_conformance.harness.cmsg import (
     receive,
     send_fds,
 )
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import distinct_fds, identities
 from fdsend_conformance.harness.kernel import require_sockopt
 from fdsend_conformance.harness.sockets import UNIX_TYPES, unix_pair
 
@@ -49,10 +50,9 @@ def _receive(closer, sock: socket.socket, size: int, flags: int = 0) -> Message:
     return msg
 
 
-def _abc_with_fds_then_defgh(closer, sender: socket.socket, count: int) -> list[int]:
+def _abc_with_fds_then_defgh(closer: Closer, sender: socket.socket, count: int) -> list[int]:
     """Send "abc" with ``count`` fds, then "defgh" without; returns the fds sent."""
-    sent = distinct_fds(count)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(count)
     send_fds(sender, b"abc", sent)
     sender.sendall(b"defgh")
     return sent
@@ -66,7 +66,7 @@ def test_scm_inq_follows_the_rights_and_counts_what_is_left(closer):
     assert not first.ctrunc
     assert first.data == b"ab"
     assert first.kinds == [RIGHTS, INQ]
-    assert [identity(fd) for fd in first.fds] == [identity(fd) for fd in sent]
+    assert identities(first.fds) == identities(sent)
     assert first.inq == 6 == _queued(b), "not the bytes left: c + defgh"
     rest = _receive(closer, b, 16)
     assert (rest.data, rest.kinds, rest.inq) == (b"cdefgh", [INQ], 0)
@@ -99,15 +99,14 @@ def test_a_peek_counts_the_bytes_it_leaves_queued(closer):
 @pytest.mark.clause("KERNEL-17")
 def test_no_room_after_the_rights_drops_scm_inq_with_ctrunc(closer):
     a, b = _inq_pair(closer)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     send_fds(a, b"abc", sent)
     msg = receive(b, 16, fd_space(1))
     closer.fds(*msg.installed)
     assert msg.data == b"abc"
     assert msg.ctrunc
     assert msg.kinds == [RIGHTS]
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+    assert identities(msg.fds) == identities(sent)
 
 
 @pytest.mark.clause("KERNEL-18")
@@ -118,8 +117,7 @@ def test_so_inq_is_enoprotoopt_off_sock_stream(closer, kind):
     with pytest.raises(OSError) as info:
         b.setsockopt(socket.SOL_SOCKET, SO_INQ, 1)
     assert info.value.errno == errno.ENOPROTOOPT, os.strerror(info.value.errno or 0)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     send_fds(a, b"m", sent)
     msg = receive(b, 16, ROOM)
     closer.fds(*msg.installed)
@@ -147,7 +145,7 @@ def test_no_scm_inq_without_so_inq(closer, option):
     sent = _abc_with_fds_then_defgh(closer, a, 1)
     first = _receive(closer, b, 2)
     assert first.data == b"ab"
-    assert [identity(fd) for fd in first.fds] == [identity(fd) for fd in sent]
+    assert identities(first.fds) == identities(sent)
     assert INQ not in [(level, kind) for level, kind, _ in first.ancdata], "SCM_INQ without SO_INQ"
     rest = _receive(closer, b, 16)
     assert (rest.data, rest.ancdata) == (b"cdefgh", [])

@@ -10,7 +10,7 @@ import pytest
 
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.cmsg import SCM_MAX_FD, fd_space, receive, send_fds
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import distinct_fds, identities
 from fdsend_conformance.harness.fdtable import at_eof
 from fdsend_conformance.harness.kernel import kernel_at_least
 from fdsend_conformance.harness.privileges import (
@@ -30,21 +30,19 @@ pytestmark = pytest.mark.kernel
 @pytest.mark.clause("KERNEL-1")
 def test_scm_max_fd_fds_pass_in_one_message(closer):
     a, b = unix_pair(closer.objects)
-    sent = distinct_fds(SCM_MAX_FD)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(SCM_MAX_FD)
     assert send_fds(a, b"max", sent) == 3
     msg = receive(b, 16, fd_space(SCM_MAX_FD))
     closer.fds(*msg.fds)
     assert msg.data == b"max"
     assert not msg.ctrunc
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+    assert identities(msg.fds) == identities(sent)
 
 
 @pytest.mark.clause("KERNEL-1")
 def test_one_fd_more_than_scm_max_fd_is_einval(closer):
     a, b = unix_pair(closer.objects)
-    sent = distinct_fds(SCM_MAX_FD + 1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(SCM_MAX_FD + 1)
     with pytest.raises(OSError) as info:
         send_fds(a, b"max", sent)
     assert info.value.errno == errno.EINVAL, os.strerror(info.value.errno or 0)
@@ -73,7 +71,7 @@ def _receive_at_the_limit() -> None:
         set_soft_nofile(previous)
     assert msg.data == b"limit"
     assert msg.ctrunc, "fds were dropped at RLIMIT_NOFILE without MSG_CTRUNC"
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent[:FREE_SLOTS]]
+    assert identities(msg.fds) == identities(sent[:FREE_SLOTS])
     assert fdtable.open_fds() - before == set(msg.fds), "dropped fds were installed"
     assert at_eof(read_end), "a dropped fd still holds its file open"
     for fd in msg.fds:
@@ -82,7 +80,7 @@ def _receive_at_the_limit() -> None:
     assert send_fds(a, b"again", sent[:2]) == 5
     again = receive(b, 16, fd_space(2))
     assert not again.ctrunc
-    assert [identity(fd) for fd in again.fds] == [identity(fd) for fd in sent[:2]]
+    assert identities(again.fds) == identities(sent[:2])
 
 
 @pytest.mark.clause("KERNEL-2")

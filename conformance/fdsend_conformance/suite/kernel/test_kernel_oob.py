@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from fdsend_conformance.harness.cmsg import Message, fd_space, receive, send_fds
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.fdtable import at_eof
 from fdsend_conformance.harness.kernel import oob_stream_pair
 from fdsend_conformance.harness.sockets import pending
@@ -27,15 +27,14 @@ def _receive(closer, sock: socket.socket, flags: int = 0) -> Message:
 
 
 def _files(fds: list[int]) -> list[tuple[int, int]]:
-    return [identity(fd) for fd in fds]
+    return identities(fds)
 
 
 @pytest.mark.clause("KERNEL-19")
 @pytest.mark.parametrize("read_oob_first", [True, False], ids=["oob-read", "oob-unread"])
 def test_fds_of_an_oob_send_come_with_its_in_band_part(closer, read_oob_first):
     a, b = oob_stream_pair(closer.objects, inline=False)
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     assert send_fds(a, b"abc", sent, socket.MSG_OOB) == 3
     a.sendall(b"def")
     if read_oob_first:
@@ -52,8 +51,7 @@ def test_fds_of_an_oob_send_come_with_its_in_band_part(closer, read_oob_first):
 @pytest.mark.clause("KERNEL-19")
 def test_with_oobinline_the_oob_byte_starts_the_next_read(closer):
     a, b = oob_stream_pair(closer.objects, inline=True)
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     assert send_fds(a, b"abc", sent, socket.MSG_OOB) == 3
     a.sendall(b"def")
     with pytest.raises(OSError) as info:
@@ -101,8 +99,7 @@ def test_fds_on_a_one_byte_oob_send_are_skipped_by_an_in_band_reader(closer):
 @pytest.mark.clause("KERNEL-20")
 def test_with_oobinline_a_one_byte_oob_send_delivers_its_fds(closer):
     a, b = oob_stream_pair(closer.objects, inline=True)
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     send_fds(a, b"c", sent, socket.MSG_OOB)
     a.sendall(b"d")
     first = _receive(closer, b)

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from fdsend_conformance.harness.cmsg import SO_PASSRIGHTS, fd_space, receive, rights, send_fds
-from fdsend_conformance.harness.fds import identity
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.fdtable import at_eof
 from fdsend_conformance.harness.kernel import require_sockopt
 from fdsend_conformance.harness.sockets import (
@@ -104,7 +104,7 @@ def test_only_the_receivers_option_counts(closer, kind):
     msg = receive(b, 16, fd_space(2))
     closer.fds(*msg.fds)
     assert not msg.ctrunc
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+    assert identities(msg.fds) == identities(sent)
 
 
 @pytest.mark.clause("KERNEL-16")
@@ -144,6 +144,6 @@ def test_embryo_takes_the_option_at_connect(closer, kind):
     msg = receive(server, 16, fd_space(2))
     closer.fds(*msg.fds)
     assert not msg.ctrunc
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+    assert identities(msg.fds) == identities(sent)
     late = connect()
     _assert_refused(closer, lambda fds: send_fds(late, b"late", fds), late)

@@ -11,7 +11,7 @@ import struct
 import pytest
 
 from fdsend_conformance.harness.cmsg import SO_PASSPIDFD, SO_PEERPIDFD, receive, send_fds
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.fdtable import close_on_exec
 from fdsend_conformance.harness.kernel import require_sockopt
 from fdsend_conformance.harness.processes import fork_call, pidfd_pid, reap
@@ -99,8 +99,7 @@ def test_peer_pidfd_of_an_unconnected_socket_is_enodata(closer, kind):
 def test_scm_pidfd_of_a_sender_that_exited(closer, reaped):
     a, b = unix_pair(closer.objects)
     require_sockopt(b, SO_PASSPIDFD, 1, "SO_PASSPIDFD", "6.5")
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     pid = fork_call(lambda: send_fds(a, b"gone", sent))
     try:
         _wait_exited(pid)
@@ -114,7 +113,7 @@ def test_scm_pidfd_of_a_sender_that_exited(closer, reaped):
             assert reap(pid) == 0  # only now: the pidfd was read while a zombie
     assert not msg.ctrunc
     assert msg.data == b"gone"
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+    assert identities(msg.fds) == identities(sent)
     [pidfd] = msg.pidfds
     assert pidfd >= 0, f"SCM_PIDFD carried an error: {pidfd}"
     assert named == [-1 if reaped else pid]

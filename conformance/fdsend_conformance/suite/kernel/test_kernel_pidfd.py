@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from fdsend_conformance.harness.cmsg import SCM_PIDFD, SO_PASSPIDFD, Message, receive, send_fds
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.fdtable import close_on_exec
 from fdsend_conformance.harness.kernel import require_sockopt
 from fdsend_conformance.harness.processes import fork_call, pidfd_pid, reap
@@ -25,7 +25,7 @@ def _passpidfd_pair(closer) -> tuple[socket.socket, socket.socket]:
 
 def _check(msg: Message, sent: list[int], pid: int) -> None:
     assert not msg.ctrunc
-    assert [identity(fd) for fd in msg.fds] == [identity(fd) for fd in sent]
+    assert identities(msg.fds) == identities(sent)
     kinds = [kind for level, kind, _ in msg.ancdata if level == socket.SOL_SOCKET]
     assert kinds.count(SCM_PIDFD) == 1, f"control messages: {kinds}"
     [pidfd] = msg.pidfds
@@ -36,8 +36,7 @@ def _check(msg: Message, sent: list[int], pid: int) -> None:
 @pytest.mark.clause("KERNEL-13")
 def test_pidfd_of_this_process_arrives_beside_the_fds(closer):
     a, b = _passpidfd_pair(closer)
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     send_fds(a, b"p", sent)
     msg = receive(b, 16, 4096)
     closer.fds(*msg.installed)
@@ -47,8 +46,7 @@ def test_pidfd_of_this_process_arrives_beside_the_fds(closer):
 @pytest.mark.clause("KERNEL-13")
 def test_pidfd_names_the_sending_process(closer):
     a, b = _passpidfd_pair(closer)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
 
     def sender() -> None:
         send_fds(a, b"p", sent)

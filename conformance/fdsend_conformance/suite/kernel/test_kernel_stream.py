@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from fdsend_conformance.harness.cmsg import Message, fd_space, receive, send_fds
-from fdsend_conformance.harness.fds import distinct_fds, identity
+from fdsend_conformance.harness.fds import distinct_fds, identities
 from fdsend_conformance.harness.sockets import pending, unix_pair
 
 pytestmark = pytest.mark.kernel
@@ -23,15 +23,14 @@ def _receive(closer, sock: socket.socket, size: int) -> Message:
 
 
 def _files(fds: list[int]) -> list[tuple[int, int]]:
-    return [identity(fd) for fd in fds]
+    return identities(fds)
 
 
 @pytest.mark.clause("KERNEL-7")
 def test_unix7_example_fds_end_the_read(closer):
     """unix(7): 4 plain bytes, 1 byte with fds, 4 plain bytes; 20-byte reads."""
     a, b = unix_pair(closer.objects)
-    sent = distinct_fds(2)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(2)
     a.sendall(b"1234")
     send_fds(a, b"5", sent)
     a.sendall(b"6789")
@@ -45,8 +44,7 @@ def test_unix7_example_fds_end_the_read(closer):
 @pytest.mark.parametrize(("size", "with_fds"), [(3, False), (4, True), (20, True)])
 def test_fds_come_with_the_first_byte_of_their_send(closer, size, with_fds):
     a, b = unix_pair(closer.objects)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     a.sendall(b"abc")
     send_fds(a, b"def", sent)
     first = _receive(closer, b, size)
@@ -62,8 +60,7 @@ def test_fds_come_with_the_first_byte_of_their_send(closer, size, with_fds):
 @pytest.mark.clause("KERNEL-7")
 def test_fds_stay_with_the_first_part_of_a_split_read(closer):
     a, b = unix_pair(closer.objects)
-    sent = distinct_fds(1)
-    closer.fds(*sent)
+    sent = closer.distinct_fds(1)
     send_fds(a, b"abcdef", sent)
     first = _receive(closer, b, 2)
     assert (first.data, _files(first.fds)) == (b"ab", _files(sent))
