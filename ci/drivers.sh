@@ -12,7 +12,7 @@ started=$SECONDS
 
 # The drivers' build tools and libraries, as Debian packages (issue 22 §2).
 packages="golang-go golang-golang-x-sys-dev librust-nix-dev cargo rustc libglib2.0-dev
-    libsocket-msghdr-perl libbg-dev pkg-config gcc"
+    libsocket-msghdr-perl libbg-dev pkg-config gcc ruby"
 missing=""
 for package in $packages; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fdsend_conformance.harness.closer import Closer
+from fdsend_conformance.harness.closer import closer  # noqa: F401  (the fixture)
 from fdsend_conformance.harness.fdtable import no_leaks
 from fdsend_conformance.harness.sockets import socket_pair
 
@@ -18,14 +18,6 @@ def no_fd_leaks() -> Iterator[None]:
     """Fail the test if it leaves an fd open that was not open before."""
     with no_leaks():
         yield
-
-
-@pytest.fixture
-def closer() -> Iterator[Closer]:
-    """Closes at teardown what the test gave it."""
-    owner = Closer()
-    yield owner
-    owner.close_all()
 
 
 @pytest.fixture

@@ -1,10 +1,7 @@
-"""Backend (async): anyio's own ``send_fds``/``receive_fds``, awaited natively on trio.
+"""Backend (async): anyio-asyncio-native's coroutines, awaited natively on trio.
 
-Optional: loads only where anyio is installed (``pip install fdsend[anyio]``).
-The coroutines are :func:`fdsend_conformance.adapters._anyio.send_fds` and
-``receive_fds``: no ``anyio.run`` per call, the suite awaits them on its
-one loop for the test. anyio makes the socket non-blocking itself, so the
-suite passes sockets as they are.
+Loads only where anyio and Trio are installed. See
+:mod:`~fdsend_conformance.adapters.anyio_asyncio_native` for what is awaited.
 """
 
 from __future__ import annotations

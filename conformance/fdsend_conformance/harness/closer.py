@@ -1,13 +1,16 @@
-"""What a test opened, closed at its teardown: the ``closer`` fixture's :class:`Closer`."""
+"""What a test opened, closed at its teardown: :class:`Closer` and the ``closer`` fixture."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from fdsend_conformance.harness.fds import distinct_fds
 
-__all__ = ["Closer"]
+__all__ = ["Closer", "closer"]
 
 
 class Closer:
@@ -43,3 +46,11 @@ class Closer:
             os.close(fd)
         self._objects.clear()
         self._fds.clear()
+
+
+@pytest.fixture
+def closer() -> Iterator[Closer]:
+    """Closes at teardown what the test gave it."""
+    owner = Closer()
+    yield owner
+    owner.close_all()

@@ -12,7 +12,7 @@ import pytest
 from fdsend_conformance.backend import Caller, Opener
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import unsupported
-from fdsend_conformance.harness.closer import Closer
+from fdsend_conformance.harness.closer import Closer, closer
 from fdsend_conformance.harness.fds import make_fd
 from fdsend_conformance.harness.sockets import TYPE_FEATURES, socket_pair
 from fdsend_conformance.plumbing.callers import OpenByName, open_caller, plumbing_fds
@@ -85,14 +85,6 @@ def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     held = lambda: plumbing_fds(backend_of(request.config))  # noqa: E731
     with fdtable.no_leaks(lambda: call_failed(request.node), held):
         yield
-
-
-@pytest.fixture
-def closer() -> Iterator[Closer]:
-    """Closes at teardown what the test gave it."""
-    owner = Closer()
-    yield owner
-    owner.close_all()
 
 
 @pytest.fixture

@@ -117,6 +117,7 @@ def page(report: ClauseReport, backend: Backend, level: str) -> str:
     sections = [
         _section(v, report.tests) for v in verdicts if v.status in (Status.FAIL, Status.NON_STRICT)
     ]
+    expected = sum(v.expected for v in verdicts)
     title = f"fdsend conformance: {backend.name} {backend.version}"
     return "\n".join(
         [
@@ -133,7 +134,9 @@ def page(report: ClauseReport, backend: Backend, level: str) -> str:
             f'<p class="totals">{chips}</p>',
             f'<p>The clauses are those of <a href="{_e(CONTRACT_PATH.as_uri())}">CONTRACT.md</a>'
             " (shipped in the fdsend_conformance package); hover a row for its why.</p>",
-            f"<h2>Failing clauses ({len(sections)})</h2>" if sections else "",
+            f"<h2>Failing clauses ({len(sections)}, {expected} of them expected)</h2>"
+            if sections
+            else "",
             *sections,
             "<h2>Every clause</h2>",
             "<table><tr><th>Clause</th><th>Status</th><th>Level</th><th>Title</th>"
