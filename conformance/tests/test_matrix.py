@@ -192,6 +192,19 @@ def test_a_failing_test_is_explained_by_the_first_entry_that_matches():
     assert explained["ABC-3"] == ([], ["test_a.py::test_should"])
 
 
+def test_a_test_the_run_marked_expected_is_explained_by_the_entry_it_named():
+    report = _report("lib", {"OWN-1": ("FAIL", ["suite/t.py::test_x", "suite/t.py::test_y"])})
+    for test in report["tests"]:
+        test["outcome"] = "expected-failure"  # by the per-call OWN-1 check, in the run
+        test["reason"] = "expected: changes the socket (/somewhere/expected/lib.txt:2)"
+    entries = parse_expected("t.py::test_z  another\nt.py::test_own  changes the socket\n")
+    explained = matrix.explain(report, entries)
+    assert [e.selector for e in explained["OWN-1"][0]] == ["t.py::test_own"]
+    assert explained["OWN-1"][1] == []
+    report["tests"][1]["reason"] = "expected: another (/somewhere/expected/lib.txt:2)"
+    assert matrix.explain(report, entries)["OWN-1"][1] == ["t.py::test_y"]  # not that entry
+
+
 def test_a_report_without_tests_is_refused_by_schema():
     report = _report("lib", {"ABC-1": ("FAIL", ["suite/t.py::test_x"])})
     del report["schema"], report["tests"]

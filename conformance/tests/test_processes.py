@@ -33,8 +33,9 @@ def test_fork_to_kill_reports_a_child_that_ended_by_itself():
     def fail(ready: object) -> None:
         raise RuntimeError("before ready")
 
-    with fork_to_kill(fail) as child:
-        assert not child.wait_ready(0.5)
+    raised = pytest.raises(AssertionError, match="RuntimeError: before ready")
+    with fork_to_kill(fail) as child, raised:
+        child.wait_ready(0.5)
     assert child.exit_code == 1
 
 

@@ -208,6 +208,10 @@ def call_in_child(function: Callable[[], T], seconds: float = CHILD_TIMEOUT) -> 
     return cast(T, value)
 
 
+#: A :func:`fork_to_kill` child's word on its ready pipe: ready, or raised (then its traceback).
+_READY, _RAISED = b"!", b"E"
+
+
 @dataclass
 class KilledChild:
     """A child of :func:`fork_to_kill`: its pid, and how it ended once reaped."""
@@ -217,10 +221,18 @@ class KilledChild:
     exit_code: int | None = None  # set at the block's exit: -SIGKILL if it was still alive
 
     def wait_ready(self, seconds: float = IO_TIMEOUT) -> bool:
-        """Whether the child called ``ready`` within ``seconds`` (not: it ended first)."""
+        """Whether the child called ``ready`` within ``seconds``.
+
+        A child that raised first fails the wait with AssertionError and the
+        child's traceback (its error, such as an OWN-1 check's, is the test's).
+        """
         if not select.select([self.ready_end], [], [], seconds)[0]:
             return False
-        return os.read(self.ready_end, 1) == b"!"
+        first = os.read(self.ready_end, 1)
+        if first == _RAISED:
+            error, _ = read_pipe(self.ready_end, time.monotonic() + IO_TIMEOUT)
+            raise AssertionError(f"in the forked child:\n{error.decode(errors='replace')}")
+        return first == _READY
 
 
 @contextmanager
@@ -229,7 +241,8 @@ def fork_to_kill(function: Callable[[Callable[[], None]], object]) -> Iterator[K
 
     ``ready()`` tells the parent (:meth:`KilledChild.wait_ready`) how far the
     child got. At the block's exit the child is SIGKILLed and reaped; its
-    exit code is then -SIGKILL unless it had ended by itself (it raised). A
+    exit code is then -SIGKILL unless it had ended by itself (it raised:
+    :meth:`KilledChild.wait_ready` raises its error if it came first). A
     child whose parent went away without killing it ends after
     :data:`CHILD_TIMEOUT`.
     """
@@ -239,7 +252,11 @@ def fork_to_kill(function: Callable[[Callable[[], None]], object]) -> Iterator[K
     def child() -> None:
         os.close(ready_read)
         os.close(hold_write)
-        function(lambda: write_all(ready_write, b"!"))
+        try:
+            function(lambda: write_all(ready_write, _READY))
+        except BaseException:
+            write_all(ready_write, _RAISED + traceback.format_exc().encode())
+            raise
         select.select([hold_read], [], [], CHILD_TIMEOUT)
 
     try:
