@@ -184,15 +184,21 @@ def test_undeclared_feature_is_unsupported_not_failed(run, pytester: pytest.Pyte
     )
     assert result.ret == 0, result.stdout.str()
     skipped = ElementTree.parse(junit).getroot().iter("skipped")
-    assert {s.get("message") for s in skipped} == {"UNSUPPORTED: no-payload lacks payload"}
+    assert {s.get("message") for s in skipped} == {
+        "UNSUPPORTED: no-payload carries no payload of the caller's"
+    }
     assert statuses(report)["XFER-6"] == "UNSUPPORTED"
     # Why, per test in the JSON and once in the terminal summary.
     [xfer6] = [c for c in report["clauses"] if c["id"] == "XFER-6"]
     reasons = set(xfer6["skips"].values())
-    assert reasons == {"UNSUPPORTED: no-payload lacks payload"}
+    assert reasons == {"UNSUPPORTED: no-payload carries no payload of the caller's"}
     assert len(xfer6["skips"]) == xfer6["tests"]["unsupported"]
     result.stdout.fnmatch_lines(
-        ["XFER-6 *UNSUPPORTED*", "why skipped:", "*UNSUPPORTED: no-payload lacks payload  (XFER-6)"]
+        [
+            "XFER-6 *UNSUPPORTED*",
+            "why skipped:",
+            "*UNSUPPORTED: no-payload carries no payload of the caller's  (XFER-6)",
+        ]
     )
 
 
@@ -216,7 +222,7 @@ def test_report_has_its_schemas_shape_and_each_tests_outcome(run, pytester: pyte
     assert {(t["outcome"], t["reason"]) for t in order} == {("passed", None)}
     assert {tuple(t["clauses"]) for t in order} == {("XFER-1",)}
     assert {(t["outcome"], t["reason"]) for t in payload} == {
-        ("unsupported", "UNSUPPORTED: no-payload lacks payload")
+        ("unsupported", "UNSUPPORTED: no-payload carries no payload of the caller's")
     }
     # JUnit XML carries the same outcome, as a property of each test case.
     junit_outcomes = {
