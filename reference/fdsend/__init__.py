@@ -52,7 +52,7 @@ __all__ = [
     "socketpair",
 ]
 
-__version__ = "1.1.0"
+__version__ = "1.1.1"
 
 #: Most fds the kernel carries in one message (include/net/scm.h).
 SCM_MAX_FD = 253

@@ -434,6 +434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not image.is_file():
         print(f"fdsend-conformance vm: no kernel image {image}", file=sys.stderr)
         return 2
+    packages = modules_naming(known.clauses.split(",")) if known.clauses else []
+    if known.clauses and not packages:
+        print(f"fdsend-conformance vm: no kernel test checks {known.clauses}", file=sys.stderr)
+        return 2
     missing = missing_tools(known.kvm)
     vng = find_vng()
     if missing or vng is None:
@@ -442,10 +446,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     release = image.name.removeprefix("vmlinuz-") if image.name.startswith("vmlinuz-") else ""
     out = known.out or Path(f"vm-{release}" if release else "vm")
     setup = VmSetup(image, out, kvm=known.kvm, cpus=known.cpus, memory=known.memory)
-    packages = modules_naming(known.clauses.split(",")) if known.clauses else []
-    if known.clauses and not packages:
-        print(f"fdsend-conformance vm: no kernel test checks {known.clauses}", file=sys.stderr)
-        return 2
     started = time.monotonic()
     timeout = known.timeout * known.runs
     results = boot_runs(vng, setup, pytest_args, timeout, known.python, packages, known.runs)
