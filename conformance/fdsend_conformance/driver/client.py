@@ -61,6 +61,7 @@ class DriverFailure(Failed):
     OSError`` or ``except Exception`` cannot swallow it.
     """
 
+    # Shown as pytest's own "Failed: ..." in summaries, not a dotted path.
     __module__ = "builtins"
     __qualname__ = "Failed"
 
