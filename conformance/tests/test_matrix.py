@@ -128,6 +128,9 @@ def test_committed_matrix_covers_the_built_in_backends_and_passfd(committed):
 def test_committed_matrix_lists_the_packages_of_this_matrix_module(committed):
     considered = [(u["package"], u["version"], u["outcome"]) for u in committed["considered"]]
     assert considered == list(matrix.CONSIDERED), f"run `{REGENERATE}`"
+    elsewhere = [(u["name"], u["what"], u["outcome"]) for u in committed["not_on_linux"]]
+    assert elsewhere == list(matrix.NOT_ON_LINUX), f"run `{REGENERATE}`"
+    assert "I_SENDFD" in [name for name, _, _ in elsewhere]
     unusable = [
         (u["package"], u["version"], u["outcome"], u["error"]) for u in committed["not_installable"]
     ]

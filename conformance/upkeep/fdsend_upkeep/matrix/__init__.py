@@ -14,7 +14,8 @@ exit status 1.
 The modules, one idea each:
 
 - :mod:`~fdsend_upkeep.matrix.packages`: the PyPI packages that pass
-  fds but have no adapter (:data:`NOT_INSTALLABLE`, :data:`CONSIDERED`);
+  fds but have no adapter (:data:`NOT_INSTALLABLE`, :data:`CONSIDERED`),
+  and the systems Linux lacks (:data:`NOT_ON_LINUX`);
 - :mod:`~fdsend_upkeep.matrix.run`: one run of the suite against one
   backend;
 - :mod:`~fdsend_upkeep.matrix.build`: the matrix as JSON-ready data,
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from fdsend_upkeep.matrix.build import KERNEL_SECTION, build_matrix, explain
 from fdsend_upkeep.matrix.cli import main
-from fdsend_upkeep.matrix.packages import CONSIDERED, NOT_INSTALLABLE, Unusable
+from fdsend_upkeep.matrix.packages import CONSIDERED, NOT_INSTALLABLE, NOT_ON_LINUX, Unusable
 from fdsend_upkeep.matrix.render import render_markdown
 from fdsend_upkeep.matrix.run import pytest_command, run_backend
 
@@ -35,6 +36,7 @@ __all__ = [
     "CONSIDERED",
     "KERNEL_SECTION",
     "NOT_INSTALLABLE",
+    "NOT_ON_LINUX",
     "Unusable",
     "build_matrix",
     "explain",

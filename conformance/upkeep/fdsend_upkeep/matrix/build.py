@@ -31,7 +31,7 @@ from fdsend_conformance.plumbing.expected import (
     id_in_suite,
     read_expected,
 )
-from fdsend_upkeep.matrix.packages import CONSIDERED, NOT_INSTALLABLE
+from fdsend_upkeep.matrix.packages import CONSIDERED, NOT_INSTALLABLE, NOT_ON_LINUX
 
 __all__ = [
     "DRIVERS_DIR",
@@ -228,6 +228,7 @@ def build_matrix(
             for u in NOT_INSTALLABLE
         ],
         "considered": [{"package": p, "version": v, "outcome": why} for p, v, why in CONSIDERED],
+        "not_on_linux": [{"name": n, "what": w, "outcome": why} for n, w, why in NOT_ON_LINUX],
     }
 
 

@@ -2,8 +2,9 @@
 
 :data:`NOT_INSTALLABLE`: packages no adapter could be written for, because
 they do not install or import on Python 3. :data:`CONSIDERED`: maintained
-packages that pass fds only inside a protocol of their own. Both are listed
-below the matrix's table. (Registered backends whose package is missing are
+packages that pass fds only inside a protocol of their own.
+:data:`NOT_ON_LINUX`: fd-passing systems that Linux does not have. All three
+are listed below the matrix's table. (Registered backends whose package is missing are
 listed there too, as unavailable: see :mod:`fdsend_upkeep.matrix.cli`.)
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CONSIDERED", "NOT_INSTALLABLE", "Unusable"]
+__all__ = ["CONSIDERED", "NOT_INSTALLABLE", "NOT_ON_LINUX", "Unusable"]
 
 
 @dataclass(frozen=True)
@@ -82,5 +83,14 @@ CONSIDERED: tuple[tuple[str, str, str], ...] = (
         "systemd-python",
         "235",
         "systemd.daemon.notify(fds=...) sends fds only to $NOTIFY_SOCKET (sd_pid_notify_with_fds)",
+    ),
+)
+
+#: Fd-passing systems named beside fdsend that Linux lacks: (name, what, why).
+NOT_ON_LINUX: tuple[tuple[str, str, str], ...] = (
+    (
+        "I_SENDFD",
+        "the STREAMS ioctl of System V and Solaris, with I_RECVFD",
+        "Linux has no STREAMS, so there is no call to run the contract against",
     ),
 )

@@ -162,6 +162,8 @@ def _elsewhere(matrix: Mapping[str, Any]) -> list[str]:
         out.append(f"- **{u['package']} {u['version']}** (PyPI): {u['outcome']}: `{u['error']}`")
     for u in matrix["considered"]:
         out.append(f"- **{u['package']} {u['version']}** (PyPI): no adapter: {u['outcome']}")
+    for u in matrix.get("not_on_linux", []):
+        out.append(f"- **{u['name']}** ({u['what']}): not on Linux: {u['outcome']}")
     return out
 
 
