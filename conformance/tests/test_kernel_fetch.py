@@ -309,3 +309,10 @@ def test_fetch_moves_in_a_whole_tree_or_none(
             kernel_fetch.fetch("debian:bookworm/9.9.9", cache)
         assert not (folder / "root").exists()
     assert [p.name for p in cache.iterdir()] == ([image.package] if with_kernel else [])
+
+
+def test_a_relative_kernel_cache_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """apt reads a relative Dir:: setting from /, so the cache is always absolute."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FDSEND_KERNELS", "venv/kernels")
+    assert kernel_fetch.cache_dir() == tmp_path / "venv" / "kernels"

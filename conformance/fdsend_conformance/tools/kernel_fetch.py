@@ -100,9 +100,16 @@ class FetchError(Exception):
 
 
 def cache_dir() -> Path:
-    """Where fetched kernels are unpacked."""
+    """Where fetched kernels are unpacked, as an absolute path.
+
+    Absolute because apt reads a relative ``Dir::`` setting as relative to
+    ``/``, not to the current folder: a relative FDSEND_KERNELS made every
+    suite's package lists empty.
+    """
     configured = os.environ.get("FDSEND_KERNELS")
-    return Path(configured) if configured else Path.home() / ".cache" / "fdsend" / "kernels"
+    return (
+        Path(configured).absolute() if configured else Path.home() / ".cache" / "fdsend" / "kernels"
+    )
 
 
 def mirror() -> str:
