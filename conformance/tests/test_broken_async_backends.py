@@ -8,10 +8,10 @@ stops while it waits).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
+from suite_runs import statuses, suite_runner
 
 BROKEN_ASYNC = """
 import asyncio
@@ -51,24 +51,16 @@ blocks_the_loop = BlocksTheLoop()
 
 @pytest.fixture
 def run(pytester: pytest.Pytester):
-    pytester.makepyfile(broken_async=BROKEN_ASYNC)
-    pytester.syspathinsert()
+    run_with_broken = suite_runner(pytester, broken_async=BROKEN_ASYNC)
 
     def run_async_clauses(backend: str, *args: str) -> tuple[Any, dict[str, str]]:
-        report = pytester.path / "report.json"
-        result = pytester.runpytest_subprocess(
-            "--pyargs",
-            "fdsend_conformance.suite.test_async",
-            "-p",
-            "no:cacheprovider",
+        result, report = run_with_broken(
             f"--backend={backend}",
-            f"--conformance-report={report}",
             "--test-timeout=10",
             *args,
-            timeout=120,
+            suite="fdsend_conformance.suite.test_async",
         )
-        data = json.loads(report.read_text())
-        return result, {c["id"]: c["status"] for c in data["clauses"]}
+        return result, statuses(report)
 
     return run_async_clauses
 

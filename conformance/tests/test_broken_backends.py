@@ -3,13 +3,13 @@ time, finishes the run and exits non-zero, serially and under pytest-xdist."""
 
 from __future__ import annotations
 
-import json
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
 
 import pytest
+from suite_runs import statuses, suite_runner
 
 BROKEN = """
 import os
@@ -141,24 +141,17 @@ def assert_each_test_bounded(durations: dict[str, float]) -> None:
 
 @pytest.fixture
 def run(pytester: pytest.Pytester):
-    pytester.makepyfile(broken=BROKEN)
-    pytester.syspathinsert()
+    run_with_broken = suite_runner(pytester, broken=BROKEN)
 
-    def run_suite(
+    def run_selection(
         backend: str, *args: str, selection: str = SELECTION
     ) -> tuple[Any, dict[str, str], dict[str, float]]:
-        report = pytester.path / "report.json"
         junit = pytester.path / "junit.xml"
         started = time.monotonic()
-        result = pytester.runpytest_subprocess(
-            "--pyargs",
-            "fdsend_conformance",
-            "-p",
-            "no:cacheprovider",
+        result, report = run_with_broken(
             f"--backend=broken:{backend}",
             "-k",
             selection,
-            f"--conformance-report={report}",
             f"--test-timeout={TEST_TIMEOUT:g}",
             f"--junitxml={junit}",
             *args,
@@ -166,10 +159,9 @@ def run(pytester: pytest.Pytester):
         )
         # A few tests: a hang costs at most the test timeout each, plus start-up.
         assert time.monotonic() - started < 60
-        data = json.loads(report.read_text())
-        return result, {c["id"]: c["status"] for c in data["clauses"]}, junit_durations(junit)
+        return result, statuses(report), junit_durations(junit)
 
-    return run_suite
+    return run_selection
 
 
 MODES = {"serial": (), "xdist": ("-n", "auto")}

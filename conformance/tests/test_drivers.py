@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from suite_runs import run_suite, statuses, suite_runner
 
 from fdsend_conformance.driver.client import PROTOCOL_VERSION, Driver, DriverFailure
 
@@ -95,32 +96,23 @@ SELECTION = "test_several_fds_arrive_in_order and 1]"
 
 @pytest.fixture
 def run(pytester: pytest.Pytester):
-    pytester.makepyfile(broken_driver=BROKEN_DRIVER, bogus=BOGUS_BACKEND)
-    pytester.syspathinsert()
+    run_with_them = suite_runner(pytester, broken_driver=BROKEN_DRIVER, bogus=BOGUS_BACKEND)
 
-    def run_suite(backend: str, *args: str) -> tuple[Any, dict[str, str], float]:
-        report = pytester.path / "report.json"
+    def run_selection(
+        backend: str, *args: str, selection: str = SELECTION
+    ) -> tuple[Any, dict[str, Any], float]:
         started = time.monotonic()
-        result = pytester.runpytest_subprocess(
-            "--pyargs",
-            "fdsend_conformance",
-            "-p",
-            "no:cacheprovider",
-            "--tb=short",
-            "--tb=short",  # the failure's whole message, stderr tail included
+        result, report = run_with_them(
             f"--backend={backend}",
+            "--tb=short",  # the failure's whole message, stderr tail included
             "-k",
-            SELECTION,
-            f"--conformance-report={report}",
+            selection,
             "--expected=none",
             *args,
-            timeout=120,
         )
-        seconds = time.monotonic() - started
-        data = json.loads(report.read_text()) if report.exists() else {"clauses": []}
-        return result, {c["id"]: c["status"] for c in data["clauses"]}, seconds
+        return result, report, time.monotonic() - started
 
-    return run_suite
+    return run_selection
 
 
 def _driver(pytester: pytest.Pytester, mode: str) -> str:
@@ -137,9 +129,9 @@ def _driver(pytester: pytest.Pytester, mode: str) -> str:
     ],
 )
 def test_a_broken_driver_fails_its_test_and_says_how(run, pytester, mode, message):
-    result, statuses, _ = run(_driver(pytester, mode))
+    result, report, _ = run(_driver(pytester, mode))
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    assert statuses["XFER-1"] == "FAIL"
+    assert statuses(report)["XFER-1"] == "FAIL"
     result.stdout.fnmatch_lines([message])
 
 
@@ -151,8 +143,8 @@ def test_a_crashed_driver_shows_the_tail_of_its_stderr(run, pytester):
 def test_a_hung_driver_is_killed_after_the_bound(run, pytester):
     from fdsend_conformance.harness.timeouts import DRIVER_REPLY_TIMEOUT
 
-    result, statuses, seconds = run(_driver(pytester, "hang"))
-    assert statuses["XFER-1"] == "FAIL"
+    result, report, seconds = run(_driver(pytester, "hang"))
+    assert statuses(report)["XFER-1"] == "FAIL"
     result.stdout.fnmatch_lines(
         [f"*driver hung: did not reply to 'recvfds' within {DRIVER_REPLY_TIMEOUT:g} s; killed*"]
     )
@@ -169,18 +161,8 @@ def test_a_driver_of_another_version_is_refused_by_name(run, pytester):
 
 def test_a_broken_driver_fails_its_test_only(run, pytester):
     """The run goes on: the tests after the crash get a fresh driver and pass."""
-    result = pytester.runpytest_subprocess(
-        "--pyargs",
-        "fdsend_conformance",
-        "-p",
-        "no:cacheprovider",
-        "--tb=short",
-        f"--backend={_driver(pytester, 'crash')}",
-        "-k",
-        "test_several_fds_arrive_in_order or test_zero_fds_is_a_plain_message",
-        "--expected=none",
-        timeout=120,
-    )
+    selection = "test_several_fds_arrive_in_order or test_zero_fds_is_a_plain_message"
+    result, _, _ = run(_driver(pytester, "crash"), selection=selection)
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed") == 4  # every fd count: each receive crashes a driver
     assert outcomes.get("passed") == 2  # plain messages still go through fresh drivers
@@ -194,22 +176,14 @@ def test_a_broken_driver_fails_its_test_only(run, pytester):
     ],
 )
 def test_a_bogus_fd_from_an_in_process_backend_is_named_and_left_alone(run, backend, message):
-    result, statuses, _ = run(backend)
-    assert statuses["XFER-1"] == "FAIL"
+    result, report, _ = run(backend)
+    assert statuses(report)["XFER-1"] == "FAIL"
     result.stdout.fnmatch_lines([message])
     result.stdout.no_fnmatch_line("*Bad file descriptor*")  # nothing it returned was closed
 
 
 def test_a_driver_command_that_does_not_run_is_a_usage_error(pytester):
-    result = pytester.runpytest_subprocess(
-        "--pyargs",
-        "fdsend_conformance",
-        "-p",
-        "no:cacheprovider",
-        "--tb=short",
-        "--backend=driver:/nonexistent/driver",
-        timeout=120,
-    )
+    result, _ = run_suite(pytester, "--tb=short", "--backend=driver:/nonexistent/driver")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*driver start: cannot run [[]'/nonexistent/driver'[]]*"])
 

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
-from suite_runs import SuiteRun, suite_runner
+from suite_runs import SuiteRun, clause_entry, expected_file, statuses, suite_runner
 
 from fdsend_conformance.plumbing.contract import load_contract
 from fdsend_conformance.tools.cli import main
@@ -96,8 +96,7 @@ def totals_line(result: pytest.RunResult) -> str:
 def test_1_an_expected_failure_reads_as_one_with_its_reason_and_totals_say_no_fail(
     run, pytester: pytest.Pytester
 ):
-    expected = pytester.path / "expected.txt"
-    expected.write_text("RECV-1  buffer sized for the fds: fixed in trier 0.2\n")
+    expected = expected_file(pytester, "RECV-1  buffer sized for the fds: fixed in trier 0.2\n")
     result, report = run("--backend=trier", "-k", RECV_1, f"--expected={expected}")
     assert result.ret == 0, result.stdout.str()
     assert report["conforming"] is True
@@ -125,11 +124,11 @@ def test_2_a_failed_should_clause_is_not_called_expected_and_reads_fail_when_str
     line = clause_line(result, "OWN-2")
     assert "NON-STRICT" in line
     assert "expected" not in line
-    assert [c["expected"] for c in report["clauses"] if c["id"] == "OWN-2"] == [False]
+    assert clause_entry(report, "OWN-2")["expected"] is False
     strict, report = run("--backend=trier", "-k", OWN_2, "--level=strict")
     assert strict.ret == pytest.ExitCode.TESTS_FAILED
     assert clause_line(strict, "OWN-2").split()[1] == "FAIL"
-    assert [c["status"] for c in report["clauses"] if c["id"] == "OWN-2"] == ["FAIL"]
+    assert statuses(report)["OWN-2"] == "FAIL"
 
 
 # 3. The reasons are lost: JSON, JUnit and the terminal.
@@ -169,8 +168,8 @@ def test_3_the_terminal_says_the_contracts_why_of_each_failing_clause(run):
     result, _ = run("--backend=trier", "-k", BOTH_BUGS)
     section = " ".join(line.strip() for line in report_section(result))
     assert "a control buffer sized for the fds alone loses them" in section
-    for clause in ("RECV-1", "LOSS-1", "OWN-2"):
-        assert " ".join(why_of(clause).split()) in section, clause
+    for clause_id in ("RECV-1", "LOSS-1", "OWN-2"):
+        assert " ".join(why_of(clause_id).split()) in section, clause_id
 
 
 # 4. Too much output: 34 near-identical tracebacks.
@@ -224,8 +223,7 @@ def test_6_a_bad_expected_line_is_a_usage_error_naming_file_and_line(
     run, pytester: pytest.Pytester, case
 ):
     line, named = BAD_LINES[case]
-    expected = pytester.path / "expected.txt"
-    expected.write_text(f"# the trier's deviations\nXFER-1  fine\n{line}\n")
+    expected = expected_file(pytester, f"# the trier's deviations\nXFER-1  fine\n{line}\n")
     result, report = run("--backend=trier", "-k", LOSS_1, f"--expected={expected}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
@@ -237,8 +235,7 @@ def test_6_a_bad_expected_line_is_a_usage_error_naming_file_and_line(
 def test_6_a_clause_entry_that_still_fails_lists_no_unexpected_passes(
     run, pytester: pytest.Pytester
 ):
-    expected = pytester.path / "expected.txt"
-    expected.write_text("RECV-1  buffer sized for the fds\n")
+    expected = expected_file(pytester, "RECV-1  buffer sized for the fds\n")
     result, _ = run("--backend=trier", "-k", RECV_1, f"--expected={expected}")
     assert result.ret == 0
     assert [line for line in result.outlines if "unexpectedly pass" in line] == []
@@ -358,8 +355,8 @@ def test_the_html_report_is_one_page_that_chromium_renders_in_its_colours(
     assert not re.search(r"<(script|link|img|iframe)\b", text)
     assert re.findall(r'(?:src|href)="(?!#|file:)', text) == []
     readable = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
-    for clause in ("RECV-1", "LOSS-1", "OWN-2"):
-        assert " ".join(why_of(clause).split()) in readable, clause
+    for clause_id in ("RECV-1", "LOSS-1", "OWN-2"):
+        assert " ".join(why_of(clause_id).split()) in readable, clause_id
     assert report["environment"]["kernel"] in readable
     assert "and 30 more like it" in readable
     png = pytester.path / "report.png"
@@ -392,8 +389,7 @@ def test_7_a_failure_that_names_own_1_counts_against_own_1(pytester: pytest.Pyte
     run = suite_runner(pytester, changer=CHANGER)
     result, report = run("--backend=changer", "-k", "test_several_fds_arrive_in_order")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    statuses = {c["id"]: c["status"] for c in report["clauses"]}
-    assert (statuses["XFER-1"], statuses["OWN-1"]) == ("FAIL", "FAIL")
+    assert (statuses(report)["XFER-1"], statuses(report)["OWN-1"]) == ("FAIL", "FAIL")
     tests = [t for t in report["tests"] if "test_several_fds_arrive_in_order" in t["id"]]
     assert {tuple(t["clauses"]) for t in tests} == {("XFER-1", "OWN-1")}
     assert all(

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
+from suite_runs import run_suite
 
 from fdsend_conformance.outcome import Outcome
 from fdsend_conformance.plumbing import ktap
@@ -202,18 +203,14 @@ def test_a_test_of_two_clauses_is_in_both_blocks_and_hashes_leave_names():
 def suite_ktap(pytester: pytest.Pytester):
     def run(*args: str) -> tuple[pytest.RunResult, str]:
         path = pytester.path / "run.ktap"
-        result = pytester.runpytest_subprocess(
-            "--pyargs",
-            "fdsend_conformance",
-            "-p",
-            "no:cacheprovider",
+        result, _ = run_suite(
+            pytester,
             "--backend",
             "multiprocessing",
             "-k",
             "test_truncation or test_transfer",
             f"--ktap={path}",
             *args,
-            timeout=120,
         )
         return result, path.read_text()
 

@@ -4,9 +4,8 @@ the rest of the contract runs with one fd."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from suite_runs import clause_entry, statuses, suite_runner
 
 ONE_FD = """
 import fdsend
@@ -30,26 +29,13 @@ SELECTION = "test_transfer or test_ownership or test_truncation or test_silent_l
 
 
 def test_one_fd_per_call_is_unsupported_with_its_reason_and_passes_the_rest(pytester):
-    pytester.makepyfile(one_fd=ONE_FD)
-    pytester.syspathinsert()
-    report = pytester.path / "report.json"
-    result = pytester.runpytest_subprocess(
-        "--pyargs",
-        "fdsend_conformance",
-        "-p",
-        "no:cacheprovider",
-        "--backend=one_fd",
-        "-k",
-        SELECTION,
-        f"--conformance-report={report}",
-        timeout=300,
-    )
+    run = suite_runner(pytester, one_fd=ONE_FD)
+    result, report = run("--backend=one_fd", "-k", SELECTION, timeout=300)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
-    clauses = {c["id"]: c for c in json.loads(report.read_text())["clauses"]}
     for several in ("XFER-1", "XFER-2", "XFER-5", "TRUNC-1", "TRUNC-4"):
-        assert clauses[several]["status"] == "UNSUPPORTED"
-        assert set(clauses[several]["skips"].values()) == {
+        assert clause_entry(report, several)["status"] == "UNSUPPORTED"
+        assert set(clause_entry(report, several)["skips"].values()) == {
             "UNSUPPORTED: one-fd sends and receives exactly one fd per call"
         }
     for judged in ("XFER-3", "XFER-7", "XFER-8", "OWN-1", "OWN-2", "OWN-3", "LOAD-3"):
-        assert clauses[judged]["status"] == "PASS", judged
+        assert statuses(report)[judged] == "PASS", judged

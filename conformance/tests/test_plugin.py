@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from suite_runs import SuiteRun, suite_runner
+from suite_runs import SuiteRun, clause_entry, expected_file, statuses, suite_runner
 
 from fdsend_conformance.outcome import Outcome, Status
 from fdsend_conformance.plumbing.report import SCHEMA_FILE, SCHEMA_VERSION
@@ -71,10 +71,6 @@ CLOEXEC_TEST = "test_received_fds_are_close_on_exec"
 def run(pytester: pytest.Pytester) -> SuiteRun:
     """Run the packaged suite in a subprocess; return (result, report JSON)."""
     return suite_runner(pytester, examples=EXAMPLES)
-
-
-def statuses(report: dict[str, Any]) -> dict[str, str]:
-    return {c["id"]: c["status"] for c in report["clauses"]}
 
 
 def register(pytester: pytest.Pytester, **entry_points: str) -> None:
@@ -161,7 +157,7 @@ def test_core_failure_fails_the_run(run):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert statuses(report)["XFER-1"] == "FAIL"
     assert report["conforming"] is False
-    xfer1 = next(c for c in report["clauses"] if c["id"] == "XFER-1")
+    xfer1 = clause_entry(report, "XFER-1")
     assert xfer1["tests"] == {"passed": 1, "failed": 3}
 
 
@@ -189,7 +185,7 @@ def test_undeclared_feature_is_unsupported_not_failed(run, pytester: pytest.Pyte
     }
     assert statuses(report)["XFER-6"] == "UNSUPPORTED"
     # Why, per test in the JSON and once in the terminal summary.
-    [xfer6] = [c for c in report["clauses"] if c["id"] == "XFER-6"]
+    xfer6 = clause_entry(report, "XFER-6")
     reasons = set(xfer6["skips"].values())
     assert reasons == {"UNSUPPORTED: no-payload carries no payload of the caller's"}
     assert len(xfer6["skips"]) == xfer6["tests"]["unsupported"]
@@ -246,22 +242,29 @@ def test_truncation_style_none_fails_truncation_clause(run):
     assert statuses(report)["TRUNC-1"] == "FAIL"
 
 
-def test_expected_failure_file_keeps_the_run_green(run, pytester: pytest.Pytester):
-    expected = pytester.path / "expected.txt"
-    expected.write_text("# dropper's deviations\nXFER-1  sends only the first fd, on purpose\n")
-    result, report = run("--backend=examples:dropper", "-k", ORDER_TEST, f"--expected={expected}")
+def xfer1_with_expected(
+    run: SuiteRun, pytester: pytest.Pytester, backend: str, lines: str
+) -> tuple[pytest.RunResult, dict[str, Any]]:
+    """Run XFER-1's ordering test on ``backend`` with an expected file of ``lines``.
+
+    The run must be green; returns it and XFER-1's entry in its report.
+    """
+    expected = expected_file(pytester, lines)
+    result, report = run(f"--backend={backend}", "-k", ORDER_TEST, f"--expected={expected}")
     assert result.ret == 0
-    xfer1 = next(c for c in report["clauses"] if c["id"] == "XFER-1")
+    return result, clause_entry(report, "XFER-1")
+
+
+def test_expected_failure_file_keeps_the_run_green(run, pytester: pytest.Pytester):
+    lines = "# dropper's deviations\nXFER-1  sends only the first fd, on purpose\n"
+    result, xfer1 = xfer1_with_expected(run, pytester, "examples:dropper", lines)
     assert (xfer1["status"], xfer1["expected"]) == ("FAIL", True)
     result.stdout.fnmatch_lines(["XFER-1 *XFAIL*", "*sends only the first fd, on purpose*"])
 
 
 def test_expected_failure_that_passes_is_reported(run, pytester: pytest.Pytester):
-    expected = pytester.path / "expected.txt"
-    expected.write_text("test_transfer.py::test_several_fds_arrive_in_order[16]  was broken\n")
-    result, report = run("--backend=examples:good", "-k", ORDER_TEST, f"--expected={expected}")
-    assert result.ret == 0
-    xfer1 = next(c for c in report["clauses"] if c["id"] == "XFER-1")
+    lines = "test_transfer.py::test_several_fds_arrive_in_order[16]  was broken\n"
+    result, xfer1 = xfer1_with_expected(run, pytester, "examples:good", lines)
     [unexpected] = xfer1["unexpected_passes"]
     assert unexpected.endswith("test_transfer.py::test_several_fds_arrive_in_order[16]")
     result.stdout.fnmatch_lines(
@@ -273,8 +276,7 @@ def test_expected_failure_that_passes_is_reported(run, pytester: pytest.Pytester
 
 
 def test_expected_entry_without_reason_is_a_usage_error(run, pytester: pytest.Pytester):
-    expected = pytester.path / "expected.txt"
-    expected.write_text("XFER-1\n")
+    expected = expected_file(pytester, "XFER-1\n")
     result, _ = run("--backend=examples:good", f"--expected={expected}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*XFER-1*needs a one-line reason*"])
