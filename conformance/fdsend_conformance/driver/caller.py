@@ -235,7 +235,7 @@ class DriverBackend:
         fields = {"msg": encode(bytes(msg)), "flags": flags}
         reply, _ = self._call("sendfds", sock, fields, fds=[_number(fd) for fd in (fds or ())])
         sent = reply.get("sent")
-        if not _is_int(sent):
+        if not isinstance(sent, int) or isinstance(sent, bool):
             self._garbage("sendfds", f"'sent' is {sent!r}, not an int")
         return int(sent)
 
