@@ -96,6 +96,7 @@ async def _anyio(a: socket.socket, b: socket.socket, fds: list[int], rounds: int
 async def _sync(
     a: socket.socket, b: socket.socket, fds: list[int], rounds: int, sleep0: bool = False
 ) -> int:
+    """The synchronous reference in the coroutine; with ``sleep0``, one ``sleep(0)`` a round."""
     send, receive, close, n = fdsend.sendfds, fdsend.recvfds, os.close, len(fds)
     sleep = asyncio.sleep
     start = time.perf_counter_ns()
