@@ -192,7 +192,11 @@ def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
         f"with it. The kernel checks ran {RUNS} times on each, in a VM "
         "(`fdsend-conformance kernels --brackets`). A fix is **caught** when every "
         f"clause meant for it failed in all {RUNS} runs without the fix and passed in "
-        f"all {RUNS} with it. {caught} of {len(rows)} fixes are caught.",
+        f"all {RUNS} with it. {caught} of {len(rows)} fixes are caught. Each fix's first "
+        "fixed release per series is read from Debian's changelogs "
+        "(`python -m fdsend_conformance.tools.first_fixed --check`); a series whose "
+        "changelog does not list the fix is *not fixed*, though it may have come with a "
+        "mainline release, which Debian's changelogs do not list commit by commit.",
         "",
         "| fix | clauses | without | with | caught | runs without / with |",
         "| --- | --- | --- | --- | --- | --- |",
