@@ -188,7 +188,7 @@ def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
         "Each fix of the fix table "
         "([kernel_fixes.json](../conformance/fdsend_conformance/kernel_fixes.json)) is "
         "bracketed by two of Debian's images: the newest without the fix and the oldest "
-        f"with it. The kernel checks ran {RUNS} times on each, in a VM "
+        f"with it. The kernel checks ran {RUNS} times on each, each run a boot of its own in a VM "
         "(`fdsend-conformance kernels --brackets`). A fix is **caught** when every "
         f"clause meant for it failed in all {RUNS} runs without the fix and passed in "
         f"all {RUNS} with it. {caught} of {len(rows)} fixes are caught. Each fix's first "
