@@ -15,6 +15,7 @@ from fdsend_conformance.harness.kernel_fixes import (
     parse_version,
 )
 from fdsend_conformance.plumbing.contract import load_contract
+from fdsend_conformance.tools import first_fixed
 from fdsend_conformance.tools.kernel_fetch import DEBIAN_PREFIX, SUITES
 
 
@@ -45,6 +46,24 @@ def test_row_is_well_formed(row: Fix):
     assert row.commit is None or re.fullmatch(r"[0-9a-f]{12,40}", row.commit)
 
 
+def test_every_row_names_every_series_the_table_covers():
+    """Complete rows: a series a row leaves out would make its kernels "not known to lack"
+    the fix, and a known bug a plain failure there. Only a row no changelog names is empty."""
+    covered = {series for row in fixes() for series in row.first_fixed}
+    named = {
+        first_fixed.series_of(image.rpartition("/")[2])
+        for row in fixes()
+        for image in (row.without, row.with_)
+        if image
+    }
+    assert named <= covered
+    assert {"5.10", "6.1", "6.12", "6.18", "7.2"} <= covered
+    for row in fixes():
+        assert set(row.first_fixed) in (covered, set()), row.fix
+        if not row.first_fixed:
+            assert all(not lacks_fix(row, f"{series}.1") for series in covered)
+
+
 def test_a_bracket_with_an_image_without_the_fix_names_a_clause_or_says_why():
     for row in fixes():
         if row.without is not None and not row.clauses:
@@ -64,10 +83,12 @@ def _row(first_fixed: dict[str, str | None], measured: tuple[str, ...] = ()) -> 
         ("6.12.57", True),  # the series never got it
         ("7.2.6", False),  # a series the row does not name: not known
         ("6.18.44", True),  # measured without it
+        ("7.3.4", False),  # the whole series has it
+        ("7.3", False),  # a release candidate, as /proc/version names it
     ],
 )
 def test_lacks_fix(version, lacks):
-    row = _row({"6.1": "6.1.177", "6.12": None}, ("6.18.44",))
+    row = _row({"6.1": "6.1.177", "6.12": None, "7.3": "7.3"}, ("6.18.44",))
     assert lacks_fix(row, version) is lacks
 
 

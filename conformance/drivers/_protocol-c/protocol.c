@@ -590,6 +590,21 @@ static char *read_line(void) {
     }
 }
 
+/* The commands, each answered by its handler; "stop" answers and ends the loop. */
+static const struct command {
+    const char *name;
+    void (*handle)(const struct request *r);
+} COMMANDS[] = {
+    {"start", start},     {"take", take},   {"sendfds", sendfds}, {"recvfds", recvfds},
+    {"close", close_fds}, {"bench", bench}, {"stop", NULL},
+};
+
+static const struct command *command_named(const char *name) {
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(COMMANDS[i].name, name)) return &COMMANDS[i];
+    return NULL;
+}
+
 int main(void) {
     /* As in Python (which the in-process backends run in): a write to a
      * closed peer fails with EPIPE instead of killing the process. */
@@ -599,30 +614,21 @@ int main(void) {
         struct request r;
         const char *bad = parse_request(line, &r);
         const struct member *cmd = bad ? NULL : member(&r, "cmd", STRING);
+        const struct command *command = cmd ? command_named(cmd->string) : NULL;
         if (bad || !cmd) {
             char message[128];
             snprintf(message, sizeof message, "bad request: %s", bad ? bad : "no \"cmd\"");
             reply_error(-1, message);
-        } else if (!strcmp(cmd->string, "start")) {
-            start(&r);
-        } else if (!strcmp(cmd->string, "take")) {
-            take(&r);
-        } else if (!strcmp(cmd->string, "sendfds")) {
-            sendfds(&r);
-        } else if (!strcmp(cmd->string, "recvfds")) {
-            recvfds(&r);
-        } else if (!strcmp(cmd->string, "close")) {
-            close_fds(&r);
-        } else if (!strcmp(cmd->string, "bench")) {
-            bench(&r);
-        } else if (!strcmp(cmd->string, "stop")) {
+        } else if (!command) {
+            char message[96];
+            snprintf(message, sizeof message, "unknown cmd %.64s", cmd->string);
+            reply_error(-1, message);
+        } else if (!command->handle) {
             reply_ok();
             request_free(&r);
             return 0;
         } else {
-            char message[96];
-            snprintf(message, sizeof message, "unknown cmd %.64s", cmd->string);
-            reply_error(-1, message);
+            command->handle(&r);
         }
         request_free(&r);
     }

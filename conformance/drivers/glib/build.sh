@@ -3,12 +3,11 @@
 # Exits 77, naming what is missing, when the compiler, pkg-config or gio-unix-2.0 is not installed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:?usage: build.sh OUTDIR}
+source "$here/../_build/steps.sh" "$@"
 cc=${CC:-cc}
-command -v "$cc" >/dev/null || { echo "glib: no C compiler ($cc)" >&2; exit 77; }
-command -v pkg-config >/dev/null || { echo "glib: pkg-config is not installed" >&2; exit 77; }
-pkg-config --exists gio-unix-2.0 || { echo "glib: gio-unix-2.0 is not installed (apt-get install libglib2.0-dev)" >&2; exit 77; }
-mkdir -p "$out"
+need_command "$cc" gcc
+need_command pkg-config pkg-config
+pkg-config --exists gio-unix-2.0 || missing "gio-unix-2.0 is not installed (Debian package libglib2.0-dev)"
 # shellcheck disable=SC2046 # pkg-config's words are meant to split
 "$cc" -std=gnu11 -O2 -Wall -Wextra -I"$here/../_protocol-c" -DGLIB_VERSION_STRING="\"$(pkg-config --modversion glib-2.0)\"" \
     $(pkg-config --cflags gio-unix-2.0) -o "$out/driver" \

@@ -4,14 +4,9 @@
 # Exits 77 when either is not installed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-out="$(mkdir -p "${1:?usage: build.sh OUTDIR}" && cd "$1" && pwd)"
-if ! command -v perl >/dev/null; then
-    echo "perl-msghdr: perl not found (Debian package perl)" >&2
-    exit 77
-fi
-if ! perl -MSocket::MsgHdr -MJSON::PP -MTime::HiRes -e 1 2>/dev/null; then
-    echo "perl-msghdr: Perl module Socket::MsgHdr missing (Debian package libsocket-msghdr-perl)" >&2
-    exit 77
-fi
+source "$here/../_build/steps.sh" "$@"
+need_command perl perl
+perl -MSocket::MsgHdr -MJSON::PP -MTime::HiRes -e 1 2>/dev/null \
+    || missing "Perl module Socket::MsgHdr missing (Debian package libsocket-msghdr-perl)"
 perl -c "$here/driver.pl" 2>/dev/null
 install -m 755 "$here/driver.pl" "$out/driver"

@@ -1,17 +1,12 @@
 #!/bin/bash
 # bash build.sh OUTDIR: installs the driver as OUTDIR/driver (a Ruby script).
+# Exits 77 when ruby or its socket and json libraries are not installed.
 set -euo pipefail
-out=${1:?usage: build.sh OUTDIR}
 here=$(cd "$(dirname "$0")" && pwd)
-if ! command -v ruby >/dev/null 2>&1; then
-    echo "ruby is not installed (Debian package: ruby)" >&2
-    exit 77
-fi
-if ! ruby -e 'require "socket"; require "json"' >/dev/null 2>&1; then
-    echo "ruby cannot load its socket and json libraries (Debian package: libruby)" >&2
-    exit 77
-fi
-mkdir -p "$out"
+source "$here/../_build/steps.sh" "$@"
+need_command ruby ruby
+ruby -e 'require "socket"; require "json"' >/dev/null 2>&1 \
+    || missing "ruby cannot load its socket and json libraries (Debian package libruby)"
 ruby -c "$here/driver.rb" >/dev/null
 {
     echo '#!/usr/bin/env ruby'

@@ -5,16 +5,15 @@
 # Exits 77, naming what is missing, when cargo, rustc or the nix crate is not installed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:?usage: build.sh OUTDIR}
+source "$here/../_build/steps.sh" "$@"
 registry=/usr/share/cargo/registry
 cargo=/usr/bin/cargo # Debian's, never a rustup one earlier on PATH
 rustc=/usr/bin/rustc
-[ -x "$cargo" ] || { echo "rust-nix: /usr/bin/cargo is not installed (apt-get install cargo)" >&2; exit 77; }
-[ -x "$rustc" ] || { echo "rust-nix: /usr/bin/rustc is not installed (apt-get install rustc)" >&2; exit 77; }
+[ -x "$cargo" ] || missing "/usr/bin/cargo is not installed (Debian package cargo)"
+[ -x "$rustc" ] || missing "/usr/bin/rustc is not installed (Debian package rustc)"
 nix_dir=$(ls -d "$registry"/nix-0.26.* 2>/dev/null | tail -n 1 || true)
-[ -n "$nix_dir" ] || { echo "rust-nix: the nix 0.26 crate is not in $registry (apt-get install librust-nix-dev)" >&2; exit 77; }
+[ -n "$nix_dir" ] || missing "the nix 0.26 crate is not in $registry (Debian package librust-nix-dev)"
 mkdir -p "$out/build/cargo-home"
-out=$(cd "$out" && pwd)
 cp -R "$here/Cargo.toml" "$here/src" "$out/build/"
 cat >"$out/build/cargo-home/config.toml" <<TOML
 [source.crates-io]

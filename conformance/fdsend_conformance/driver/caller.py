@@ -88,14 +88,6 @@ def _number(fdlike: Any) -> int:
     return fdlike if isinstance(fdlike, int) else int(fdlike.fileno())
 
 
-def _open_here(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
-
-
 def _free_numbers(pid: int, count: int) -> list[int]:
     """``count`` fd numbers not open in ``pid``, from the top of its RLIMIT_NOFILE.
 
@@ -240,19 +232,8 @@ class DriverBackend:
 
     def sendfds(self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None) -> int:
         """Send through the driver; return the byte count its implementation reports."""
-        numbers = [_number(sock), *(_number(fd) for fd in (fds or ()))]
-        payload = encode(bytes(msg))
-
-        def request(mapped: list[int]) -> dict[str, Any]:
-            return {
-                "cmd": "sendfds",
-                "sock": mapped[0],
-                "msg": payload,
-                "flags": flags,
-                "fds": mapped[1:],
-            }
-
-        reply, _ = self._call(numbers, request, received=lambda reply: [])
+        fields = {"msg": encode(bytes(msg)), "flags": flags}
+        reply, _ = self._call("sendfds", sock, fields, fds=[_number(fd) for fd in (fds or ())])
         sent = reply.get("sent")
         if not isinstance(sent, int) or isinstance(sent, bool):
             self._garbage("sendfds", f"'sent' is {sent!r}, not an int")
@@ -260,19 +241,8 @@ class DriverBackend:
 
     def recvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> DriverResult:
         """Receive through the driver; the fds it received are copied into this process."""
-
-        def request(mapped: list[int]) -> dict[str, Any]:
-            return {
-                "cmd": "recvfds",
-                "sock": mapped[0],
-                "len": len,
-                "flags": flags,
-                "numfds": numfds,
-            }
-
-        reply, copies = self._call(
-            [_number(sock)], request, received=self._received_fds, receiving=True
-        )
+        fields = {"len": len, "flags": flags, "numfds": numfds}
+        reply, copies = self._call("recvfds", sock, fields)
         try:
             msg = decode(reply["msg"])
         except (KeyError, TypeError, ValueError):
@@ -328,21 +298,28 @@ class DriverBackend:
         return [*fds, *([pidfd] if pidfd is not None else [])]
 
     def _call(
-        self, numbers: list[int], request: Any, received: Any, receiving: bool = False
+        self, cmd: str, sock: Any, fields: dict[str, Any], fds: list[int] | None = None
     ) -> tuple[dict[str, Any], list[int]]:
         """One call: take the caller's fds, make the request, mirror the table, close.
 
-        Returns the (ok) reply and the copies of the fds it handed over;
-        raises the implementation's error for an error reply.
+        The request is ``cmd`` with the driver's numbers for ``sock`` and (if
+        given) ``fds``, and ``fields`` as they are. Returns the (ok) reply and
+        the copies of the fds it handed over (a ``recvfds``'s); raises the
+        implementation's error for an error reply.
         """
+        receiving = cmd == "recvfds"
+        numbers = [_number(sock), *(fds or ())]
         driver = self._live()
         mapped, taken = self._take(driver, numbers)
         before = fdtable.open_fds(driver.pid)
         if receiving:
             _mirror_fd_limit(driver.pid, before)
-        reply = driver.request(request(mapped))
+        request = {"cmd": cmd, "sock": mapped[0], **fields}
+        if fds is not None:
+            request["fds"] = mapped[1:]
+        reply = driver.request(request)
         after = fdtable.open_fds(driver.pid)
-        handed = received(reply) if reply["ok"] else []
+        handed = self._received_fds(reply) if receiving and reply["ok"] else []
         replaced = [
             fd for fd, ident in taken.items() if fdtable.identity_in(driver.pid, fd) != ident
         ]
@@ -374,7 +351,7 @@ class DriverBackend:
         Open fds are copied into the driver (``take``); a closed or negative
         number maps to a number closed in the driver too.
         """
-        wanted = [fd for fd in numbers if fd >= 0 and _open_here(fd)]
+        wanted = [fd for fd in numbers if fd >= 0 and fdtable.is_open(fd)]
         taken: list[int] = []
         if wanted:
             reply = driver.request({"cmd": "take", "fds": wanted})
@@ -390,7 +367,7 @@ class DriverBackend:
         closed = iter(_free_numbers(driver.pid, len(numbers) - len(wanted)))
         given = iter(taken)
         mapped = [
-            next(given) if fd >= 0 and _open_here(fd) else (fd if fd < 0 else next(closed))
+            next(given) if fd >= 0 and fdtable.is_open(fd) else (fd if fd < 0 else next(closed))
             for fd in numbers
         ]
         return mapped, identities

@@ -11,13 +11,19 @@ most architectures use).
 from __future__ import annotations
 
 import array
+import os
 import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.limits import INT_SIZE, SCM_MAX_FD
 from fdsend_conformance.harness.sockets import rights_fds
+
+if TYPE_CHECKING:
+    from fdsend_conformance.harness.closer import Closer
 
 __all__ = [
     "CREDENTIALS_SIZE",
@@ -51,6 +57,8 @@ __all__ = [
     "receive",
     "rights",
     "send_fds",
+    "send_write_end",
+    "take",
 ]
 
 #: Linux >= 6.5: a pidfd of the sender (SO_PASSPIDFD) and of the peer.
@@ -111,6 +119,20 @@ def fd_space(count: int) -> int:
 def send_fds(sock: socket.socket, data: bytes, fds: Sequence[int], flags: int = 0) -> int:
     """``sendmsg`` of ``data`` with ``fds`` as SCM_RIGHTS; returns bytes sent."""
     return sock.sendmsg([data], rights(fds), flags)
+
+
+def send_write_end(closer: Closer, sock: socket.socket, data: bytes, flags: int = 0) -> int:
+    """Send ``data`` with a new pipe's write end, then close that end here.
+
+    Returns the pipe's read end (``closer`` owns it): it reads EOF
+    (:func:`fdtable.at_eof`) once the write end in flight is released. The
+    send must take every byte of ``data``.
+    """
+    read_end, write_end = os.pipe()
+    closer.fds(read_end, write_end)
+    assert send_fds(sock, data, [write_end], flags) == len(data)
+    closer.close(write_end)
+    return read_end
 
 
 @dataclass
@@ -182,3 +204,26 @@ def receive(sock: socket.socket, bufsize: int, ancbufsize: int, flags: int = 0) 
     """
     data, ancdata, msg_flags, _address = sock.recvmsg(bufsize, ancbufsize, flags)
     return Message(data, rights_fds(ancdata), msg_flags, list(ancdata))
+
+
+def take(
+    closer: Closer,
+    sock: socket.socket,
+    bufsize: int,
+    ancbufsize: int,
+    flags: int = 0,
+    *,
+    whole: bool = False,
+) -> Message:
+    """:func:`receive`, handing every fd it installed to ``closer``: the tests' one reader.
+
+    Fails if the receive installed an fd it did not report (in SCM_RIGHTS or
+    SCM_PIDFD), and with ``whole`` if the kernel set MSG_CTRUNC (a buffer
+    meant to hold everything).
+    """
+    before = fdtable.open_fds()
+    msg = receive(sock, bufsize, ancbufsize, flags)
+    closer.fds(*msg.installed)
+    assert fdtable.open_fds() - before == set(msg.installed), "an fd was installed unreported"
+    assert not (whole and msg.ctrunc), "MSG_CTRUNC: the control buffer did not hold everything"
+    return msg

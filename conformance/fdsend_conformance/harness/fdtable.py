@@ -23,6 +23,7 @@ __all__ = [
     "close_on_exec",
     "describe",
     "identity_in",
+    "is_open",
     "leaked_since",
     "no_leaks",
     "open_below",
@@ -44,10 +45,11 @@ def open_fds(pid: int | None = None) -> frozenset[int]:
         return frozenset(listed)
     # listdir opens the directory itself: its fd shows in the listing but is
     # closed again by the time we return, so drop entries that are gone.
-    return frozenset(fd for fd in listed if _is_open(fd))
+    return frozenset(fd for fd in listed if is_open(fd))
 
 
-def _is_open(fd: int) -> bool:
+def is_open(fd: int) -> bool:
+    """Whether ``fd`` is open in this process."""
     try:
         os.fstat(fd)
     except OSError:
@@ -106,7 +108,7 @@ def open_below(limit: int) -> frozenset[int]:
     For a process at its RLIMIT_NOFILE, where listing /proc/self/fd would
     need a free descriptor.
     """
-    return frozenset(fd for fd in range(limit) if _is_open(fd))
+    return frozenset(fd for fd in range(limit) if is_open(fd))
 
 
 def close_on_exec(fd: int, pid: int | None = None) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TypeVar, cast
 
 from fdsend_conformance.backend import Opener
+from fdsend_conformance.harness.cmsg import send_fds
 from fdsend_conformance.harness.sockets import set_io_timeout
 from fdsend_conformance.harness.timeouts import CHILD_TIMEOUT, IO_TIMEOUT
 
@@ -42,6 +43,7 @@ __all__ = [
     "read_pipe",
     "reap",
     "send_file_from_child",
+    "sent_by_a_child",
     "set_soft_nofile",
     "write_all",
 ]
@@ -272,6 +274,31 @@ def fork_to_kill(function: Callable[[Callable[[], None]], object]) -> Iterator[K
         killed.exit_code = reap(pid)
         os.close(ready_read)
         os.close(hold_write)
+
+
+@contextmanager
+def sent_by_a_child(
+    sender: socket.socket, receiver: socket.socket, data: bytes, fds: list[int]
+) -> Iterator[int]:
+    """Fork a child that sends ``data`` with ``fds`` (SCM_RIGHTS) on ``sender``; yields its pid.
+
+    The child stays alive until the block ends (so a pidfd or a pid the
+    receiver got still names it), waiting for one byte that ``receiver``, the
+    sender's peer, then sends; the kernel's SO_RCVTIMEO bounds that wait. The
+    child is reaped, and must have exited 0.
+    """
+
+    def child() -> None:
+        send_fds(sender, data, fds)
+        sender.recv(1)
+
+    pid = fork_call(child)
+    try:
+        yield pid
+    finally:
+        receiver.sendall(b"k")
+        code = reap(pid)
+    assert code == 0, f"the sending child failed (exit code {code})"
 
 
 def pidfd_pid(pidfd: int) -> int | None:

@@ -13,6 +13,12 @@ import socket
 from dataclasses import dataclass
 
 from fdsend_conformance.harness.cmsg import (
+    SCM_INQ,
+    SCM_PIDFD,
+    SCM_SECURITY,
+    SCM_TIMESTAMP,
+    SCM_TIMESTAMPING,
+    SCM_TIMESTAMPNS,
     SO_INQ,
     SO_PASSPIDFD,
     SO_PASSSEC,
@@ -33,6 +39,7 @@ __all__ = [
     "COMBINATIONS",
     "RECEIVE_OPTIONS",
     "ReceiveOption",
+    "accepts",
     "option",
     "refusal",
     "switch_on",
@@ -44,31 +51,37 @@ _TIMESTAMPING_RX = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
 
 @dataclass(frozen=True)
 class ReceiveOption:
-    """One SOL_SOCKET option of the receiver, the value that switches it on."""
+    """One SOL_SOCKET option of the receiver, the value that switches it on, and
+    the type of the SOL_SOCKET control message it brings (None: none on AF_UNIX)."""
 
     name: str
     number: int
     value: int = 1
+    brings: int | None = None
 
 
 #: Every receive-side option that makes (or may make, under a condition) the
 #: kernel write a control message into a receive's buffer.
 RECEIVE_OPTIONS = (
-    ReceiveOption("SO_PASSCRED", socket.SO_PASSCRED),  # SCM_CREDENTIALS
-    ReceiveOption("SO_PASSPIDFD", SO_PASSPIDFD),  # SCM_PIDFD, an fd
-    ReceiveOption("SO_PASSSEC", SO_PASSSEC),  # SCM_SECURITY, with an LSM label
-    ReceiveOption("SO_TIMESTAMP_OLD", SO_TIMESTAMP_OLD),  # SCM_TIMESTAMP on datagrams
-    ReceiveOption("SO_TIMESTAMPNS_OLD", SO_TIMESTAMPNS_OLD),  # SCM_TIMESTAMPNS on datagrams
-    ReceiveOption("SO_TIMESTAMP_NEW", SO_TIMESTAMP_NEW),  # SO_TIMESTAMP_NEW on datagrams
-    ReceiveOption("SO_TIMESTAMPNS_NEW", SO_TIMESTAMPNS_NEW),  # SO_TIMESTAMPNS_NEW
-    # SCM_TIMESTAMPING, on datagrams with SO_TIMESTAMP on
-    ReceiveOption("SO_TIMESTAMPING_OLD", SO_TIMESTAMPING_OLD, _TIMESTAMPING_RX),
-    # SO_TIMESTAMPING_NEW, on datagrams with SO_TIMESTAMP on
-    ReceiveOption("SO_TIMESTAMPING_NEW", SO_TIMESTAMPING_NEW, _TIMESTAMPING_RX),
+    ReceiveOption("SO_PASSCRED", socket.SO_PASSCRED, brings=socket.SCM_CREDENTIALS),
+    ReceiveOption("SO_PASSPIDFD", SO_PASSPIDFD, brings=SCM_PIDFD),  # an fd
+    ReceiveOption("SO_PASSSEC", SO_PASSSEC, brings=SCM_SECURITY),  # with an LSM label
+    # The timestamps come on datagrams only (SOCK_DGRAM, SOCK_SEQPACKET).
+    ReceiveOption("SO_TIMESTAMP_OLD", SO_TIMESTAMP_OLD, brings=SCM_TIMESTAMP),
+    ReceiveOption("SO_TIMESTAMPNS_OLD", SO_TIMESTAMPNS_OLD, brings=SCM_TIMESTAMPNS),
+    ReceiveOption("SO_TIMESTAMP_NEW", SO_TIMESTAMP_NEW, brings=SO_TIMESTAMP_NEW),
+    ReceiveOption("SO_TIMESTAMPNS_NEW", SO_TIMESTAMPNS_NEW, brings=SO_TIMESTAMPNS_NEW),
+    # SO_TIMESTAMPING brings its message only with SO_TIMESTAMP on.
+    ReceiveOption(
+        "SO_TIMESTAMPING_OLD", SO_TIMESTAMPING_OLD, _TIMESTAMPING_RX, brings=SCM_TIMESTAMPING
+    ),
+    ReceiveOption(
+        "SO_TIMESTAMPING_NEW", SO_TIMESTAMPING_NEW, _TIMESTAMPING_RX, brings=SO_TIMESTAMPING_NEW
+    ),
     ReceiveOption("SO_RXQ_OVFL", SO_RXQ_OVFL),  # nothing on AF_UNIX (6.18)
     ReceiveOption("SO_RCVMARK", SO_RCVMARK),  # nothing on AF_UNIX (6.18)
     ReceiveOption("SO_RCVPRIORITY", SO_RCVPRIORITY),  # nothing on AF_UNIX (6.18)
-    ReceiveOption("SO_INQ", SO_INQ),  # SCM_INQ on SOCK_STREAM
+    ReceiveOption("SO_INQ", SO_INQ, brings=SCM_INQ),  # on SOCK_STREAM
 )
 
 _BY_NAME = {option.name: option for option in RECEIVE_OPTIONS}
@@ -106,6 +119,18 @@ def option(name: str) -> ReceiveOption:
 def switch_on(sock: socket.socket, option: ReceiveOption) -> None:
     """Set ``option`` on ``sock``; OSError where the kernel or socket type lacks it."""
     sock.setsockopt(socket.SOL_SOCKET, option.number, option.value)
+
+
+def accepts(sock: socket.socket, option: ReceiveOption) -> bool:
+    """Switch ``option`` on; False where the kernel or socket type does not know
+    it (ENOPROTOOPT, EOPNOTSUPP). Any other refusal raises."""
+    try:
+        switch_on(sock, option)
+    except OSError as exc:
+        if exc.errno in (errno.ENOPROTOOPT, errno.EOPNOTSUPP):
+            return False
+        raise
+    return True
 
 
 def refusal(sock: socket.socket, option: ReceiveOption) -> str | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "CLAUSE_ID",
     "CONTRACT_PATH",
     "LEVELS",
     "Clause",
@@ -31,7 +32,10 @@ CONTRACT_PATH = Path(__file__).parent.parent / "CONTRACT.md"
 #: Levels, weakest first: ``--level=core`` gates on core clauses only.
 LEVELS = ("core", "strict")
 
-_HEADING = re.compile(r"^### (?P<id>[A-Z]+-\d+): (?P<title>.+?)\s*$")
+#: How a clause id is spelled (``TRUNC-3``), as regular-expression text.
+CLAUSE_ID = r"[A-Z]+-\d+"
+
+_HEADING = re.compile(rf"^### (?P<id>{CLAUSE_ID}): (?P<title>.+?)\s*$")
 _LEVEL = re.compile(r"^- \*\*(?P<keyword>MUST|SHOULD)\*\*")
 _SECTION = re.compile(r"^## (?P<section>[A-Z]+)\b")
 _ITEM = re.compile(r"^- (?P<name>Why|Source): (?P<text>.*)$")

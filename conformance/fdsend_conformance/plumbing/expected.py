@@ -24,6 +24,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from fdsend_conformance.plumbing.contract import CLAUSE_ID
+
 __all__ = [
     "EXPECTED_DIR",
     "ExpectedFailure",
@@ -36,9 +38,9 @@ __all__ = [
 
 EXPECTED_DIR = Path(__file__).parent.parent / "expected"
 
-_CLAUSE_ID = re.compile(r"^[A-Z]+-\d+$")
+_CLAUSE_ID = re.compile(rf"^{CLAUSE_ID}$")
 #: A clause id in any case: ``recv-1`` is refused with its upper-case spelling.
-_ANY_CASE_ID = re.compile(r"^[A-Za-z]+-\d+$")
+_ANY_CASE_ID = re.compile(rf"^{CLAUSE_ID}$", re.IGNORECASE)
 
 
 class ExpectedFileError(ValueError):

@@ -17,9 +17,23 @@ from fdsend_conformance.backend import EVENT_LOOPS
 from fdsend_conformance.harness.timeouts import TEST_TIMEOUT
 from fdsend_conformance.plumbing.contract import LEVELS
 
-__all__ = ["DEFAULT_BACKEND", "OPTIONS", "add_options"]
+__all__ = ["DEFAULT_BACKEND", "OPTIONS", "REPORT_FILES", "add_options"]
 
 DEFAULT_BACKEND = "reference"
+
+#: The files a run writes (plumbing/outputs.py), each an option that names
+#: its PATH: option name -> (what goes there, how it is laid out).
+REPORT_FILES: dict[str, tuple[str, str]] = {
+    "conformance-report": ("the per-clause conformance report as JSON", ""),
+    "ktap": (
+        "the run as KTAP version 1 (the kernel's test output format)",
+        "one subtest block per clause, one result line per test",
+    ),
+    "html": (
+        "the report as one self-contained HTML page",
+        "the clause table, each failing clause with its why and first failure, backend and kernel",
+    ),
+}
 
 #: Options as (name, help, extra keyword arguments); the dest is fdsend_NAME.
 OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
@@ -47,22 +61,13 @@ OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
         "or strict (MUST and SHOULD)",
         {"choices": LEVELS, "default": "core"},
     ),
-    (
-        "conformance-report",
-        "write the per-clause conformance report as JSON to PATH",
-        {"metavar": "PATH", "default": None},
-    ),
-    (
-        "ktap",
-        "write the run as KTAP version 1 (the kernel's test output format) to PATH: "
-        "one subtest block per clause, one result line per test",
-        {"metavar": "PATH", "default": None},
-    ),
-    (
-        "html",
-        "write the report as one self-contained HTML page to PATH: the clause table, "
-        "each failing clause with its why and first failure, backend and kernel",
-        {"metavar": "PATH", "default": None},
+    *(
+        (
+            name,
+            f"write {what} to PATH" + (f": {layout}" if layout else ""),
+            {"metavar": "PATH", "default": None},
+        )
+        for name, (what, layout) in REPORT_FILES.items()
     ),
     (
         "expected",

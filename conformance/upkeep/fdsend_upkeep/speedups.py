@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import fdsend
+from fdsend_conformance.tools.bench.rounds import in_process_rounds
 
 __all__ = ["UNDONE", "main", "variants"]
 
@@ -76,16 +77,11 @@ def variants(source: str) -> dict[str, types.ModuleType]:
 
 
 def _batch(module: types.ModuleType, fds: list[int], rounds: int) -> float:
-    """Microseconds of thread CPU time per round."""
+    """Microseconds of thread CPU time per round: the bench's in-process round."""
     a, b = socket.socketpair()
-    send, receive, close, n = module.sendfds, module.recvfds, os.close, len(fds)
     try:
         start = time.thread_time_ns()
-        for _ in range(rounds):
-            send(a, PAYLOAD, 0, fds)
-            _, got = receive(b, 16, 0, n)
-            for fd in got:
-                close(fd)
+        in_process_rounds(module.sendfds, module.recvfds, a, b, PAYLOAD, fds, rounds)
         return (time.thread_time_ns() - start) / rounds / 1000
     finally:
         a.close()

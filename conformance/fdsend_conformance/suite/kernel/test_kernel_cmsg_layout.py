@@ -7,7 +7,6 @@ where the kernel writes each message and how much each takes.
 
 from __future__ import annotations
 
-import errno
 import platform
 import socket
 import struct
@@ -15,64 +14,41 @@ import time
 
 import pytest
 
-from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.cmsg import (
-    CREDENTIALS_SIZE,
-    INT_SIZE,
-    SCM_INQ,
-    SCM_PIDFD,
-    SCM_SECURITY,
-    SO_INQ,
-    SO_PASSPIDFD,
-    SO_PASSSEC,
-    SO_TIMESTAMP_NEW,
-    SO_TIMESTAMP_OLD,
-    SO_TIMESTAMPING_NEW,
-    SO_TIMESTAMPING_OLD,
-    SO_TIMESTAMPNS_NEW,
-    SO_TIMESTAMPNS_OLD,
-    SOF_TIMESTAMPING_RX_SOFTWARE,
-    SOF_TIMESTAMPING_SOFTWARE,
-    Message,
-    receive,
-    send_fds,
-)
+from fdsend_conformance.harness.cmsg import CREDENTIALS_SIZE, INT_SIZE, Message, send_fds, take
 from fdsend_conformance.harness.fds import identities
+from fdsend_conformance.harness.receive_options import accepts, option
 from fdsend_conformance.harness.sockets import UNIX_TYPES, unix_pair
 
 pytestmark = pytest.mark.kernel
 
-CREDENTIALS = (socket.SOL_SOCKET, socket.SCM_CREDENTIALS)
-SECURITY = (socket.SOL_SOCKET, SCM_SECURITY)
-RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
-PIDFD = (socket.SOL_SOCKET, SCM_PIDFD)
-INQ = (socket.SOL_SOCKET, SCM_INQ)
 
-#: Each timestamp option, the message it brings and that message's payload:
-#: _OLD the native timeval/timespec (long fields), _NEW 64-bit fields.
+def _kind(name: str) -> tuple[int, int]:
+    """(level, type) of the control message the receive option ``name`` brings."""
+    brings = option(name).brings
+    assert brings is not None, f"{name} brings nothing"
+    return socket.SOL_SOCKET, brings
+
+
+CREDENTIALS = _kind("SO_PASSCRED")
+SECURITY = _kind("SO_PASSSEC")
+RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+PIDFD = _kind("SO_PASSPIDFD")
+INQ = _kind("SO_INQ")
+
+#: Each timestamp option and the payload of the message it brings: _OLD the
+#: native timeval/timespec (long fields), _NEW 64-bit fields.
 TIMESTAMPS = {
-    "SO_TIMESTAMP_OLD": (SO_TIMESTAMP_OLD, struct.calcsize("ll")),
-    "SO_TIMESTAMP_NEW": (SO_TIMESTAMP_NEW, struct.calcsize("qq")),
-    "SO_TIMESTAMPNS_OLD": (SO_TIMESTAMPNS_OLD, struct.calcsize("ll")),
-    "SO_TIMESTAMPNS_NEW": (SO_TIMESTAMPNS_NEW, struct.calcsize("qq")),
+    "SO_TIMESTAMP_OLD": struct.calcsize("ll"),
+    "SO_TIMESTAMP_NEW": struct.calcsize("qq"),
+    "SO_TIMESTAMPNS_OLD": struct.calcsize("ll"),
+    "SO_TIMESTAMPNS_NEW": struct.calcsize("qq"),
 }
 
 #: Where each message comes, first to last (measured on Linux 6.18).
-ORDER = [
-    *((socket.SOL_SOCKET, option) for option, _ in TIMESTAMPS.values()),
-    CREDENTIALS,
-    SECURITY,
-    RIGHTS,
-    PIDFD,
-    INQ,
-]
+ORDER = [*(_kind(name) for name in TIMESTAMPS), CREDENTIALS, SECURITY, RIGHTS, PIDFD, INQ]
 
-#: What each receive option brings, and the payload bytes it takes.
-OPTIONS = {
-    "SO_PASSCRED": (socket.SO_PASSCRED, CREDENTIALS, CREDENTIALS_SIZE),
-    "SO_PASSPIDFD": (SO_PASSPIDFD, PIDFD, INT_SIZE),
-    "SO_INQ": (SO_INQ, INQ, INT_SIZE),
-}
+#: The payload bytes of what each of these receive options brings.
+OPTIONS = {"SO_PASSCRED": CREDENTIALS_SIZE, "SO_PASSPIDFD": INT_SIZE, "SO_INQ": INT_SIZE}
 
 #: The socket types whose receives carry timestamps (not SOCK_STREAM).
 DATAGRAM_TYPES = {"seqpacket": socket.SOCK_SEQPACKET, "dgram": socket.SOCK_DGRAM}
@@ -81,15 +57,9 @@ SENT = 3
 ROOM = 4096
 
 
-def _enable(sock: socket.socket, option: int, value: int = 1) -> bool:
-    """Set SOL_SOCKET ``option``; False where this kernel or type lacks it."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, option, value)
-    except OSError as exc:
-        if exc.errno in (errno.ENOPROTOOPT, errno.EOPNOTSUPP):
-            return False
-        raise
-    return True
+def _enable(sock: socket.socket, name: str) -> bool:
+    """Switch the receive option ``name`` on; False where this kernel or type lacks it."""
+    return accepts(sock, option(name))
 
 
 def _receiver_with_everything(
@@ -97,22 +67,18 @@ def _receiver_with_everything(
 ) -> tuple[socket.socket, socket.socket, list[tuple[int, int]]]:
     """A pair whose receiver asks for every message it can get; and those messages."""
     a, b = unix_pair(closer.objects, kind)
-    wanted = [brings for option, brings, _ in OPTIONS.values() if _enable(b, option)]
+    wanted = [_kind(name) for name in OPTIONS if _enable(b, name)]
     assert CREDENTIALS in wanted
     if kind != socket.SOCK_STREAM:
-        assert _enable(b, SO_TIMESTAMP_OLD)
-        wanted.append((socket.SOL_SOCKET, SO_TIMESTAMP_OLD))
-    _enable(b, SO_PASSSEC)  # SCM_SECURITY comes only where an LSM labels sockets
+        assert _enable(b, "SO_TIMESTAMP_OLD")
+        wanted.append(_kind("SO_TIMESTAMP_OLD"))
+    _enable(b, "SO_PASSSEC")  # SCM_SECURITY comes only where an LSM labels sockets
     return a, b, [*wanted, RIGHTS]
 
 
 def _send_and_receive(closer, a, b, ancbufsize: int, sent: list[int]) -> Message:
     send_fds(a, b"layout", sent)
-    before = fdtable.open_fds()
-    msg = receive(b, 16, ancbufsize)
-    closer.fds(*msg.installed)
-    assert fdtable.open_fds() - before == set(msg.installed), "an fd was installed unreported"
-    return msg
+    return take(closer, b, 16, ancbufsize)
 
 
 @pytest.mark.clause("KERNEL-27")
@@ -146,7 +112,7 @@ def test_each_message_takes_cmsg_space_of_its_payload(closer, count):
     sent = closer.distinct_fds(count)
     msg = _send_and_receive(closer, a, b, ROOM, sent)
     sizes = {(level, kind): len(payload) for level, kind, payload in msg.ancdata}
-    expected = {brings: size for _, brings, size in OPTIONS.values() if brings in msg.kinds}
+    expected = {_kind(name): size for name, size in OPTIONS.items() if _kind(name) in msg.kinds}
     expected[RIGHTS] = count * INT_SIZE
     assert {k: v for k, v in sizes.items() if k != SECURITY} == expected
     if platform.machine() == "x86_64":  # the figures KERNEL-28 gives
@@ -158,21 +124,20 @@ def test_each_message_takes_cmsg_space_of_its_payload(closer, count):
 
 @pytest.mark.clause("KERNEL-28")
 @pytest.mark.parametrize("kind", DATAGRAM_TYPES)
-@pytest.mark.parametrize("option", TIMESTAMPS)
-def test_a_timestamp_takes_the_size_of_its_struct(closer, option, kind):
-    number, size = TIMESTAMPS[option]
+@pytest.mark.parametrize("name", TIMESTAMPS)
+def test_a_timestamp_takes_the_size_of_its_struct(closer, name, kind):
     a, b = unix_pair(closer.objects, DATAGRAM_TYPES[kind])
-    if not _enable(b, number):
-        pytest.skip(f"{option} is unknown to this kernel")
+    if not _enable(b, name):
+        pytest.skip(f"{name} is unknown to this kernel")
     sent = closer.distinct_fds(1)
     earliest = time.time()
     msg = _send_and_receive(closer, a, b, ROOM, sent)
     latest = time.time()
-    [stamp] = msg.items(socket.SOL_SOCKET, number)
-    assert len(stamp) == size
-    assert msg.kinds == [(socket.SOL_SOCKET, number), RIGHTS]
-    seconds, fraction = struct.unpack("ll" if option.endswith("OLD") else "qq", stamp)
-    scale = 1e-9 if "NS" in option else 1e-6
+    [stamp] = msg.items(*_kind(name))
+    assert len(stamp) == TIMESTAMPS[name]
+    assert msg.kinds == [_kind(name), RIGHTS]
+    seconds, fraction = struct.unpack("ll" if name.endswith("OLD") else "qq", stamp)
+    scale = 1e-9 if "NS" in name else 1e-6
     assert earliest - 1e-6 <= seconds + fraction * scale <= latest, "not a realtime stamp"
 
 
@@ -204,10 +169,10 @@ def test_the_last_message_needs_only_cmsg_len(closer, kind):
         assert len(short.kinds) == len(full.kinds) - 1
 
 
-def _assert_only_rights(closer, kind: int, option: int, value: int, name: str) -> None:
-    """With ``option`` set to ``value`` (skipped where unknown), fds come alone."""
+def _assert_only_rights(closer, kind: int, name: str) -> None:
+    """With the receive option ``name`` on (skipped where unknown), fds come alone."""
     a, b = unix_pair(closer.objects, kind)
-    if not _enable(b, option, value):
+    if not _enable(b, name):
         pytest.skip(f"{name} is unknown to this kernel")
     sent = closer.distinct_fds(1)
     msg = _send_and_receive(closer, a, b, ROOM, sent)
@@ -215,36 +180,31 @@ def _assert_only_rights(closer, kind: int, option: int, value: int, name: str) -
 
 
 @pytest.mark.clause("KERNEL-29")
-@pytest.mark.parametrize("option", TIMESTAMPS)
-def test_stream_receives_carry_no_timestamps(closer, option):
-    _assert_only_rights(closer, socket.SOCK_STREAM, TIMESTAMPS[option][0], 1, option)
+@pytest.mark.parametrize("name", TIMESTAMPS)
+def test_stream_receives_carry_no_timestamps(closer, name):
+    _assert_only_rights(closer, socket.SOCK_STREAM, name)
 
 
 @pytest.mark.clause("KERNEL-29")
 @pytest.mark.parametrize("kind", UNIX_TYPES)
-@pytest.mark.parametrize("option", ["SO_TIMESTAMPING_OLD", "SO_TIMESTAMPING_NEW"])
-def test_so_timestamping_alone_brings_nothing(closer, option, kind):
-    number = SO_TIMESTAMPING_OLD if option.endswith("OLD") else SO_TIMESTAMPING_NEW
-    software = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
-    _assert_only_rights(closer, UNIX_TYPES[kind], number, software, option)
+@pytest.mark.parametrize("name", ["SO_TIMESTAMPING_OLD", "SO_TIMESTAMPING_NEW"])
+def test_so_timestamping_alone_brings_nothing(closer, name, kind):
+    _assert_only_rights(closer, UNIX_TYPES[kind], name)
 
 
 @pytest.mark.clause("KERNEL-29")
 @pytest.mark.parametrize("kind", DATAGRAM_TYPES)
 @pytest.mark.parametrize("new", [False, True], ids=["OLD", "NEW"])
 def test_so_timestamping_beside_a_timestamp_follows_it(closer, kind, new):
-    ns = SO_TIMESTAMPNS_NEW if new else SO_TIMESTAMPNS_OLD
-    stamping = SO_TIMESTAMPING_NEW if new else SO_TIMESTAMPING_OLD
+    layout = "NEW" if new else "OLD"
+    ns, stamping = f"SO_TIMESTAMPNS_{layout}", f"SO_TIMESTAMPING_{layout}"
     a, b = unix_pair(closer.objects, DATAGRAM_TYPES[kind])
-    if not (
-        _enable(b, ns)
-        and _enable(b, stamping, SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
-    ):
+    if not (_enable(b, ns) and _enable(b, stamping)):
         pytest.skip("this kernel lacks the _NEW timestamp options")
     sent = closer.distinct_fds(1)
     msg = _send_and_receive(closer, a, b, ROOM, sent)
-    assert msg.kinds == [(socket.SOL_SOCKET, ns), (socket.SOL_SOCKET, stamping), RIGHTS]
-    [three] = msg.items(socket.SOL_SOCKET, stamping)
+    assert msg.kinds == [_kind(ns), _kind(stamping), RIGHTS]
+    [three] = msg.items(*_kind(stamping))
     assert len(three) == 3 * struct.calcsize("qq" if new else "ll")
     assert any(three[: len(three) // 3]), "no software timestamp in the first slot"
 
@@ -253,10 +213,10 @@ def test_so_timestamping_beside_a_timestamp_follows_it(closer, kind, new):
 @pytest.mark.parametrize("kind", DATAGRAM_TYPES)
 def test_the_last_timestamp_option_picks_old_or_new_for_all(closer, kind):
     a, b = unix_pair(closer.objects, DATAGRAM_TYPES[kind])
-    if not _enable(b, SO_TIMESTAMPNS_NEW):
+    if not _enable(b, "SO_TIMESTAMPNS_NEW"):
         pytest.skip("SO_TIMESTAMPNS_NEW is unknown to this kernel")
-    assert _enable(b, SO_TIMESTAMPING_OLD, SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
+    assert _enable(b, "SO_TIMESTAMPING_OLD")
     sent = closer.distinct_fds(1)
     msg = _send_and_receive(closer, a, b, ROOM, sent)
-    stamp_kinds = [kind for level, kind in msg.kinds if (level, kind) != RIGHTS]
-    assert stamp_kinds == [SO_TIMESTAMPNS_OLD, SO_TIMESTAMPING_OLD]
+    stamp_kinds = [kind for kind in msg.kinds if kind != RIGHTS]
+    assert stamp_kinds == [_kind("SO_TIMESTAMPNS_OLD"), _kind("SO_TIMESTAMPING_OLD")]

@@ -9,9 +9,16 @@ import struct
 import pytest
 
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.cmsg import CREDENTIALS_SIZE, Message, fd_space, receive, send_fds
+from fdsend_conformance.harness.cmsg import (
+    CREDENTIALS_SIZE,
+    Message,
+    fd_space,
+    receive,
+    send_fds,
+    take,
+)
 from fdsend_conformance.harness.fds import identities
-from fdsend_conformance.harness.processes import fork_call, reap
+from fdsend_conformance.harness.processes import sent_by_a_child
 from fdsend_conformance.harness.sockets import unix_pair
 
 pytestmark = pytest.mark.kernel
@@ -26,6 +33,14 @@ def _passcred_pair(closer) -> tuple[socket.socket, socket.socket]:
     return a, b
 
 
+def _sent_to_passcred(closer, count: int) -> tuple[socket.socket, list[int]]:
+    """``count`` fds sent with "c" to a receiver with SO_PASSCRED on: (receiver, fds sent)."""
+    a, b = _passcred_pair(closer)
+    sent = closer.distinct_fds(count)
+    send_fds(a, b"c", sent)
+    return b, sent
+
+
 def _kinds(msg: Message) -> list[tuple[int, int]]:
     return [(level, kind) for level, kind, _ in msg.ancdata]
 
@@ -33,11 +48,8 @@ def _kinds(msg: Message) -> list[tuple[int, int]]:
 @pytest.mark.clause("KERNEL-11")
 @pytest.mark.parametrize("count", [1, 4])
 def test_credentials_arrive_beside_the_fds(closer, count):
-    a, b = _passcred_pair(closer)
-    sent = closer.distinct_fds(count)
-    send_fds(a, b"c", sent)
-    msg = receive(b, 16, 4096)
-    closer.fds(*msg.fds)
+    b, sent = _sent_to_passcred(closer, count)
+    msg = take(closer, b, 16, 4096)
     assert not msg.ctrunc
     assert _kinds(msg) == [CREDENTIALS, RIGHTS]
     assert msg.credentials == (os.getpid(), os.getuid(), os.getgid())
@@ -48,19 +60,8 @@ def test_credentials_arrive_beside_the_fds(closer, count):
 def test_credentials_name_the_sending_process(closer):
     a, b = _passcred_pair(closer)
     sent = closer.distinct_fds(1)
-
-    def sender() -> None:
-        send_fds(a, b"c", sent)
-        a.recv(1)  # stay alive until the parent has received (SO_RCVTIMEO bounds it)
-
-    pid = fork_call(sender)
-    try:
-        msg = receive(b, 16, 4096)
-        closer.fds(*msg.fds)
-    finally:
-        b.sendall(b"k")
-        code = reap(pid)
-    assert code == 0
+    with sent_by_a_child(a, b, b"c", sent) as pid:
+        msg = take(closer, b, 16, 4096)
     assert msg.credentials == (pid, os.getuid(), os.getgid())
     assert identities(msg.fds) == identities(sent)
 
@@ -68,9 +69,7 @@ def test_credentials_name_the_sending_process(closer):
 @pytest.mark.clause("KERNEL-12")
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 8])
 def test_buffer_for_the_fds_alone_gets_credentials_and_no_fds(closer, count):
-    a, b = _passcred_pair(closer)
-    sent = closer.distinct_fds(count)
-    send_fds(a, b"c", sent)
+    b, _sent = _sent_to_passcred(closer, count)
     before = fdtable.open_fds()
     msg = receive(b, 16, fd_space(count))
     closer.fds(*msg.fds)
@@ -87,11 +86,8 @@ def test_buffer_for_the_fds_alone_gets_credentials_and_no_fds(closer, count):
 @pytest.mark.clause("KERNEL-12")
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 8])
 def test_room_for_credentials_and_fds_delivers_both(closer, count):
-    a, b = _passcred_pair(closer)
-    sent = closer.distinct_fds(count)
-    send_fds(a, b"c", sent)
-    msg = receive(b, 16, socket.CMSG_SPACE(CREDENTIALS_SIZE) + fd_space(count))
-    closer.fds(*msg.fds)
+    b, sent = _sent_to_passcred(closer, count)
+    msg = take(closer, b, 16, socket.CMSG_SPACE(CREDENTIALS_SIZE) + fd_space(count))
     assert not msg.ctrunc
     assert msg.credentials == (os.getpid(), os.getuid(), os.getgid())
     assert identities(msg.fds) == identities(sent)

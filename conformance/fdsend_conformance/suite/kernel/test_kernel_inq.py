@@ -12,15 +12,7 @@ import termios
 import pytest
 
 from fdsend_conformance.harness.closer import Closer
-from fdsend_conformance.harness.cmsg import (
-    INT_SIZE,
-    SCM_INQ,
-    SO_INQ,
-    Message,
-    fd_space,
-    receive,
-    send_fds,
-)
+from fdsend_conformance.harness.cmsg import INT_SIZE, SCM_INQ, SO_INQ, fd_space, send_fds, take
 from fdsend_conformance.harness.fds import distinct_fds, identities
 from fdsend_conformance.harness.kernel import require_sockopt
 from fdsend_conformance.harness.sockets import UNIX_TYPES, unix_pair
@@ -44,12 +36,6 @@ def _queued(sock: socket.socket) -> int:
     return int(struct.unpack("i", answer)[0])
 
 
-def _receive(closer, sock: socket.socket, size: int, flags: int = 0) -> Message:
-    msg = receive(sock, size, ROOM, flags)
-    closer.fds(*msg.installed)
-    return msg
-
-
 def _abc_with_fds_then_defgh(closer: Closer, sender: socket.socket, count: int) -> list[int]:
     """Send "abc" with ``count`` fds, then "defgh" without; returns the fds sent."""
     sent = closer.distinct_fds(count)
@@ -62,13 +48,13 @@ def _abc_with_fds_then_defgh(closer: Closer, sender: socket.socket, count: int) 
 def test_scm_inq_follows_the_rights_and_counts_what_is_left(closer):
     a, b = _inq_pair(closer)
     sent = _abc_with_fds_then_defgh(closer, a, 2)
-    first = _receive(closer, b, 2)
+    first = take(closer, b, 2, ROOM)
     assert not first.ctrunc
     assert first.data == b"ab"
     assert first.kinds == [RIGHTS, INQ]
     assert identities(first.fds) == identities(sent)
     assert first.inq == 6 == _queued(b), "not the bytes left: c + defgh"
-    rest = _receive(closer, b, 16)
+    rest = take(closer, b, 16, ROOM)
     assert (rest.data, rest.kinds, rest.inq) == (b"cdefgh", [INQ], 0)
 
 
@@ -79,10 +65,10 @@ def test_scm_inq_counts_the_bytes_of_later_sends_with_fds(closer):
     closer.fds(*first_fds, *next_fds)
     send_fds(a, b"abc", first_fds)
     send_fds(a, b"defg", next_fds)
-    first = _receive(closer, b, 16)
+    first = take(closer, b, 16, ROOM)
     assert first.data == b"abc", "the read went past a send with fds"
     assert first.inq == 4 == _queued(b)
-    second = _receive(closer, b, 16)
+    second = take(closer, b, 16, ROOM)
     assert (second.data, second.kinds, second.inq) == (b"defg", [RIGHTS, INQ], 0)
 
 
@@ -90,9 +76,9 @@ def test_scm_inq_counts_the_bytes_of_later_sends_with_fds(closer):
 def test_a_peek_counts_the_bytes_it_leaves_queued(closer):
     a, b = _inq_pair(closer)
     _abc_with_fds_then_defgh(closer, a, 1)
-    peeked = _receive(closer, b, 16, socket.MSG_PEEK)
+    peeked = take(closer, b, 16, ROOM, socket.MSG_PEEK)
     assert (peeked.data, peeked.kinds, peeked.inq) == (b"abc", [RIGHTS, INQ], 8)
-    taken = _receive(closer, b, 16)
+    taken = take(closer, b, 16, ROOM)
     assert (taken.data, taken.inq) == (b"abc", 5)
 
 
@@ -101,8 +87,7 @@ def test_no_room_after_the_rights_drops_scm_inq_with_ctrunc(closer):
     a, b = _inq_pair(closer)
     sent = closer.distinct_fds(1)
     send_fds(a, b"abc", sent)
-    msg = receive(b, 16, fd_space(1))
-    closer.fds(*msg.installed)
+    msg = take(closer, b, 16, fd_space(1))
     assert msg.data == b"abc"
     assert msg.ctrunc
     assert msg.kinds == [RIGHTS]
@@ -119,8 +104,7 @@ def test_so_inq_is_enoprotoopt_off_sock_stream(closer, kind):
     assert info.value.errno == errno.ENOPROTOOPT, os.strerror(info.value.errno or 0)
     sent = closer.distinct_fds(1)
     send_fds(a, b"m", sent)
-    msg = receive(b, 16, ROOM)
-    closer.fds(*msg.installed)
+    msg = take(closer, b, 16, ROOM)
     assert msg.kinds == [RIGHTS], "a control message besides the rights"
 
 
@@ -143,9 +127,9 @@ def test_no_scm_inq_without_so_inq(closer, option):
     else:
         b.setsockopt(socket.SOL_SOCKET, SO_INQ, 0)
     sent = _abc_with_fds_then_defgh(closer, a, 1)
-    first = _receive(closer, b, 2)
+    first = take(closer, b, 2, ROOM)
     assert first.data == b"ab"
     assert identities(first.fds) == identities(sent)
     assert INQ not in [(level, kind) for level, kind, _ in first.ancdata], "SCM_INQ without SO_INQ"
-    rest = _receive(closer, b, 16)
+    rest = take(closer, b, 16, ROOM)
     assert (rest.data, rest.ancdata) == (b"cdefgh", [])

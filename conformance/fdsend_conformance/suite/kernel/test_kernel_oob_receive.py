@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from dataclasses import dataclass
 
 import pytest
 
@@ -45,12 +46,54 @@ def _said(outcome: bytes | int) -> str:
     return repr(outcome) if isinstance(outcome, bytes) else errno.errorcode.get(outcome, "?")
 
 
+class Step:
+    """One step of a sequence of sends and reads on an out-of-band stream pair."""
+
+
+@dataclass(frozen=True)
+class Send(Step):
+    """A step: the writer sends ``data`` with ``flags``."""
+
+    data: bytes
+    flags: int = 0
+
+
+@dataclass(frozen=True)
+class Read(Step):
+    """A step: a non-blocking read of ``size`` bytes with ``flags`` gets ``gets``
+    (bytes, or an errno); ``why`` says what it means when it does not."""
+
+    size: int
+    flags: int
+    gets: bytes | int
+    why: str = ""
+
+
+def _play(closer, steps: list[Step]) -> tuple[socket.socket, socket.socket]:
+    """Play ``steps`` on a new out-of-band stream pair (no SO_OOBINLINE); returns it."""
+    a, b = oob_stream_pair(closer.objects)
+    for number, step in enumerate(steps, 1):
+        if isinstance(step, Send):
+            assert a.send(step.data, step.flags) == len(step.data)
+            continue
+        assert isinstance(step, Read)
+        got = _read(b, step.size, step.flags)
+        assert got == step.gets, (
+            f"step {number}, {step}: got {_said(got)}, not {_said(step.gets)}. {step.why}"
+        )
+    return a, b
+
+
+#: An out-of-band byte sent and read out of band: its (empty) skb stays queued.
+OOB_X_READ: list[Step] = [Send(b"x", OOB), Read(1, OOB, b"x")]
+
+
 #: Out-of-band data at the head of the queue when a zero-length receive
-#: comes: by name, the sends and reads before it, and its flags (a peek or not).
-ZERO_LENGTH_CASES: dict[str, tuple[list[tuple[str, bytes | int, int]], int]] = {
-    "unread-oob-byte": ([("send", b"x", OOB)], 0),
-    "unread-oob-byte-peek": ([("send", b"x", OOB)], PEEK),
-    "consumed-oob-byte": ([("send", b"x", OOB), ("read", 1, OOB)], 0),
+#: comes: by name, the steps before it, and its flags (a peek or not).
+ZERO_LENGTH_CASES: dict[str, tuple[list[Step], int]] = {
+    "unread-oob-byte": ([Send(b"x", OOB)], 0),
+    "unread-oob-byte-peek": ([Send(b"x", OOB)], PEEK),
+    "consumed-oob-byte": (OOB_X_READ, 0),
 }
 
 
@@ -58,13 +101,8 @@ ZERO_LENGTH_CASES: dict[str, tuple[list[tuple[str, bytes | int, int]], int]] = {
 @pytest.mark.parametrize("case", ZERO_LENGTH_CASES)
 @known_bug(ZERO_LENGTH_FIX)
 def test_zero_length_receive_with_oob_data_queued_returns_0(closer, case):
-    a, b = oob_stream_pair(closer.objects)
     steps, flags = ZERO_LENGTH_CASES[case]
-    for _step, arg, step_flags in steps:
-        if isinstance(arg, bytes):
-            assert a.send(arg, step_flags) == len(arg)
-        else:
-            assert _read(b, arg, step_flags) == b"x"
+    _a, b = _play(closer, steps)
     got = _read(b, 0, flags)
     assert got == b"", f"a zero-length receive did not return 0 bytes: {_said(got)}"
 
@@ -79,12 +117,9 @@ def test_zero_length_receive_on_an_empty_queue_is_would_block(closer):
 @pytest.mark.clause("KERNEL-34")
 @known_bug(CONSECUTIVE_FIX)
 def test_consumed_oob_bytes_never_come_in_band(closer):
-    a, b = oob_stream_pair(closer.objects)
-    for byte in (b"x", b"y"):
-        a.send(byte, OOB)
-        assert _read(b, 1, OOB) == byte
-    assert _read(b, 1) == errno.EAGAIN, "an out-of-band byte already read came in-band"
-    a.send(b"z")
+    why = "an out-of-band byte already read came in-band"
+    y_read = [Send(b"y", OOB), Read(1, OOB, b"y")]
+    _a, b = _play(closer, [*OOB_X_READ, *y_read, Read(1, 0, errno.EAGAIN, why), Send(b"z")])
     assert _read(b, 5) == b"z"
     assert not pending(b)
 
@@ -93,10 +128,8 @@ def test_consumed_oob_bytes_never_come_in_band(closer):
 @pytest.mark.parametrize("consumed", [1, 2])
 @known_bug(ECONNRESET_FIX)
 def test_consumed_oob_bytes_then_close_read_as_end_of_stream(closer, consumed):
-    a, b = oob_stream_pair(closer.objects)
-    for byte in b"xy"[:consumed]:
-        a.send(bytes([byte]), OOB)
-        assert _read(b, 1, OOB) == bytes([byte])
+    y_read = [Send(b"y", OOB), Read(1, OOB, b"y")]
+    a, b = _play(closer, [*OOB_X_READ, *y_read][: 2 * consumed])
     a.close()
     assert _read(b, 1) == b"", "a consumed out-of-band byte made the read fail"
     assert _read(b, 1) == b""
@@ -117,51 +150,41 @@ def test_peek_at_oob_data_returns(closer, inline):
 
 PEEK_AT_MARK_FIX = "af_unix: Stop recv(MSG_PEEK) at consumed OOB skb."
 READ_ON_FIX = "af_unix: Don't stop recv(MSG_DONTWAIT) if consumed OOB skb is at the head."
+READ_ON = "the read stopped at the out-of-band byte already read"
 
 
 @pytest.mark.clause("KERNEL-36")
 @known_bug(PEEK_AT_MARK_FIX)
 def test_peek_stops_at_a_mark_whose_byte_was_read(closer):
-    a, b = oob_stream_pair(closer.objects)
-    a.send(b"hello", OOB)
-    a.send(b"world")
-    assert _read(b, 1, OOB) == b"o"
-    assert _read(b, 9, PEEK) == b"hell", "the peek ran past the out-of-band mark"
-    assert _read(b, 9) == b"hell"
-    assert _read(b, 5, PEEK) == b"world"
+    why = "the peek ran past the out-of-band mark"
+    sends = [Send(b"hello", OOB), Send(b"world"), Read(1, OOB, b"o")]
+    _play(
+        closer, [*sends, Read(9, PEEK, b"hell", why), Read(9, 0, b"hell"), Read(5, PEEK, b"world")]
+    )
 
 
 @pytest.mark.clause("KERNEL-37")
 @known_bug(READ_ON_FIX)
 def test_read_goes_on_past_a_read_oob_byte_at_the_head(closer):
-    a, b = oob_stream_pair(closer.objects)
-    a.send(b"x", OOB)
-    assert _read(b, 1, OOB) == b"x"
-    a.send(b"y")
-    assert _read(b, 1) == b"y", "the read stopped at the out-of-band byte already read"
+    _play(closer, [*OOB_X_READ, Send(b"y"), Read(1, 0, b"y", READ_ON)])
 
 
 @pytest.mark.clause("KERNEL-37")
 @known_bug(READ_ON_FIX)
 def test_read_goes_on_past_a_superseded_oob_byte(closer):
-    a, b = oob_stream_pair(closer.objects)
-    a.send(b"hello", OOB)
-    a.send(b"wor", OOB)  # "r" is the mark now; "o" is in-band again
-    a.send(b"ld")
-    assert _read(b, 10) == b"hellowo"
-    assert _read(b, 1, OOB) == b"r"
-    assert _read(b, 10) == b"ld", "the read stopped at the out-of-band byte already read"
+    # "r" is the mark once "wor" is sent; "o" is in-band again.
+    sends = [Send(b"hello", OOB), Send(b"wor", OOB), Send(b"ld")]
+    _play(
+        closer, [*sends, Read(10, 0, b"hellowo"), Read(1, OOB, b"r"), Read(10, 0, b"ld", READ_ON)]
+    )
 
 
 @pytest.mark.clause("KERNEL-36")
 @known_bug(PEEK_AT_MARK_FIX)
 def test_peek_never_returns_the_next_oob_byte_in_band(closer):
-    a, b = oob_stream_pair(closer.objects)
-    a.send(b"x", OOB)
-    assert _read(b, 1, OOB) == b"x"
-    a.send(b"y", OOB)
-    assert _read(b, 1, PEEK) == errno.EAGAIN, "the peek returned the out-of-band byte in-band"
-    assert _read(b, 1, OOB) == b"y"
+    why = "the peek returned the out-of-band byte in-band"
+    y_sent = [*OOB_X_READ, Send(b"y", OOB)]
+    _play(closer, [*y_sent, Read(1, PEEK, errno.EAGAIN, why), Read(1, OOB, b"y")])
 
 
 LAST_SKB_FIX = "af_unix: Update last skb marker in manage_oob()."
@@ -174,10 +197,8 @@ PEEK_TIMEOUT = 0.2
 @pytest.mark.clause("KERNEL-39")
 @known_bug(LAST_SKB_FIX)
 def test_blocking_peek_behind_oob_bytes_times_out(closer):
-    a, b = oob_stream_pair(closer.objects)
-    a.send(b"x", OOB)
-    assert _read(b, 1, OOB) == b"x"
-    a.send(b"y", OOB)  # nothing in-band: the read out-of-band "x", then the mark "y"
+    # Nothing in-band: the read out-of-band "x", then the mark "y".
+    _a, b = _play(closer, [*OOB_X_READ, Send(b"y", OOB)])
     set_io_timeout(b, PEEK_TIMEOUT)
 
     def peek() -> int | None:

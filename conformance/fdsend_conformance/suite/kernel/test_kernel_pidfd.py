@@ -7,11 +7,11 @@ import socket
 
 import pytest
 
-from fdsend_conformance.harness.cmsg import SCM_PIDFD, SO_PASSPIDFD, Message, receive, send_fds
+from fdsend_conformance.harness.cmsg import SCM_PIDFD, SO_PASSPIDFD, Message, send_fds, take
 from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.fdtable import close_on_exec
 from fdsend_conformance.harness.kernel import require_sockopt
-from fdsend_conformance.harness.processes import fork_call, pidfd_pid, reap
+from fdsend_conformance.harness.processes import pidfd_pid, sent_by_a_child
 from fdsend_conformance.harness.sockets import unix_pair
 
 pytestmark = pytest.mark.kernel
@@ -38,26 +38,12 @@ def test_pidfd_of_this_process_arrives_beside_the_fds(closer):
     a, b = _passpidfd_pair(closer)
     sent = closer.distinct_fds(2)
     send_fds(a, b"p", sent)
-    msg = receive(b, 16, 4096)
-    closer.fds(*msg.installed)
-    _check(msg, sent, os.getpid())
+    _check(take(closer, b, 16, 4096), sent, os.getpid())
 
 
 @pytest.mark.clause("KERNEL-13")
 def test_pidfd_names_the_sending_process(closer):
     a, b = _passpidfd_pair(closer)
     sent = closer.distinct_fds(1)
-
-    def sender() -> None:
-        send_fds(a, b"p", sent)
-        a.recv(1)  # stay alive until the parent has looked (SO_RCVTIMEO bounds it)
-
-    pid = fork_call(sender)
-    try:
-        msg = receive(b, 16, 4096)
-        closer.fds(*msg.installed)
-        _check(msg, sent, pid)
-    finally:
-        b.sendall(b"k")
-        code = reap(pid)
-    assert code == 0
+    with sent_by_a_child(a, b, b"p", sent) as pid:
+        _check(take(closer, b, 16, 4096), sent, pid)

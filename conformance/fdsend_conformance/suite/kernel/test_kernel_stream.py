@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-from fdsend_conformance.harness.cmsg import Message, fd_space, receive, send_fds
+from fdsend_conformance.harness.cmsg import fd_space, send_fds, take
 from fdsend_conformance.harness.fds import distinct_fds, identities
 from fdsend_conformance.harness.sockets import pending, unix_pair
 
 pytestmark = pytest.mark.kernel
 
 ROOM = fd_space(4)
-
-
-def _receive(closer, sock: socket.socket, size: int) -> Message:
-    msg = receive(sock, size, ROOM)
-    closer.fds(*msg.fds)
-    assert not msg.ctrunc
-    return msg
-
-
-def _files(fds: list[int]) -> list[tuple[int, int]]:
-    return identities(fds)
 
 
 @pytest.mark.clause("KERNEL-7")
@@ -34,9 +21,9 @@ def test_unix7_example_fds_end_the_read(closer):
     a.sendall(b"1234")
     send_fds(a, b"5", sent)
     a.sendall(b"6789")
-    first = _receive(closer, b, 20)
-    assert (first.data, _files(first.fds)) == (b"12345", _files(sent))
-    second = _receive(closer, b, 20)
+    first = take(closer, b, 20, ROOM, whole=True)
+    assert (first.data, identities(first.fds)) == (b"12345", identities(sent))
+    second = take(closer, b, 20, ROOM, whole=True)
     assert (second.data, second.fds) == (b"6789", [])
 
 
@@ -47,13 +34,13 @@ def test_fds_come_with_the_first_byte_of_their_send(closer, size, with_fds):
     sent = closer.distinct_fds(1)
     a.sendall(b"abc")
     send_fds(a, b"def", sent)
-    first = _receive(closer, b, size)
+    first = take(closer, b, size, ROOM, whole=True)
     assert first.data == b"abcdef"[:size]
-    assert _files(first.fds) == (_files(sent) if with_fds else [])
+    assert identities(first.fds) == (identities(sent) if with_fds else [])
     if size < 6:
-        rest = _receive(closer, b, 20)
+        rest = take(closer, b, 20, ROOM, whole=True)
         assert rest.data == b"abcdef"[size:]
-        assert _files(rest.fds) == ([] if with_fds else _files(sent))
+        assert identities(rest.fds) == ([] if with_fds else identities(sent))
     assert not pending(b)
 
 
@@ -62,9 +49,9 @@ def test_fds_stay_with_the_first_part_of_a_split_read(closer):
     a, b = unix_pair(closer.objects)
     sent = closer.distinct_fds(1)
     send_fds(a, b"abcdef", sent)
-    first = _receive(closer, b, 2)
-    assert (first.data, _files(first.fds)) == (b"ab", _files(sent))
-    rest = _receive(closer, b, 20)
+    first = take(closer, b, 2, ROOM, whole=True)
+    assert (first.data, identities(first.fds)) == (b"ab", identities(sent))
+    rest = take(closer, b, 20, ROOM, whole=True)
     assert (rest.data, rest.fds) == (b"cdef", [])
 
 
@@ -76,8 +63,8 @@ def test_no_read_continues_past_a_send_with_fds(closer, next_has_fds):
     closer.fds(*first_fds, *next_fds)
     send_fds(a, b"abc", first_fds)
     send_fds(a, b"def", next_fds if next_has_fds else [])
-    first = _receive(closer, b, 20)
-    assert (first.data, _files(first.fds)) == (b"abc", _files(first_fds))
-    second = _receive(closer, b, 20)
+    first = take(closer, b, 20, ROOM, whole=True)
+    assert (first.data, identities(first.fds)) == (b"abc", identities(first_fds))
+    second = take(closer, b, 20, ROOM, whole=True)
     assert second.data == b"def"
-    assert _files(second.fds) == (_files(next_fds) if next_has_fds else [])
+    assert identities(second.fds) == (identities(next_fds) if next_has_fds else [])

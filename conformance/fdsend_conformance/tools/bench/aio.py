@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import os
 import socket
@@ -54,8 +55,16 @@ async def _inline(a: socket.socket, b: socket.socket, fds: list[int], rounds: in
     return INLINE.in_process(a, b, PAYLOAD, fds, rounds)
 
 
-async def _aio(a: socket.socket, b: socket.socket, fds: list[int], rounds: int) -> int:
-    send, receive, close, n = fdsend.aio.sendfds, fdsend.aio.recvfds, os.close, len(fds)
+async def _awaited_rounds(
+    send: Callable[[socket.socket, bytes, int, list[int]], Awaitable[int]],
+    receive: Callable[[socket.socket, int, int, int], Awaitable[fdsend.Received]],
+    a: socket.socket,
+    b: socket.socket,
+    fds: list[int],
+    rounds: int,
+) -> int:
+    """The timed loop of a contestant that awaits both calls of each round."""
+    close, n = os.close, len(fds)
     start = time.perf_counter_ns()
     for _ in range(rounds):
         await send(a, PAYLOAD, 0, fds)
@@ -63,6 +72,10 @@ async def _aio(a: socket.socket, b: socket.socket, fds: list[int], rounds: int) 
         for fd in got:
             close(fd)
     return time.perf_counter_ns() - start
+
+
+async def _aio(a: socket.socket, b: socket.socket, fds: list[int], rounds: int) -> int:
+    return await _awaited_rounds(fdsend.aio.sendfds, fdsend.aio.recvfds, a, b, fds, rounds)
 
 
 async def _anyio(a: socket.socket, b: socket.socket, fds: list[int], rounds: int) -> int:
@@ -80,18 +93,10 @@ async def _anyio(a: socket.socket, b: socket.socket, fds: list[int], rounds: int
     return time.perf_counter_ns() - start
 
 
-async def _sync(a: socket.socket, b: socket.socket, fds: list[int], rounds: int) -> int:
-    send, receive, close, n = fdsend.sendfds, fdsend.recvfds, os.close, len(fds)
-    start = time.perf_counter_ns()
-    for _ in range(rounds):
-        send(a, PAYLOAD, 0, fds)
-        _, got = receive(b, 16, 0, n)
-        for fd in got:
-            close(fd)
-    return time.perf_counter_ns() - start
-
-
-async def _sync_sleep0(a: socket.socket, b: socket.socket, fds: list[int], rounds: int) -> int:
+async def _sync(
+    a: socket.socket, b: socket.socket, fds: list[int], rounds: int, sleep0: bool = False
+) -> int:
+    """The synchronous reference in the coroutine; with ``sleep0``, one ``sleep(0)`` a round."""
     send, receive, close, n = fdsend.sendfds, fdsend.recvfds, os.close, len(fds)
     sleep = asyncio.sleep
     start = time.perf_counter_ns()
@@ -100,12 +105,13 @@ async def _sync_sleep0(a: socket.socket, b: socket.socket, fds: list[int], round
         _, got = receive(b, 16, 0, n)
         for fd in got:
             close(fd)
-        await sleep(0)
+        if sleep0:
+            await sleep(0)
     return time.perf_counter_ns() - start
 
 
 async def _awaited_sync(a: socket.socket, b: socket.socket, fds: list[int], rounds: int) -> int:
-    sync_send, sync_receive, close, n = fdsend.sendfds, fdsend.recvfds, os.close, len(fds)
+    sync_send, sync_receive = fdsend.sendfds, fdsend.recvfds
 
     async def send(sock: socket.socket, msg: bytes, flags: int, fds: list[int]) -> int:
         return sync_send(sock, msg, flags, fds)
@@ -113,13 +119,7 @@ async def _awaited_sync(a: socket.socket, b: socket.socket, fds: list[int], roun
     async def receive(sock: socket.socket, size: int, flags: int, numfds: int) -> fdsend.Received:
         return sync_receive(sock, size, flags, numfds)
 
-    start = time.perf_counter_ns()
-    for _ in range(rounds):
-        await send(a, PAYLOAD, 0, fds)
-        _, got = await receive(b, 16, 0, n)
-        for fd in got:
-            close(fd)
-    return time.perf_counter_ns() - start
+    return await _awaited_rounds(send, receive, a, b, fds, rounds)
 
 
 async def _cross_task(a: socket.socket, b: socket.socket, fds: list[int], rounds: int) -> int:
@@ -146,7 +146,7 @@ CONTESTANTS: dict[str, Round] = {
     "aio": _aio,
     "anyio": _anyio,
     "sync": _sync,
-    "sync+sleep0": _sync_sleep0,
+    "sync+sleep0": functools.partial(_sync, sleep0=True),
     "awaited-sync": _awaited_sync,
     "cross-task": _cross_task,
 }

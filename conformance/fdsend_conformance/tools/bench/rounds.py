@@ -20,6 +20,7 @@ adapter included. The fds sent are one pipe end, repeated ``n`` times.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import signal
@@ -43,6 +44,7 @@ __all__ = [
     "batch_ns",
     "floor_recvfds",
     "floor_sendfds",
+    "in_process_rounds",
 ]
 
 #: One blocking call of either side of a round.
@@ -176,56 +178,83 @@ def floor_recvfds(
 # -- backends (and the call floor): the same loop around any sendfds/recvfds --
 
 
-def _pair_loops(
-    sendfds: Callable[..., Any], recvfds: Callable[..., Any]
-) -> tuple[InProcessLoop, SendLoop, ReceiveLoop]:
-    def in_process(
-        a: socket.socket, b: socket.socket, payload: bytes, fds: list[int], rounds: int
-    ) -> int:
-        size, numfds = len(payload), len(fds)
-        close = os.close
-        start = time.perf_counter_ns()
-        for _ in range(rounds):
-            sendfds(a, payload, 0, fds)
-            msg, got = recvfds(b, size, 0, numfds)
-            for fd in got:
-                close(fd)
-            if len(msg) < size:
-                recv_stream(b, size - len(msg), BENCH_IO_TIMEOUT)
-        return time.perf_counter_ns() - start
-
-    def send_loop(a: socket.socket, payload: bytes, fds: list[int], rounds: int, ack: int) -> int:
-        read = os.read
-        start = time.perf_counter_ns()
-        for _ in range(rounds):
-            sendfds(a, payload, 0, fds)
-            if not read(ack, 1):
-                _acked(b"")
-        return time.perf_counter_ns() - start
-
-    def receive_loop(b: socket.socket, size: int, numfds: int, rounds: int, ack: int) -> None:
-        close, write = os.close, os.write
-        for _ in range(rounds):
-            msg, got = recvfds(b, size, 0, numfds)
-            for fd in got:
-                close(fd)
-            if len(msg) < size:
-                recv_stream(b, size - len(msg), BENCH_IO_TIMEOUT)
-            write(ack, b"k")
-
-    return in_process, send_loop, receive_loop
+def in_process_rounds(
+    sendfds: Callable[..., Any],
+    recvfds: Callable[..., Any],
+    a: socket.socket,
+    b: socket.socket,
+    payload: bytes,
+    fds: list[int],
+    rounds: int,
+) -> int:
+    """``rounds`` in-process rounds through ``sendfds``/``recvfds`` (fdsend's shape); their ns."""
+    size, numfds = len(payload), len(fds)
+    close = os.close
+    start = time.perf_counter_ns()
+    for _ in range(rounds):
+        sendfds(a, payload, 0, fds)
+        msg, got = recvfds(b, size, 0, numfds)
+        for fd in got:
+            close(fd)
+        if len(msg) < size:
+            recv_stream(b, size - len(msg), BENCH_IO_TIMEOUT)
+    return time.perf_counter_ns() - start
 
 
-CALL_FLOOR = Contestant("call-floor", "floor", *_pair_loops(floor_sendfds, floor_recvfds))
+def _calls_send_loop(
+    sendfds: Callable[..., Any],
+    a: socket.socket,
+    payload: bytes,
+    fds: list[int],
+    rounds: int,
+    ack: int,
+) -> int:
+    read = os.read
+    start = time.perf_counter_ns()
+    for _ in range(rounds):
+        sendfds(a, payload, 0, fds)
+        if not read(ack, 1):
+            _acked(b"")
+    return time.perf_counter_ns() - start
+
+
+def _calls_receive_loop(
+    recvfds: Callable[..., Any], b: socket.socket, size: int, numfds: int, rounds: int, ack: int
+) -> None:
+    close, write = os.close, os.write
+    for _ in range(rounds):
+        msg, got = recvfds(b, size, 0, numfds)
+        for fd in got:
+            close(fd)
+        if len(msg) < size:
+            recv_stream(b, size - len(msg), BENCH_IO_TIMEOUT)
+        write(ack, b"k")
+
+
+def _calls_contestant(
+    name: str, kind: str, sendfds: Callable[..., Any], recvfds: Callable[..., Any], **more: Any
+) -> Contestant:
+    """A contestant whose three loops call ``sendfds``/``recvfds`` (fdsend's shape)."""
+    return Contestant(
+        name,
+        kind,
+        functools.partial(in_process_rounds, sendfds, recvfds),
+        functools.partial(_calls_send_loop, sendfds),
+        functools.partial(_calls_receive_loop, recvfds),
+        **more,
+    )
+
+
+CALL_FLOOR = _calls_contestant("call-floor", "floor", floor_sendfds, floor_recvfds)
 
 
 def backend_contestant(backend: Backend) -> Contestant:
     """A backend measured as it is: its module's own functions, adapter included."""
-    loops = _pair_loops(backend.impl.sendfds, backend.impl.recvfds)
-    return Contestant(
+    return _calls_contestant(
         backend.name,
         "backend",
-        *loops,
+        backend.impl.sendfds,
+        backend.impl.recvfds,
         carries_payload=backend.supports(Feature.PAYLOAD),
         version=backend.version,
     )
