@@ -119,23 +119,34 @@ def test_only_brackets_a_run_can_decide_are_run_each_image_with_its_clauses():
     assert brackets.verdict(unchecked, [], []) == (False, "no clause checks it")
 
 
-def test_an_image_whose_guest_brought_nothing_back_is_tried_once_more(
+def test_each_run_is_a_boot_and_a_boot_that_brought_nothing_back_is_tried_once_more(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    calls: list[str] = []
+    calls: list[tuple[str, Path]] = []
 
-    def run_image(image: str, clauses: Any, targets: Any, vm_args: Any) -> int:
-        calls.append(image)
-        if image.endswith("7.2.6") and calls.count(image) == 1:
-            return len(targets)  # the first boot crashed
-        for target in targets:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text("{}")
-        return 0
+    def boot(image: str, clauses: Any, target: Path, vm_args: Any) -> bool:
+        calls.append((image, target))
+        if target.name == "run2.json" and image.endswith("7.2.6") and len(calls) <= 6:
+            return False  # this boot crashed
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("{}")
+        return True
 
     monkeypatch.setattr(brackets, "fetch", lambda image: None)
-    monkeypatch.setattr(brackets, "_run_image", run_image)
+    monkeypatch.setattr(brackets, "_boot", boot)
     lost = brackets.run(brackets.images([FIX]), tmp_path, jobs=1)
     assert lost == 0
-    assert sorted(calls) == [FIX.without, FIX.without, FIX.with_]
-    assert all(p.exists() for p in brackets.report_paths(tmp_path, str(FIX.without)))
+    without = brackets.report_paths(tmp_path, str(FIX.without))
+    with_ = brackets.report_paths(tmp_path, str(FIX.with_))
+    assert calls == [
+        *((str(FIX.without), path) for path in without),
+        *((str(FIX.with_), path) for path in with_),
+        (str(FIX.without), without[1]),
+    ]
+    assert all(p.exists() for p in without + with_)
+
+
+def test_a_boot_that_fails_twice_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(brackets, "fetch", lambda image: None)
+    monkeypatch.setattr(brackets, "_boot", lambda *args: False)
+    assert brackets.run(brackets.images([FIX]), tmp_path, jobs=2) == 2 * brackets.RUNS

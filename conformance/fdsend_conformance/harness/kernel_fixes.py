@@ -2,8 +2,10 @@
 
 ``kernel_fixes.json`` (beside this package's ``CONTRACT.md``) lists every
 AF_UNIX/SCM_RIGHTS fix considered, each with its commit title, the first
-fixed version of each stable series (taken from Debian's kernel
-changelogs; ``null`` where the series' newest changelog does not list it),
+fixed version of each series Debian has images of (read from Debian's
+kernel changelogs by :mod:`fdsend_conformance.tools.first_fixed`: the
+series itself, ``"6.12"``, where the whole series has it; ``null`` where the
+series' newest changelog does not list it),
 the clauses meant to catch it, the two Debian images that bracket it and a
 note. A KERNEL test of a behaviour that such a fix restored marks itself
 with :func:`known_bug`: on a kernel known to lack the fix the test is an
@@ -148,7 +150,7 @@ def lacks_fix(row: Fix, version: str) -> bool:
 def known_bug(title: str) -> pytest.MarkDecorator:
     """An expected-failure mark where the running kernel lacks fix ``title``.
 
-    The reason names the fix and where it was first fixed, so a report
+    The reason names the fix, its commit where known and where it was first fixed, so a report
     shows the known bug instead of a plain failure; elsewhere the mark does
     nothing (a failure there is a regression). Non-strict: a kernel that
     took the fix without the table knowing passes.
@@ -160,8 +162,10 @@ def known_bug(title: str) -> pytest.MarkDecorator:
     if bases:
         releases.append(f"every {min(bases, key=parse_version)} and later")
     fixed = ", ".join(releases) or "no stable release"
+    commit = f"commit {row.commit[:12]}, " if row.commit else ""
+    reason = f"known kernel bug on {version}: fixed by {row.fix!r} ({commit}first fixed in {fixed})"
     return pytest.mark.xfail(
         lacks_fix(row, version),
-        reason=f"known kernel bug on {version}: fixed by {row.fix!r} (first fixed in {fixed})",
+        reason=reason,
         strict=False,
     )

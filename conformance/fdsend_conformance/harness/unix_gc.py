@@ -15,9 +15,12 @@ import socket
 import time
 from collections.abc import Callable
 
+from fdsend_conformance.harness.cmsg import send_fds
 from fdsend_conformance.harness.processes import ChildSkip
 
 __all__ = [
+    "Canary",
+    "become_a_fresh_user",
     "enter_fresh_network_namespace",
     "kick_unix_gc",
     "unix_socket_count",
@@ -85,6 +88,84 @@ def kick_unix_gc() -> None:
     anywhere on the system (measured on Linux 6.18: seconds).
     """
     socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close()
+
+
+class Canary:
+    """Garbage only the collector frees, which tells whether it has walked since.
+
+    A bound SOCK_DGRAM socket, closed, whose one reference is its own fd in
+    flight in its own receive queue: an unreachable cycle, which every walk
+    of the collector (Linux >= 6.10's __unix_gc(); any run of the older
+    unix_gc()) reclaims. Its queue is full (net.unix.max_dgram_qlen), so a
+    non-blocking send to it from the socket connected to it fails with
+    EAGAIN until a walk empties that queue: unix_collect_skb() splices it out
+    under the collector's lock, in the walk itself. Kept for the whole of a
+    window (made before it, :meth:`untouched` after), it tells whether the
+    collector ran at any moment in between, whoever made it run. The
+    collector's graph is global: any AF_UNIX socket released anywhere while
+    fds are in flight runs it (unix_release_sock()). Two sockets in the
+    namespace, the sender among them: :meth:`close` it with the rest.
+    """
+
+    SOCKETS = 2
+
+    def __init__(self) -> None:
+        target = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        with target:
+            target.bind("")  # autobind: an abstract address of this namespace
+            self.sender.connect(target.getsockname())
+            send_fds(self.sender, b"c", [target.fileno()])
+            for _ in range(_QUEUE_BOUND):
+                if not self._sends():
+                    return
+        raise AssertionError(f"{_QUEUE_BOUND} datagrams did not fill a receive queue")
+
+    def _sends(self) -> bool:
+        """Whether a non-blocking datagram to the canary is taken (False: EAGAIN, full)."""
+        try:
+            self.sender.send(b"c", socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:  # ECONNREFUSED: reclaimed, and released already
+            return True
+        return True
+
+    def untouched(self) -> bool:
+        """Whether the collector has not walked since the canary was made."""
+        return not self._sends()
+
+    def close(self) -> None:
+        """Close the sender; the canary itself is left to the collector."""
+        self.sender.close()
+
+
+#: More datagrams than any queue of the fresh namespace takes (net.unix.max_dgram_qlen: 10).
+_QUEUE_BOUND = 1000
+
+
+#: Where :func:`become_a_fresh_user` takes its uids: past any account's,
+#: one uid a process id (so a uid is never taken twice while pids last).
+FRESH_UID_BASE = 1_000_000_000
+
+
+def become_a_fresh_user() -> bool:
+    """In a forked child run as root: take a uid of its own, with no fd in flight.
+
+    The kernel charges each AF_UNIX fd in flight to the user who sent it,
+    and runs the collector at every send of one by a user with SCM_MAX_FD * 8
+    (2024) or more in flight (unix_schedule_gc(); wait_for_unix_gc() before
+    it): a long-running machine whose root has leaked that many (a kernel
+    that never reclaims some cycle) walks the graph at each edge sent. Under
+    a uid no other process has, sends run nothing. Returns False where this
+    is not root (the sends run as they are).
+    """
+    if os.geteuid() != 0:
+        return False
+    uid = FRESH_UID_BASE + os.getpid()
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    return True
 
 
 def enter_fresh_network_namespace() -> None:

@@ -3,11 +3,10 @@
 For every fix of the fix table (:mod:`fdsend_conformance.harness.kernel_fixes`)
 the kernel checks run :data:`RUNS` times on the newest Debian image without
 the fix and :data:`RUNS` times on the oldest with it, in VMs
-(:mod:`fdsend_conformance.tools.vm`), ``--jobs`` VMs at a time. An image
-boots once for its runs: each run is its own interpreter and pytest
-session, one after the other (``vm --runs``), each in a fresh network
-namespace as the collector's checks make for themselves; a boot costs more
-than a run under emulation. A run
+(:mod:`fdsend_conformance.tools.vm`), ``--jobs`` VMs at a time. Each run
+is a boot of its own: what one boot leaves behind (the collector's global
+graph, a socket a test leaked) cannot carry a failure or a pass into the
+next run. A run
 collects only the kernel test modules that name a clause meant for a fix
 bracketed by that image (``vm --clauses``); the other clauses are NOT-RUN
 in its report. A fix added later for an image already run needs that
@@ -25,7 +24,6 @@ network): ``--no-run`` only rewrites them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -38,6 +36,7 @@ from typing import Any
 
 from fdsend_conformance.harness.kernel_fixes import Fix, fixes
 from fdsend_conformance.tools.kernel_fetch import DEBIAN_PREFIX, FetchError, fetch
+from fdsend_conformance.tools.kernels import folder_parser, write_documents
 
 __all__ = [
     "RUNS",
@@ -189,7 +188,7 @@ def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
         "Each fix of the fix table "
         "([kernel_fixes.json](../conformance/fdsend_conformance/kernel_fixes.json)) is "
         "bracketed by two of Debian's images: the newest without the fix and the oldest "
-        f"with it. The kernel checks ran {RUNS} times on each, in a VM "
+        f"with it. The kernel checks ran {RUNS} times on each, each run a boot of its own in a VM "
         "(`fdsend-conformance kernels --brackets`). A fix is **caught** when every "
         f"clause meant for it failed in all {RUNS} runs without the fix and passed in "
         f"all {RUNS} with it. {caught} of {len(rows)} fixes are caught. Each fix's first "
@@ -231,76 +230,62 @@ def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _run_image(
-    image: str, clauses: Sequence[str], targets: Sequence[Path], vm_args: Sequence[str]
-) -> int:
-    """Boot ``image`` once and run the checks of ``clauses`` once per target, each
-    report kept as its target; how many runs brought no report back."""
+def _boot(image: str, clauses: Sequence[str], target: Path, vm_args: Sequence[str]) -> bool:
+    """Boot ``image`` once, run the checks of ``clauses``, keep the report as ``target``.
+
+    Whether a report came back.
+    """
     from fdsend_conformance.tools import vm
 
     with tempfile.TemporaryDirectory(prefix="fdsend-bracket-") as out:
-        selected = ["--clauses", ",".join(clauses), "--runs", str(len(targets))]
+        selected = ["--clauses", ",".join(clauses)]
         status = vm.main([image, "--out", out, "--quiet", *selected, *vm_args])
-        missing = 0
-        for folder, target in zip(vm.run_folders(Path(out), len(targets)), targets):
-            reports = sorted(folder.glob("kernel-*.json"))
-            if not reports:
-                print(f"brackets: {image}: no report (exit status {status})", file=sys.stderr)
-                missing += 1
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(reports[0], target)
-            print(f"brackets: {image}: {target}")
-    return missing
+        reports = sorted(Path(out).glob("kernel-*.json"))
+        if not reports:
+            print(f"brackets: {image}: no report (exit status {status})", file=sys.stderr)
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(reports[0], target)
+    print(f"brackets: {image}: {target}")
+    return True
 
 
 def run(images: dict[str, list[str]], reports: Path, jobs: int, vm_args: Sequence[str] = ()) -> int:
-    """Run each image's missing reports (its clauses only), ``jobs`` VMs at a time.
+    """Run each image's missing reports (its clauses only), one boot each, ``jobs`` VMs at a time.
 
-    An image boots once for all its missing runs. Returns how many runs
-    brought no report back.
+    Returns how many runs brought no report back.
     """
     for image in images:  # download one at a time, before any VM starts
         fetch(image)
-    missing = {
-        image: [path for path in report_paths(reports, image) if not path.exists()]
-        for image in images
-    }
-    jobs_left = [(image, images[image], paths) for image, paths in missing.items() if paths]
+    boots = [
+        (image, clauses, path)
+        for image, clauses in images.items()
+        for path in report_paths(reports, image)
+        if not path.exists()
+    ]
+
+    def boot(job: tuple[str, list[str], Path]) -> bool:
+        return _boot(*job, vm_args)
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        lost = list(pool.map(lambda job: _run_image(job[0], job[1], job[2], vm_args), jobs_left))
+        came = list(pool.map(boot, boots))
         # A guest that brought nothing back did not boot or crashed (seen once:
         # a panic in the emulated boot of an image that boots otherwise):
-        # once more, the runs still missing.
-        again = [
-            (image, clauses, [p for p in paths if not p.exists()])
-            for (image, clauses, paths), gone in zip(jobs_left, lost)
-            if gone == len(paths)
-        ]
-        lost = [n for n, job in zip(lost, jobs_left) if job[0] not in {a[0] for a in again}]
-        lost += list(pool.map(lambda job: _run_image(job[0], job[1], job[2], vm_args), again))
-    return sum(lost)
+        # each such boot once more.
+        again = [job for job, ok in zip(boots, came) if not ok]
+        came = list(pool.map(boot, again))
+    return came.count(False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the brackets and write the regressions table; see the module docstring."""
-    parser = argparse.ArgumentParser(
-        prog="fdsend-conformance kernels --brackets",
-        description="Run each fix's bracket of Debian images in VMs and write "
-        "kernel-regressions.md and .json. Other options (--kvm, --cpus, --timeout) "
-        "go to each fdsend-conformance vm.",
-    )
-    parser.add_argument(
-        "--reports",
-        type=Path,
-        default=Path("docs/kernels/brackets"),
-        help="the per-run reports, SUITE_VERSION/runN.json (default: docs/kernels/brackets)",
-    )
-    parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("docs"),
-        help="where kernel-regressions.md and .json go (default: docs)",
+    parser = folder_parser(
+        "fdsend-conformance kernels --brackets",
+        "Run each fix's bracket of Debian images in VMs and write kernel-regressions.md "
+        "and .json. Other options (--kvm, --cpus, --timeout) go to each fdsend-conformance vm.",
+        Path("docs/kernels/brackets"),
+        "the per-run reports, SUITE_VERSION/runN.json",
+        "kernel-regressions.md and .json",
     )
     parser.add_argument("--jobs", type=int, default=2, help="VMs at a time (default 2)")
     parser.add_argument("--no-run", action="store_true", help="only rewrite the tables")
@@ -323,9 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"fdsend-conformance kernels --brackets: {exc}", file=sys.stderr)
             return 2
     rows = build(table, args.reports, args.output_dir)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "kernel-regressions.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (args.output_dir / "kernel-regressions.md").write_text(render_markdown(rows))
+    written = write_documents(args.output_dir, "kernel-regressions", rows, render_markdown(rows))
     caught = sum(row["caught"] for row in rows)
-    print(f"wrote {args.output_dir / 'kernel-regressions.md'}: {caught} of {len(rows)} caught")
+    print(f"wrote {written}: {caught} of {len(rows)} caught")
     return 1 if failures else 0

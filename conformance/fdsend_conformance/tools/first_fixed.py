@@ -66,10 +66,10 @@ from fdsend_conformance.harness.kernel_fixes import (
 from fdsend_conformance.tools import kernel_fetch
 
 __all__ = [
+    "UNKNOWN",
     "Changelog",
     "Entry",
     "Listings",
-    "UNKNOWN",
     "coverage",
     "derive",
     "first_fixed",

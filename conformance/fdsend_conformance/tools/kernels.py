@@ -38,7 +38,16 @@ from typing import Any
 
 from fdsend_conformance.tools.compare import failing_tests
 
-__all__ = ["Cell", "build", "load_reports", "main", "reason", "render_markdown"]
+__all__ = [
+    "Cell",
+    "build",
+    "folder_parser",
+    "load_reports",
+    "main",
+    "reason",
+    "render_markdown",
+    "write_documents",
+]
 
 _SKIPS = frozenset({"SKIPPED", "UNSUPPORTED"})
 _FAILS = frozenset({"FAIL", "NON-STRICT"})
@@ -197,6 +206,35 @@ def render_markdown(matrix: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def folder_parser(
+    prog: str, description: str, reports: Path, reports_help: str, documents: str
+) -> argparse.ArgumentParser:
+    """A parser with the two folders ``kernels`` and ``kernels --brackets`` take.
+
+    ``--reports`` (default ``reports``) is read, ``--output-dir`` (default
+    ``docs``) is where the ``documents`` go.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--reports", type=Path, default=reports, help=f"{reports_help} (default: {reports})"
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("docs"),
+        help=f"where {documents} go (default: docs)",
+    )
+    return parser
+
+
+def write_documents(folder: Path, stem: str, data: Any, markdown: str) -> Path:
+    """``data`` as ``folder/STEM.json`` and ``markdown`` as ``folder/STEM.md``; the latter."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (folder / f"{stem}.md").write_text(markdown)
+    return folder / f"{stem}.md"
+
+
 def _run_host(reports: Path) -> int:
     release = subprocess.run(
         ["uname", "-r"], capture_output=True, text=True, check=True
@@ -224,21 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         args_list.remove("--brackets")
         return brackets.main(args_list)
-    parser = argparse.ArgumentParser(
-        prog="fdsend-conformance kernels",
-        description="Write kernels.md and kernels.json from kernel-RELEASE.json reports.",
-    )
-    parser.add_argument(
-        "--reports",
-        type=Path,
-        default=Path("docs/kernels"),
-        help="folder of kernel-RELEASE.json reports (default: docs/kernels)",
-    )
-    parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("docs"),
-        help="where kernels.md and kernels.json go (default: docs)",
+    parser = folder_parser(
+        "fdsend-conformance kernels",
+        "Write kernels.md and kernels.json from kernel-RELEASE.json reports.",
+        Path("docs/kernels"),
+        "folder of kernel-RELEASE.json reports",
+        "kernels.md and kernels.json",
     )
     parser.add_argument(
         "--run",
@@ -263,8 +292,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fdsend-conformance kernels: no kernel-*.json in {args.reports}", file=sys.stderr)
         return 2
     matrix = build(reports)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "kernels.json").write_text(json.dumps(matrix, indent=2) + "\n")
-    (args.output_dir / "kernels.md").write_text(render_markdown(matrix))
-    print(f"wrote {args.output_dir / 'kernels.md'} and kernels.json: {len(reports)} kernels")
+    written = write_documents(args.output_dir, "kernels", matrix, render_markdown(matrix))
+    print(f"wrote {written} and kernels.json: {len(reports)} kernels")
     return 0
