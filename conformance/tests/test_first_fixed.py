@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from fdsend_conformance.tools.first_fixed import (
+    UNKNOWN,
     Changelog,
+    Listings,
     first_fixed,
     normalise,
     parse_changelog,
@@ -89,3 +93,32 @@ def test_titles_match_whatever_the_changelog_adds():
 def test_series_of_a_release_and_a_candidate():
     assert series_of("6.12.63") == "6.12"
     assert series_of("7.3-rc7") == "7.3"
+
+
+def test_entries_carry_their_upload_date():
+    dates = [entry.date for entry in parse_changelog(CHANGELOG)]
+    assert dates == [
+        datetime(2026, 1, 1, tzinfo=timezone.utc),
+        datetime(2025, 12, 1, tzinfo=timezone.utc),
+        datetime(2024, 7, 1, tzinfo=timezone.utc),
+    ]
+
+
+def test_a_series_that_lists_no_fix_but_began_after_a_stable_update_did_has_it_from_its_base():
+    listed = Listings(newest_series="6.1", since=datetime(2024, 6, 1, tzinfo=timezone.utc))
+    began = datetime(2024, 11, 1, tzinfo=timezone.utc)
+    assert first_fixed(_log(), "af_unix: A fix of 6.1 only.", "6.12", listed, began) == "6.12"
+
+
+def test_a_series_that_lists_no_fix_while_a_newer_series_took_it_as_stable_lacks_it():
+    listed = Listings(newest_series="7.2", since=datetime(2024, 6, 1, tzinfo=timezone.utc))
+    began = datetime(2024, 11, 1, tzinfo=timezone.utc)
+    assert first_fixed(_log(), "af_unix: A fix of 7.2.", "6.12", listed, began) is None
+    assert first_fixed(_log(), "af_unix: A fix of 7.2.", "7.2", listed, began) is None
+
+
+def test_a_series_that_began_before_the_first_listing_is_unknown():
+    """A backport listed long after mainline took the fix says nothing of a series between."""
+    listed = Listings(newest_series="6.1", since=datetime(2025, 6, 1, tzinfo=timezone.utc))
+    began = datetime(2024, 11, 1, tzinfo=timezone.utc)
+    assert first_fixed(_log(), "af_unix: A late backport.", "6.12", listed, began) == UNKNOWN

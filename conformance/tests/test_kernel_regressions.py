@@ -150,3 +150,8 @@ def test_a_boot_that_fails_twice_is_counted(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(brackets, "fetch", lambda image: None)
     monkeypatch.setattr(brackets, "_boot", lambda *args: False)
     assert brackets.run(brackets.images([FIX]), tmp_path, jobs=2) == 2 * brackets.RUNS
+
+
+def test_list_images_prints_the_runnable_brackets_images(capsys: pytest.CaptureFixture[str]):
+    assert brackets.main(["--list-images"]) == 0
+    assert json.loads(capsys.readouterr().out) == list(brackets.images(fixes()))

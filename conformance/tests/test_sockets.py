@@ -74,7 +74,6 @@ def test_must_not_block_fails_a_call_that_sleeps_first(pair):
 def test_must_not_block_fails_a_send_that_waits_for_room(pair):
     a, b = pair
     filler = fill_send_buffer(a)
-    a.setblocking(True)
     with pytest.raises(pytest.fail.Exception, match="sendmsg on the test's socket"):
         must_not_block(
             "sendmsg", a, lambda: a.sendmsg([b"more"]), wake=lambda: recv_stream(b, filler)

@@ -11,6 +11,8 @@ from typing import Any, NoReturn
 import pytest
 
 from fdsend_conformance.backend import Caller, Feature
+from fdsend_conformance.harness.closer import Closer
+from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.outcome import Outcome
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "Truncated",
     "Unsupported",
     "assert_same_file",
+    "check_arrived",
     "check_payload",
     "close_all",
     "per_call",
@@ -30,6 +33,25 @@ def check_payload(backend: Caller, received: Any, sent: Any, why: str = "") -> N
     """``received == sent``, for a backend that carries payloads (else nothing to compare)."""
     if backend.supports(Feature.PAYLOAD):
         assert received == sent, why or "the payload changed on the way"
+
+
+def check_arrived(
+    backend: Caller,
+    closer: Closer,
+    received: Any,
+    payload: bytes,
+    sent: Sequence[int],
+    why: str = "",
+) -> None:
+    """A receive's ``(msg, fds)`` is ``payload`` with ``sent``'s files, in order.
+
+    The received fds go to ``closer`` before any check, so a failed check
+    leaks none; the payload is compared as :func:`check_payload` does.
+    """
+    msg, fds = received
+    closer.fds(*fds)
+    assert identities(fds) == identities(sent), why or "other files arrived, or in another order"
+    check_payload(backend, msg, payload)
 
 
 class Unsupported(Exception):

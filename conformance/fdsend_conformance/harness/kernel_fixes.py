@@ -27,6 +27,7 @@ from fdsend_conformance.harness.kernel import kernel_version
 
 __all__ = [
     "FIXES_FILE",
+    "SERIES_FILE",
     "Fix",
     "debian_version",
     "fix_named",
@@ -35,9 +36,13 @@ __all__ = [
     "lacks_fix",
     "parse_version",
     "running_version",
+    "series_through",
 ]
 
 FIXES_FILE = Path(__file__).parent.parent / "kernel_fixes.json"
+#: For each series, the newest version its Debian changelog covers: a ``null``
+#: first fixed version means "lacks it up to there" (tools/first_fixed.py).
+SERIES_FILE = Path(__file__).parent.parent / "kernel_series.json"
 
 #: Where a distribution kernel names its upstream version: Debian's
 #: ``/proc/version`` ends with "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (date)",
@@ -90,6 +95,13 @@ def fixes() -> tuple[Fix, ...]:
     )
 
 
+@cache
+def series_through() -> dict[str, str]:
+    """Each series the table covers, with the newest version its changelog covers."""
+    covered = json.loads(SERIES_FILE.read_text(encoding="utf-8"))
+    return {series: row["through"] for series, row in covered.items()}
+
+
 def fix_named(title: str) -> Fix:
     """The row whose commit title is ``title``; KeyError names a missing one."""
     for row in fixes():
@@ -117,9 +129,10 @@ def running_version() -> str:
 def lacks_fix(row: Fix, version: str) -> bool:
     """Whether kernel ``version`` is known to lack ``row``'s fix.
 
-    Known: its series is in the table and the fix came later or never
-    (``null``), or the version was measured without it. A version of a
-    series the table does not name is not known to lack it.
+    Known: its series is in the table and the fix came later, or never
+    (``null``) up to the newest version the series' changelog covers; or
+    the version was measured without it. A version of a series the table
+    does not name, or past what its changelog covers, is not known to lack it.
     """
     if version in row.measured_without:
         return True
@@ -128,7 +141,10 @@ def lacks_fix(row: Fix, version: str) -> bool:
     if series not in row.first_fixed:
         return False
     first = row.first_fixed[series]
-    return first is None or numbers < parse_version(first)
+    if first is None:
+        through = series_through().get(series)
+        return through is not None and numbers <= parse_version(through)
+    return numbers < parse_version(first)
 
 
 def known_bug(title: str) -> pytest.MarkDecorator:
@@ -141,7 +157,11 @@ def known_bug(title: str) -> pytest.MarkDecorator:
     """
     row = fix_named(title)
     version = running_version()
-    fixed = ", ".join(f"{v}" for v in row.first_fixed.values() if v) or "no stable release"
+    releases = [v for v in row.first_fixed.values() if v and v.count(".") >= 2]
+    bases = [v for v in row.first_fixed.values() if v and v.count(".") == 1]
+    if bases:
+        releases.append(f"every {min(bases, key=parse_version)} and later")
+    fixed = ", ".join(releases) or "no stable release"
     commit = f"commit {row.commit[:12]}, " if row.commit else ""
     reason = f"known kernel bug on {version}: fixed by {row.fix!r} ({commit}first fixed in {fixed})"
     return pytest.mark.xfail(

@@ -121,16 +121,20 @@ def tcp_pair() -> tuple[socket.socket, socket.socket]:
 def fill_send_buffer(sock: socket.socket) -> int:
     """Fill ``sock``'s send buffer to the last byte; return how many bytes went in.
 
-    Leaves ``sock`` non-blocking.
+    Leaves ``sock`` in the mode it had (blocking, or not), for the backend's calls to decide.
     """
+    mode = sock.gettimeout()
     sock.setblocking(False)
     total = 0
-    for chunk in (b"\0" * 65536, b"\0"):  # big writes, then byte by byte into the last gap
-        try:
-            while True:
-                total += sock.send(chunk)
-        except BlockingIOError:
-            pass
+    try:
+        for chunk in (b"\0" * 65536, b"\0"):  # big writes, then byte by byte into the last gap
+            try:
+                while True:
+                    total += sock.send(chunk)
+            except BlockingIOError:
+                pass
+    finally:
+        sock.settimeout(mode)
     return total
 
 

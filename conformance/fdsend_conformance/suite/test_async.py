@@ -19,7 +19,7 @@ import pytest
 
 from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.checks import close_all, unsupported
+from fdsend_conformance.harness.checks import check_arrived, close_all, unsupported
 from fdsend_conformance.harness.fds import identities, identity
 from fdsend_conformance.harness.sockets import fill_send_buffer, pending, recv_stream
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT
@@ -79,6 +79,30 @@ class Calls:
             group.cancel_scope.cancel()
         return finished
 
+    async def stopped(self, call: Callable[[], Awaitable[Any]], how: str) -> list[Any]:
+        """Run ``call()`` and stop it while it waits, the way ``how`` names (see :func:`stops`).
+
+        Returns what the call returned, in a list: empty when it was stopped.
+        """
+        if how == "cancel":
+            return await self.cancelled(call)
+        finished: list[Any] = []
+        with anyio.move_on_after(SHORT_TIMEOUT):
+            finished.append(await call())
+        return finished
+
+
+def stops(cancel_clause: str) -> list[Any]:
+    """The ways :meth:`Calls.stopped` stops a waiting call, each marked with its clause.
+
+    ``cancel``: its task is cancelled once it waits (``cancel_clause``);
+    ``timeout``: its deadline passes (ASYNC-7, a timeout is a cancellation).
+    """
+    return [
+        pytest.param("cancel", marks=pytest.mark.clause(cancel_clause)),
+        pytest.param("timeout", marks=pytest.mark.clause("ASYNC-7")),
+    ]
+
 
 @pytest.fixture
 def calls(backend: Caller) -> Calls:
@@ -88,44 +112,39 @@ def calls(backend: Caller) -> Calls:
     return Calls(backend)
 
 
-@pytest.mark.clause("ASYNC-1")
-def test_receive_cancelled_while_waiting_consumes_nothing(calls, pair, closer):
+@pytest.mark.parametrize("how", stops("ASYNC-1"))
+def test_a_receive_stopped_while_waiting_consumes_nothing(calls, pair, closer, how):
     a, b = pair
     sent = closer.distinct_fds(2)
 
     async def main() -> Any:
         before = fdtable.open_fds()  # in the run: a loop may hold fds while it runs
-        finished = await calls.cancelled(lambda: calls.receive(b))  # nothing is queued
+        finished = await calls.stopped(lambda: calls.receive(b), how)  # nothing is queued
         assert finished == [], "the receive returned with nothing sent"
-        assert fdtable.open_fds() == before, "the cancelled receive left fds open"
+        assert fdtable.open_fds() == before, f"the receive stopped by {how} left fds open"
         return await calls.exchange(a, b, b"after", sent)
 
-    msg, fds = calls.run(main)
-    closer.fds(*fds)
-    assert msg == b"after"
-    assert identities(fds) == identities(sent), "fds of the next message lost"
+    received = calls.run(main)
+    check_arrived(calls.backend, closer, received, b"after", sent, "fds of the next message lost")
 
 
-@pytest.mark.clause("ASYNC-2")
-def test_send_cancelled_while_waiting_sends_nothing(calls, pair, closer):
+@pytest.mark.parametrize("how", stops("ASYNC-2"))
+def test_a_send_stopped_while_waiting_sends_nothing(calls, pair, closer, how):
     a, b = pair
     filler = fill_send_buffer(a)
-    a.setblocking(True)  # as the test found it: the backend's calls decide
     sent = closer.distinct_fds(2)
     files = identities(sent)
-    finished = calls.run(lambda: calls.cancelled(lambda: calls.send(a, b"never", sent)))
+    finished = calls.run(lambda: calls.stopped(lambda: calls.send(a, b"never", sent), how))
     assert finished == [], "the send completed on a full buffer"
     assert identities(sent) == files, "the caller's fds were closed or replaced"
     data, fds = recv_stream(b, filler)
     closer.fds(*fds)
-    assert fds == [], "the cancelled send delivered fds"
-    assert not pending(b), "the cancelled send queued something"
-    assert len(data) == filler
+    assert fds == [], f"the send stopped by {how} delivered fds"
+    assert not pending(b), f"the send stopped by {how} queued something"
+    assert len(data) == filler, f"the send stopped by {how} queued bytes"
 
-    msg, fds = calls.run(lambda: calls.exchange(a, b, b"later", sent))
-    closer.fds(*fds)
-    assert msg == b"later"
-    assert identities(fds) == files
+    received = calls.run(lambda: calls.exchange(a, b, b"later", sent))
+    check_arrived(calls.backend, closer, received, b"later", sent)
 
 
 @pytest.mark.clause("ASYNC-4")
@@ -150,11 +169,9 @@ def test_send_waits_for_room_then_sends_its_fds(calls, pair, closer):
             recv_stream(b, filler)  # room: the waiting send goes on
         return await calls.receive(b)
 
-    msg, fds = calls.run(main)
-    closer.fds(*fds)
+    received = calls.run(main)
+    check_arrived(calls.backend, closer, received, b"room", sent)
     assert finished == [4]
-    assert msg == b"room"
-    assert identities(fds) == identities(sent)
 
 
 @pytest.mark.clause("ASYNC-3")
@@ -173,10 +190,8 @@ def test_receive_cancelled_at_any_step_keeps_the_message(calls, pair, closer, st
         assert pending(b), "the cancelled receive consumed the message"
         return await calls.receive(b)
 
-    msg, fds = calls.run(main)
-    closer.fds(*fds)
-    assert msg == b"ready"
-    assert identities(fds) == identities(sent), "fds lost to the cancellation"
+    received = calls.run(main)
+    check_arrived(calls.backend, closer, received, b"ready", sent, "fds lost to the cancellation")
 
 
 @pytest.mark.clause("ASYNC-4")
@@ -204,13 +219,11 @@ def test_loop_keeps_running_while_a_receive_waits(calls, pair, closer):
 
     tid = calls.backend.loop_thread()
     with wake_when_blocked("recvmsg", b, wake, loop_waits=False, tid=tid) as wakeup:
-        result = calls.run(main)
-    closer.fds(*result[1])
+        received = calls.run(main)
     assert wakeup.errors == [], f"waking the blocked receive failed: {wakeup.errors!r}"
     assert wakeup.seen is None, "the receive blocked the event loop, asleep in recvmsg"
     assert order == ["loop ran", "received"]
-    assert result[0] == b"meanwhile"
-    assert identities(result[1]) == identities(sent)
+    check_arrived(calls.backend, closer, received, b"meanwhile", sent)
 
 
 @pytest.mark.clause("ASYNC-4")
@@ -233,9 +246,8 @@ def test_a_receive_with_flags_other_than_dontwait_waits(calls, pair, closer):
         return peeked[0], await calls.receive(b)
 
     peeked, received = calls.run(main)
-    closer.fds(*peeked[1], *received[1])
-    assert peeked[0] == received[0] == b"peeked"
-    assert identities(peeked[1]) == identities(received[1]) == identities(sent)
+    check_arrived(calls.backend, closer, peeked, b"peeked", sent, "the peek returned other fds")
+    check_arrived(calls.backend, closer, received, b"peeked", sent)
 
 
 @pytest.mark.clause("ASYNC-5")
@@ -332,47 +344,3 @@ def test_a_receiver_that_lost_the_race_waits_on(calls, make_pair, closer):
 
     calls.run(main)
     assert sorted(got) == [(b"one", identities(sent[:1])), (b"two", identities(sent[1:]))]
-
-
-@pytest.mark.clause("ASYNC-7")
-def test_receive_timeout_leaves_the_socket_usable(calls, pair, closer):
-    a, b = pair
-    sent = closer.distinct_fds(2)
-
-    async def main() -> Any:
-        before = fdtable.open_fds()  # in the run: a loop may hold fds while it runs
-        with anyio.move_on_after(SHORT_TIMEOUT) as scope:
-            await calls.receive(b)
-        assert scope.cancelled_caught, "the receive returned with nothing sent"
-        assert fdtable.open_fds() == before, "the timed-out receive left fds open"
-        return await calls.exchange(a, b, b"after", sent)
-
-    msg, fds = calls.run(main)
-    closer.fds(*fds)
-    assert msg == b"after"
-    assert identities(fds) == identities(sent)
-
-
-@pytest.mark.clause("ASYNC-7")
-def test_send_timeout_leaves_the_socket_usable(calls, pair, closer):
-    a, b = pair
-    filler = fill_send_buffer(a)
-    a.setblocking(True)
-    sent = closer.distinct_fds(1)
-
-    async def timed_out() -> bool:
-        with anyio.move_on_after(SHORT_TIMEOUT) as scope:
-            await calls.send(a, b"never", sent)
-        return bool(scope.cancelled_caught)
-
-    assert calls.run(timed_out), "the send completed on a full buffer"
-    data, fds = recv_stream(b, filler)
-    closer.fds(*fds)
-    assert fds == [], "the timed-out send delivered fds"
-    assert len(data) == filler, "the timed-out send queued bytes"
-    assert not pending(b)
-
-    msg, fds = calls.run(lambda: calls.exchange(a, b, b"later", sent))
-    closer.fds(*fds)
-    assert msg == b"later"
-    assert identities(fds) == identities(sent)

@@ -65,7 +65,7 @@ def test_mixed_fd_likes(backend, pair, closer, tmp_path, container):
     backend.sendfds(a, b"m", 0, CONTAINERS[container]([like for _, like, _ in likes]))
     _, fds = backend.recvfds(b, 16, 0, len(likes))
     closer.fds(*fds)
-    assert identities(fds) == [identity(fd) for _, _, fd in likes]
+    assert identities(fds) == identities(fd for _, _, fd in likes)
 
 
 @pytest.mark.clause("COERCE-2")

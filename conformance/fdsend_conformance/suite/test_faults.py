@@ -8,6 +8,7 @@ import select
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import (
     SEVERAL_FDS,
+    check_arrived,
     check_payload,
     per_call,
     receive_truncated,
@@ -35,21 +37,33 @@ class Interrupted(Exception):
     """Raised by a signal handler to abandon a blocking call."""
 
 
+def _handler_sending(
+    backend: Any,
+    sock: socket.socket,
+    msg: bytes,
+    fds: list[int],
+    then: type[Exception] | None = None,
+) -> Callable[[], None]:
+    """A signal handler for FAULT-1: send ``msg`` with ``fds`` on ``sock``, then raise ``then``."""
+
+    def handler() -> None:
+        backend.sendfds(sock, msg, 0, fds)
+        if then is not None:
+            raise then
+
+    return handler
+
+
 @pytest.mark.clause("FAULT-1")
 @pytest.mark.requires(Feature.PYTHON_API)
 def test_signal_during_receive_is_retried(backend, pair, closer):
     a, b = pair
     sent = closer.distinct_fds(1)
-
-    def send() -> None:
-        backend.sendfds(a, b"late", 0, sent)
-
-    with signal_when_blocked("recvmsg", b, send) as interruption:
-        msg, fds = backend.recvfds(b, 16, 0, 1)  # blocks until the handler sends
-    closer.fds(*fds)
+    handler = _handler_sending(backend, a, b"late", sent)
+    with signal_when_blocked("recvmsg", b, handler) as interruption:
+        received = backend.recvfds(b, 16, 0, 1)  # blocks until the handler sends
+    check_arrived(backend, closer, received, b"late", sent)
     interruption.check()
-    assert identities(fds) == identities(sent)
-    check_payload(backend, msg, b"late")
 
 
 @pytest.mark.clause("FAULT-1")
@@ -57,20 +71,13 @@ def test_signal_during_receive_is_retried(backend, pair, closer):
 def test_signal_handler_exception_leaves_the_message_queued(backend, pair, closer):
     a, b = pair
     sent = closer.distinct_fds(1)
-
-    def send_then_raise() -> None:
-        backend.sendfds(a, b"kept", 0, sent)
-        raise Interrupted
-
+    handler = _handler_sending(backend, a, b"kept", sent, then=Interrupted)
     before = fdtable.open_fds()
-    raised = pytest.raises(Interrupted)
-    with signal_when_blocked("recvmsg", b, send_then_raise) as interruption, raised:
+    with signal_when_blocked("recvmsg", b, handler) as interruption, pytest.raises(Interrupted):
         backend.recvfds(b, 16, 0, 1)
     interruption.check()
     assert fdtable.open_fds() == before, "the interrupted receive installed fds and lost them"
-    _, fds = backend.recvfds(b, 16, 0, 1)
-    closer.fds(*fds)
-    assert identities(fds) == identities(sent)
+    check_arrived(backend, closer, backend.recvfds(b, 16, 0, 1), b"kept", sent)
 
 
 @pytest.mark.clause("FAULT-2")
@@ -78,7 +85,6 @@ def test_signal_handler_exception_leaves_the_message_queued(backend, pair, close
 def test_signal_during_a_blocked_send_is_retried(backend, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
-    a.setblocking(True)
     sent = closer.distinct_fds(1)
     drained: list[int] = []
 
@@ -99,7 +105,6 @@ def test_signal_during_a_blocked_send_is_retried(backend, pair, closer):
 def test_signal_handler_exception_during_a_blocked_send_sends_nothing(backend, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
-    a.setblocking(True)
     sent = closer.distinct_fds(1)
 
     def interrupt() -> None:
@@ -143,6 +148,7 @@ def test_non_blocking_empty_receive_consumes_nothing(backend, pair):
 def test_non_blocking_full_send_queues_nothing(backend, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
+    a.setblocking(False)
     sent = closer.distinct_fds(per_call(backend, 2))
     outcome = must_not_block(
         "sendmsg",
@@ -221,7 +227,6 @@ def test_sender_killed_inside_a_blocked_send(backend, pair, closer, receiver):
             backend.sendfds(a, b"m%d" % index, 0, [fd])
         backend.sendfds(a, b"mw", 0, [pipe_write])
         fill_send_buffer(a)
-        a.setblocking(True)
         ready()  # next: the send that blocks
         backend.sendfds(a, b"mx", 0, [pipe_write])  # bounded by SO_SNDTIMEO
 
@@ -238,15 +243,13 @@ def test_sender_killed_inside_a_blocked_send(backend, pair, closer, receiver):
     assert [identities(fds) for _, fds in received] == [identities([fd]) for fd in files]
     check_payload(backend, [msg for msg, _ in received], [b"m0", b"m1"])
     if receiver == "drains":
-        msg, fds = backend.recvfds(b, 2, 0, 1)
-        closer.fds(*fds)
-        assert identities(fds) == identities([pipe_read]), "the write end was lost"
-        check_payload(backend, msg, b"mw")
+        with_write_end = backend.recvfds(b, 2, 0, 1)
+        check_arrived(backend, closer, with_write_end, b"mw", [pipe_read], "the write end was lost")
         _, rest = recv_stream(b)
         closer.fds(*rest)
         assert rest == [], "the killed send delivered fds"
         _assert_eof(backend, b)
-        for fd in fds:
+        for fd in with_write_end[1]:  # (msg, fds)
             closer.close(fd)
     else:
         b.close()
@@ -338,7 +341,6 @@ def test_dontwait_receive_on_an_empty_blocking_socket(backend, pair, closer):
 def test_dontwait_send_on_a_full_blocking_socket(backend, pair, closer):
     a, b = pair
     filler = fill_send_buffer(a)
-    a.setblocking(True)
     sent = closer.distinct_fds(per_call(backend, 2))
     files = identities(sent)
     outcome = must_not_block(

@@ -15,7 +15,7 @@ import pytest
 
 from fdsend_conformance.backend import Feature
 from fdsend_conformance.harness import fdtable
-from fdsend_conformance.harness.checks import SEVERAL_FDS, check_payload, per_call
+from fdsend_conformance.harness.checks import SEVERAL_FDS, check_arrived, check_payload, per_call
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
 from fdsend_conformance.harness.fds import distinct_fds, identities, identity
 from fdsend_conformance.harness.receive_options import option, switch_on
@@ -176,7 +176,4 @@ def test_peeked_fds_are_returned(backend, pair, closer):
     assert sorted(peeked) == fdtable.leaked_since(before), "a peek installed fds it did not return"
     assert identities(peeked) == identities(sent)
     assert pending(b), "the MSG_PEEK receive consumed the message"
-    msg, fds = backend.recvfds(b, 16, 0, len(sent))
-    closer.fds(*fds)
-    assert identities(fds) == identities(sent)
-    assert msg == b"peek"
+    check_arrived(backend, closer, backend.recvfds(b, 16, 0, len(sent)), b"peek", sent)

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from fdsend_conformance.backend import Caller, Feature
-from fdsend_conformance.harness.checks import SEVERAL_FDS, assert_same_file, check_payload, per_call
+from fdsend_conformance.harness.checks import (
+    SEVERAL_FDS,
+    assert_same_file,
+    check_arrived,
+    check_payload,
+    per_call,
+)
+from fdsend_conformance.harness.closer import Closer
 from fdsend_conformance.harness.fds import FD_KINDS, identities, identity, make_fd
 from fdsend_conformance.harness.limits import SCM_MAX_FD
 from fdsend_conformance.harness.processes import fork_call, reap, send_file_from_child
@@ -18,34 +25,41 @@ from fdsend_conformance.harness.sockets import UNIX_TYPES, recv_stream, set_io_t
 from fdsend_conformance.harness.timeouts import SPAWN_TIMEOUT, SPAWNED_TEST_TIMEOUT
 
 
+def _check_round_trip(
+    backend: Caller,
+    closer: Closer,
+    pair: tuple[socket.socket, socket.socket],
+    sent: list[int],
+    numfds: int | None = None,
+) -> None:
+    """Send ``sent`` in one call; one receive (room for ``numfds``, else as many) gets them all.
+
+    They arrive in order, each the same file, with the payload.
+    """
+    a, b = pair
+    backend.sendfds(a, b"round trip", 0, sent)
+    received = backend.recvfds(b, 16, 0, len(sent) if numfds is None else numfds)
+    check_arrived(backend, closer, received, b"round trip", sent)
+
+
 @pytest.mark.clause("XFER-1")
 @SEVERAL_FDS
 @pytest.mark.parametrize("count", [1, 2, 16, SCM_MAX_FD])
 def test_several_fds_arrive_in_order(backend, pair, closer, count):
-    sent = closer.distinct_fds(count)
-    a, b = pair
-    backend.sendfds(a, b"fds", 0, sent)
-    msg, fds = backend.recvfds(b, 16, 0, count)
-    closer.fds(*fds)
-    check_payload(backend, msg, b"fds")
-    assert identities(fds) == identities(sent)
+    _check_round_trip(backend, closer, pair, closer.distinct_fds(count))
 
 
 @pytest.mark.clause("XFER-1")
 @SEVERAL_FDS
 def test_asking_for_more_than_scm_max_fd(backend, pair, closer):
-    sent = closer.distinct_fds(2)
-    a, b = pair
-    backend.sendfds(a, b"fds", 0, sent)
-    _, fds = backend.recvfds(b, 16, 0, SCM_MAX_FD + 1)  # more than the kernel ever sends
-    closer.fds(*fds)
-    assert identities(fds) == identities(sent)
+    # room for more fds than the kernel ever sends in one message
+    _check_round_trip(backend, closer, pair, closer.distinct_fds(2), numfds=SCM_MAX_FD + 1)
 
 
 @pytest.mark.clause("XFER-2")
 @SEVERAL_FDS
 def test_every_kind_of_fd_in_one_call(backend, pair, closer):
-    a, b = pair
+    a, _ = pair
     sent = [a.fileno()]  # the AF_UNIX socket itself
     for kind in FD_KINDS:
         try:
@@ -55,11 +69,7 @@ def test_every_kind_of_fd_in_one_call(backend, pair, closer):
         closer.fds(*fds)
         sent.append(fds[0])
     assert len(sent) >= 7, "too few fd kinds available to prove anything"
-    backend.sendfds(a, b"kinds", 0, sent)
-    msg, fds = backend.recvfds(b, 16, 0, len(sent))
-    closer.fds(*fds)
-    check_payload(backend, msg, b"kinds")
-    assert identities(fds) == identities(sent)
+    _check_round_trip(backend, closer, pair, sent)
 
 
 @pytest.mark.clause("XFER-3")
@@ -150,13 +160,8 @@ def test_payload_arrives_intact(backend, make_pair, closer, payload, kind):
 @pytest.mark.clause("XFER-7")
 @pytest.mark.parametrize("kind", list(UNIX_TYPES))
 def test_every_unix_socket_type(backend, make_pair, closer, kind):
-    a, b = make_pair(UNIX_TYPES[kind])
-    sent = closer.distinct_fds(per_call(backend, 3))
-    backend.sendfds(a, b"typed", 0, sent)
-    msg, fds = backend.recvfds(b, 16, 0, len(sent))
-    closer.fds(*fds)
-    check_payload(backend, msg, b"typed")
-    assert identities(fds) == identities(sent)
+    pair = make_pair(UNIX_TYPES[kind])
+    _check_round_trip(backend, closer, pair, closer.distinct_fds(per_call(backend, 3)))
 
 
 @pytest.mark.clause("XFER-8")

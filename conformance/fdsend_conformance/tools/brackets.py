@@ -290,10 +290,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="VMs at a time (default 2)")
     parser.add_argument("--no-run", action="store_true", help="only rewrite the tables")
     parser.add_argument(
+        "--list-images",
+        action="store_true",
+        help="print the images the runnable brackets name, as a JSON list, and stop",
+    )
+    parser.add_argument(
         "--image", action="append", default=[], help="run only this image (repeatable)"
     )
     args, vm_args = parser.parse_known_args(argv)  # --kvm, --cpus, ... go to each vm
     table = fixes()
+    if args.list_images:
+        print(json.dumps(list(images(table))))
+        return 0
     failures = 0
     if not args.no_run:
         wanted = images(table)

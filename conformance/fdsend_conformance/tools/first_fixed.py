@@ -16,7 +16,22 @@ that lists the fix's commit title:
   entry's own version for a patch Debian took before the stable tree;
 - an entry of an older series (6.9.8-1 in the 6.12 changelog): the whole
   series has it, written as the series itself (``"6.12"``);
-- no entry: ``null``, the series' newest changelog does not list it.
+- no entry of its history, and a stable update of this series or a newer
+  one lists the fix elsewhere: ``null``. Mainline took the fix after that
+  series began, so this series' base lacks it, and its changelog up to the
+  newest version it covers never added it. That version is written beside
+  the table, in ``kernel_series.json``; a later version of the series is
+  not known to lack it (a host's own 6.18.44 is not Debian's 6.18.3).
+- no entry of its history, only older series list it, and the first of
+  them was uploaded before Debian's first upload of this series (an
+  ``-rc`` in experimental, say): the series has it from its base, written
+  as the series itself. A stable update takes a fix only after mainline
+  has it, so the mainline a later series starts from has it too. (Debian's
+  changelogs list stable updates, never what a new upstream release
+  brings: without this, "Read with MSG_PEEK loops if the first unread byte
+  is OOB", listed in 6.1.95, would read as missing from 6.12.)
+- else the series is left out of the row: the changelogs cannot tell (a
+  fix listed first in a backport made long after mainline took it).
 
 A row whose title no changelog lists at all (a survey entry named by its
 symptom) keeps an empty ``first_fixed``: nothing is known of it.
@@ -26,6 +41,7 @@ symptom) keeps an empty ``first_fixed``: nothing is known of it.
     python -m fdsend_conformance.tools.first_fixed           # print the table
     python -m fdsend_conformance.tools.first_fixed --check   # exit 1 where it differs
     python -m fdsend_conformance.tools.first_fixed --write   # rewrite kernel_fixes.json
+                                                            # and kernel_series.json
 """
 
 from __future__ import annotations
@@ -36,14 +52,25 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from fdsend_conformance.harness.kernel_fixes import FIXES_FILE, Fix, fixes, parse_version
+from fdsend_conformance.harness.kernel_fixes import (
+    FIXES_FILE,
+    SERIES_FILE,
+    Fix,
+    fixes,
+    parse_version,
+)
 from fdsend_conformance.tools import kernel_fetch
 
 __all__ = [
+    "UNKNOWN",
     "Changelog",
     "Entry",
+    "Listings",
+    "coverage",
     "derive",
     "first_fixed",
     "main",
@@ -56,6 +83,8 @@ __all__ = [
 _ENTRY = re.compile(r"^linux \(([^)]+)\) ")
 _STABLE = re.compile(r"ChangeLog-(\d+(?:\.\d+)+)\s*$")
 _ITEM = re.compile(r"^(\s+)([-*]) (.*)$")
+#: An entry's last line: " -- Name <address>  Mon, 01 Jan 2026 00:00:00 +0000".
+_SIGNED = re.compile(r"^ -- .*>  (.+)$")
 #: What a changelog line adds to a title: architecture tags in front, a CVE
 #: or bug number behind (once with a stray bracket: "(CVE-2025-40214))."),
 #: the commit's final full stop.
@@ -90,6 +119,8 @@ class Entry:
     version: str
     #: normalised title -> the stable release it is listed under (else the entry's version).
     titles: dict[str, str] = field(default_factory=dict)
+    #: When it was uploaded: the date of its signature line (None if it has none).
+    date: datetime | None = None
 
     @property
     def upstream(self) -> str:
@@ -139,7 +170,20 @@ def parse_changelog(text: str) -> list[Entry]:
         else:
             close()
     close()
+    for entry, date in zip(entries, _upload_dates(text)):
+        entry.date = date
     return entries
+
+
+def _upload_dates(text: str) -> list[datetime | None]:
+    """Each entry's upload date, newest first: its signature line's, if it has one."""
+    dates: list[datetime | None] = []
+    for line in text.splitlines():
+        if _ENTRY.match(line):
+            dates.append(None)
+        elif dates and (signed := _SIGNED.match(line)):
+            dates[-1] = parsedate_to_datetime(signed[1])
+    return dates
 
 
 @dataclass(frozen=True)
@@ -150,8 +194,32 @@ class Changelog:
     entries: list[Entry]
 
 
-def first_fixed(log: Changelog, title: str, series: str) -> str | None:
-    """The first release of ``series`` that has the fix titled ``title`` (module docstring)."""
+@dataclass(frozen=True)
+class Listings:
+    """Where the changelogs list one fix: the newest series a stable update lists it in, and when
+    it was first listed (a changelog entry's date)."""
+
+    newest_series: str
+    since: datetime | None
+
+
+#: What :func:`first_fixed` says where the changelogs cannot tell (module docstring).
+UNKNOWN = "unknown"
+
+
+def first_fixed(
+    log: Changelog,
+    title: str,
+    series: str,
+    listings: Listings | None = None,
+    series_since: datetime | None = None,
+) -> str | None:
+    """The first release of ``series`` that has the fix titled ``title`` (module docstring).
+
+    ``listings`` says where every changelog lists the fix, ``series_since``
+    when Debian first uploaded ``series``; without them a series that does
+    not list the fix is ``None``.
+    """
     wanted = normalise(title)
     for entry in reversed(log.entries):  # oldest first
         if wanted not in entry.titles:
@@ -161,7 +229,16 @@ def first_fixed(log: Changelog, title: str, series: str) -> str | None:
             return series
         release = entry.titles[wanted]
         return release if re.fullmatch(r"\d+(\.\d+)+", release) else series_of(release)
-    return None
+    if listings is None or parse_version(series) <= parse_version(listings.newest_series):
+        return None
+    if listings.since and series_since and listings.since < series_since:
+        return series
+    return UNKNOWN
+
+
+def _earliest(dates: Iterable[datetime | None]) -> datetime | None:
+    known = [date for date in dates if date is not None]
+    return min(known) if known else None
 
 
 def _truncated(entries: list[Entry], series: str) -> list[Entry] | None:
@@ -256,11 +333,38 @@ def _image_key(image: kernel_fetch.Image) -> tuple[tuple[int, ...], tuple[int, .
 
 def derive(table: Iterable[Fix], logs: dict[str, Changelog]) -> dict[str, dict[str, str | None]]:
     """Each fix's ``first_fixed`` per series of ``logs``; empty if no changelog lists it."""
+    every = [entry for log in logs.values() for entry in log.entries]
+    series_since = {
+        series: _earliest(entry.date for entry in every if series_of(entry.upstream) == series)
+        for series in logs
+    }
     derived: dict[str, dict[str, str | None]] = {}
     for fix in table:
-        found = {series: first_fixed(log, fix.fix, series) for series, log in logs.items()}
-        derived[fix.fix] = found if any(found.values()) else {}
+        wanted = normalise(fix.fix)
+        listing = [entry for entry in every if wanted in entry.titles]
+        if not listing:
+            derived[fix.fix] = {}
+            continue
+        listings = Listings(
+            newest_series=max(
+                (series_of(entry.titles[wanted]) for entry in listing), key=parse_version
+            ),
+            since=_earliest(entry.date for entry in listing),
+        )
+        found = {
+            series: first_fixed(log, fix.fix, series, listings, series_since[series])
+            for series, log in logs.items()
+        }
+        derived[fix.fix] = {series: v for series, v in found.items() if v != UNKNOWN}
     return derived
+
+
+def coverage(logs: dict[str, Changelog]) -> dict[str, dict[str, str]]:
+    """Each series' newest version its changelog covers, and where that changelog came from."""
+    return {
+        series: {"through": log.entries[0].upstream, "changelog": log.source}
+        for series, log in logs.items()
+    }
 
 
 def _differences(table: Sequence[Fix], derived: dict[str, dict[str, str | None]]) -> list[str]:
@@ -300,11 +404,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for fix in table:
         cells = ", ".join(f"{s} {v or '-'}" for s, v in derived[fix.fix].items())
         print(f"{fix.fix}\n    {cells or 'named in no changelog'}")
+    covered = coverage(logs)
     if args.write:
         _write(derived, FIXES_FILE)
-        print(f"wrote {FIXES_FILE}")
+        SERIES_FILE.write_text(json.dumps(covered, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {FIXES_FILE} and {SERIES_FILE}")
         return 0
     differences = _differences(table, derived)
+    if covered != json.loads(SERIES_FILE.read_text(encoding="utf-8")):
+        differences.append(f"{SERIES_FILE.name}: the changelogs cover {covered}")
     for line in differences:
         print(f"differs: {line}", file=sys.stderr)
     return 1 if args.check and differences else 0
