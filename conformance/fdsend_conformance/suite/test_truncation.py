@@ -39,6 +39,19 @@ def test_short_receive_reports_truncation(backend, pair, closer, numfds):
     )
 
 
+@pytest.mark.clause("TRUNC-1")
+@SEVERAL_FDS
+def test_room_to_spare_reports_no_truncation(backend, pair, closer):
+    """Fewer fds than ``numfds`` allows: all of them arrive, and no cut is reported."""
+    sent = closer.distinct_fds(2)
+    a, b = pair
+    backend.sendfds(a, b"t", 0, sent)
+    got = receive_truncated(backend, lambda: backend.recvfds(b, 16, 0, SENT))
+    closer.fds(*(got.fds or []))
+    assert not got.reported, f"2 fds sent, room for {SENT}: truncation reported"
+    assert identities(got.fds or []) == identities(sent), "the fds did not all arrive, in order"
+
+
 @pytest.mark.clause("TRUNC-2")
 @SEVERAL_FDS
 def test_arrived_fds_are_the_first_in_order(backend, pair, closer):
