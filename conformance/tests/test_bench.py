@@ -225,3 +225,16 @@ def test_async_backends_are_left_to_the_aio_bench():
     names = [contestant.name for contestant in _backends(["reference", "reference-aio"], notes)]
     assert names == ["reference"]
     assert any("reference-aio skipped: asynchronous" in note for note in notes)
+
+
+def test_the_aio_bench_prints_every_contestant_and_its_ratios(capsys):
+    from fdsend_conformance.tools.bench import aio
+
+    assert aio.main(["--reps", "1", "--scale", "0.001", "--cpu"]) == 0
+    out = capsys.readouterr().out
+    for n in aio.ROUNDS:
+        assert f"{n} fd" in out
+    for name in aio.CONTESTANTS:
+        assert re.search(rf"^  {re.escape(name)} +\d+\.\d+ us/round$", out, re.M), name
+    for ratio in ("aio/anyio", "aio/sync", "aio/awaited-sync", "awaited-sync/sync"):
+        assert re.search(rf"^  {ratio} +\d+\.\d+$", out, re.M), ratio

@@ -155,10 +155,6 @@ def parse_changelog(text: str) -> list[Entry]:
             continue
         if not entries:
             continue
-        if signed := _SIGNED.match(line):
-            close()
-            entries[-1].date = parsedate_to_datetime(signed[1])
-            continue
         if release := _STABLE.search(line):
             close()
             stable = release[1]
@@ -174,7 +170,20 @@ def parse_changelog(text: str) -> list[Entry]:
         else:
             close()
     close()
+    for entry, date in zip(entries, _upload_dates(text)):
+        entry.date = date
     return entries
+
+
+def _upload_dates(text: str) -> list[datetime | None]:
+    """Each entry's upload date, newest first: its signature line's, if it has one."""
+    dates: list[datetime | None] = []
+    for line in text.splitlines():
+        if _ENTRY.match(line):
+            dates.append(None)
+        elif dates and (signed := _SIGNED.match(line)):
+            dates[-1] = parsedate_to_datetime(signed[1])
+    return dates
 
 
 @dataclass(frozen=True)

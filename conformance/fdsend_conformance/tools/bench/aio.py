@@ -212,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  aio/sync     {median['aio'] / median['sync']:9.2f}")
             print(f"  aio/awaited-sync {median['aio'] / median['awaited-sync']:5.2f}")
             print(f"  aio/sync+sleep0 {median['aio'] / median['sync+sleep0']:6.2f}")
+            # what any coroutine API that makes the synchronous call costs (docs/bench.md)
+            print(f"  awaited-sync/sync {median['awaited-sync'] / median['sync']:4.2f}")
     finally:
         loop.close()
     return 0
