@@ -268,3 +268,18 @@ def test_a_real_guest_runs_the_checks_and_brings_the_report_back(tmp_path: Path)
     assert status == 0, (tmp_path / vm.CONSOLE_FILE).read_text()[-2000:]
     [report] = tmp_path.glob("kernel-*.json")
     assert report.name != f"kernel-{platform.release()}.json"  # the guest's kernel, not ours
+
+
+def test_the_host_collects_the_guests_tests_first_writing_their_bytecode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The guest's root is read-only: what it imports must be compiled on the host."""
+    package = tmp_path / "warmed"
+    package.mkdir()
+    (package / "module.py").write_text("VALUE = 1\n")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # as on the machine this was written on
+    # Stands in for a guest command: imports the module, as a collection would.
+    importing = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import module"]
+    assert vm.warm_up([*importing, str(package)])
+    assert [p.name.split(".")[0] for p in (package / "__pycache__").iterdir()] == ["module"]
+    assert not vm.warm_up([sys.executable, "-c", "raise SystemExit(3)"])

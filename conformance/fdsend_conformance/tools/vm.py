@@ -67,11 +67,13 @@ __all__ = [
     "VmResult",
     "VmSetup",
     "boot_runs",
+    "guest_command",
     "guest_script",
     "main",
     "retrieve",
     "run_folders",
     "vng_command",
+    "warm_up",
 ]
 
 #: What the guest runs when no pytest arguments are given: the kernel checks,
@@ -106,6 +108,10 @@ CONSOLE_FILE = "console.log"
 UPTIME_FILE = "uptime"
 SCRIPT_FILE = "guest.sh"
 
+#: The host's collection of the guest's tests (:func:`warm_up`), before it
+#: gives up (the guest then compiles what is missing itself).
+WARM_UP_TIMEOUT = 120.0
+
 
 @dataclass(frozen=True)
 class VmSetup:
@@ -116,6 +122,8 @@ class VmSetup:
     kvm: bool = False
     cpus: int | None = None
     memory: str = "1G"
+    #: Whether the host collects the guest's tests first (:func:`warm_up`).
+    warm_up: bool = False
 
 
 def modules_naming(clauses: Sequence[str]) -> list[str]:
@@ -133,6 +141,27 @@ def modules_naming(clauses: Sequence[str]) -> list[str]:
     return found
 
 
+def guest_command(
+    python: str,
+    pytest_args: Sequence[str],
+    packages: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+) -> list[str]:
+    """The suite's command line in the guest, writing ``outputs`` (report options).
+
+    Without ``pytest_args`` the kernel checks run, collected from ``packages``
+    (default: all of :data:`KERNEL_PACKAGE`), without the plugins they do
+    not use; else ``fdsend-conformance run`` with ``pytest_args``.
+    """
+    if pytest_args:
+        return [python, "-m", "fdsend_conformance", "run", *outputs, *pytest_args]
+    unused = [arg for plugin in UNUSED_PLUGINS for arg in ("-p", f"no:{plugin}")]
+    extra = [*outputs, *DEFAULT_PYTEST_ARGS, *unused]
+    collected = list(packages) or [KERNEL_PACKAGE]
+    command = suite_command(None, [*collected[1:], *extra], package=collected[0])
+    return [python, *command[1:]]
+
+
 def guest_script(
     python: str, out: Path, pytest_args: Sequence[str], packages: Sequence[str] = ()
 ) -> str:
@@ -140,32 +169,55 @@ def guest_script(
 
     The run's own output goes to a file: a kernel without a built-in
     virtio console has no channel back to the host's terminal but the
-    serial console, which carries the kernel's messages too. Without
-    ``pytest_args`` the kernel checks run, collected from ``packages``
-    (default: all of :data:`KERNEL_PACKAGE`).
+    serial console, which carries the kernel's messages too. The suite is
+    :func:`guest_command`'s.
     """
     outputs = [
         f"--fdsend-conformance-report={out / REPORT_FILE}",
         f"--fdsend-ktap={out / KTAP_FILE}",
     ]
-    if pytest_args:
-        run = [python, "-m", "fdsend_conformance", "run", *outputs, *pytest_args]
-    else:
-        unused = [arg for plugin in UNUSED_PLUGINS for arg in ("-p", f"no:{plugin}")]
-        extra = [*outputs, *DEFAULT_PYTEST_ARGS, *unused]
-        collected = list(packages) or [KERNEL_PACKAGE]
-        command = suite_command(None, [*collected[1:], *extra], package=collected[0])
-        run = [python, *command[1:]]
+    run = shlex.join(guest_command(python, pytest_args, packages, outputs))
     uptime = shlex.quote(str(out / UPTIME_FILE))
     return "; ".join(
         [
             f"cut -d' ' -f1 /proc/uptime > {uptime}",
             f"uname -r > {shlex.quote(str(out / RELEASE_FILE))}",
-            f"{shlex.join(run)} > {shlex.quote(str(out / LOG_FILE))} 2>&1",
+            f"{run} > {shlex.quote(str(out / LOG_FILE))} 2>&1",
             f"echo $? > {shlex.quote(str(out / STATUS_FILE))}",
             f"cut -d' ' -f1 /proc/uptime >> {uptime}",
         ]
     )
+
+
+def warm_up(command: Sequence[str]) -> bool:
+    """Collect what ``command`` (a :func:`guest_command`) collects, here, so that
+    the bytecode of every module it imports is written; True if it could.
+
+    The guest's root is the host's, read-only: it can write no bytecode, and
+    without this compiled on every run, under emulation, each module of the
+    suite that has none beside it (an editable install's, or any when
+    PYTHONDONTWRITEBYTECODE is set, as it is where this was written) and
+    each one pytest rewrites for its asserts (the test modules, and a
+    plugin's: all of the suite's), which no installer compiles. Natively
+    that takes a second or two; pytest and Python check each file's date
+    and size, so nothing stale is ever read. Where the installation is not
+    writable, nothing changes.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    try:
+        collected = subprocess.run(
+            [*command, "--collect-only", "-q"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            timeout=WARM_UP_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return collected.returncode == 0
 
 
 def vng_command(vng: str, setup: VmSetup, script: str) -> list[str]:
@@ -307,6 +359,8 @@ def boot_runs(
     for folder in folders:
         folder.mkdir(exist_ok=True)
         _clear(folder)
+    if setup.warm_up and not warm_up(guest_command(python, pytest_args, packages)):
+        print("fdsend-conformance vm: the host could not collect the tests first", file=sys.stderr)
     # The script goes to a file in the shared folder: virtme-ng passes the
     # command on the kernel's command line, where a few runs' commands
     # overflow its 2048 bytes (the kernel panics in start_kernel).
@@ -445,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     release = image.name.removeprefix("vmlinuz-") if image.name.startswith("vmlinuz-") else ""
     out = known.out or Path(f"vm-{release}" if release else "vm")
-    setup = VmSetup(image, out, kvm=known.kvm, cpus=known.cpus, memory=known.memory)
+    setup = VmSetup(image, out, known.kvm, known.cpus, known.memory, warm_up=True)
     started = time.monotonic()
     timeout = known.timeout * known.runs
     results = boot_runs(vng, setup, pytest_args, timeout, known.python, packages, known.runs)
