@@ -229,16 +229,36 @@ class LoopCaller(BackendCaller):
         return self._runner.run(main)
 
     async def asendfds(
-        self, sock: Any, msg: Any, flags: int = 0, fds: Iterable[Any] | None = None
+        self,
+        sock: Any,
+        msg: Any,
+        flags: int = 0,
+        fds: Iterable[Any] | None = None,
+        *,
+        as_given: bool = False,
     ) -> int:
-        """``await`` the backend's ``sendfds`` in the running loop, the socket as it needs it."""
-        with self._ownership.around(sock, fds), self._prepared(sock):
+        """``await`` the backend's ``sendfds`` in the running loop, the socket as it needs it.
+
+        ``as_given``: the socket as it is, even to a backend that declares
+        ``needs_nonblocking`` (the tests of its refusal of a blocking one).
+        """
+        with self._ownership.around(sock, fds), self._prepared_unless(as_given, sock):
             return int(await self._backend.impl.sendfds(sock, msg, flags, fds))
 
-    async def arecvfds(self, sock: Any, len: int, flags: int = 0, numfds: int = 64) -> Any:
-        """``await`` the backend's ``recvfds`` in the running loop, the socket as it needs it."""
-        with self._ownership.around(sock), self._prepared(sock):
+    async def arecvfds(
+        self, sock: Any, len: int, flags: int = 0, numfds: int = 64, *, as_given: bool = False
+    ) -> Any:
+        """``await`` the backend's ``recvfds`` in the running loop, the socket as it needs it.
+
+        ``as_given`` as for :meth:`asendfds`.
+        """
+        with self._ownership.around(sock), self._prepared_unless(as_given, sock):
             return await self._backend.impl.recvfds(sock, len, flags, numfds)
+
+    def _prepared_unless(
+        self, as_given: bool, sock: Any
+    ) -> contextlib.AbstractContextManager[None]:
+        return _as_given(sock) if as_given else self._prepared(sock)
 
     def loop_thread(self) -> int:
         """The native id of the thread the test's loop runs in."""

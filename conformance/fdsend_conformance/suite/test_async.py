@@ -9,6 +9,7 @@ call that never returns fails the test.
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from fdsend_conformance.backend import Caller, Feature
 from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import check_arrived, close_all, unsupported
+from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS
 from fdsend_conformance.harness.fds import identities, identity
 from fdsend_conformance.harness.sockets import fill_send_buffer, pending, recv_stream
 from fdsend_conformance.harness.timeouts import IO_TIMEOUT
@@ -248,6 +250,67 @@ def test_a_receive_with_flags_other_than_dontwait_waits(calls, pair, closer):
     peeked, received = calls.run(main)
     check_arrived(calls.backend, closer, peeked, b"peeked", sent, "the peek returned other fds")
     check_arrived(calls.backend, closer, received, b"peeked", sent)
+
+
+def _blocking(sock: socket.socket, spelling: str) -> Any:
+    """``sock`` in its own blocking mode, spelled as a caller may give it (or with a timeout)."""
+    if spelling == "socket-with-timeout":
+        sock.settimeout(IO_TIMEOUT)
+        return sock
+    if spelling == "closed-socket":
+        closed = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # blocking, as made
+        closed.close()
+        return closed
+    return SOCKET_SPELLINGS[spelling](sock)
+
+
+@pytest.mark.parametrize("call", ["send", "receive"])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        *(pytest.param(name, marks=pytest.mark.clause("ASYNC-4")) for name in SOCKET_SPELLINGS),
+        pytest.param("socket-with-timeout", marks=pytest.mark.clause("ASYNC-4")),
+        pytest.param("closed-socket", marks=pytest.mark.clause("ERR-2")),
+    ],
+)
+def test_a_blocking_socket_is_refused_before_anything_is_done(calls, pair, closer, call, spelling):
+    """A backend that declares ``needs_nonblocking`` refuses a blocking socket: ValueError.
+
+    A call on it would sleep in the kernel and stop the loop (ASYNC-4). The
+    message is queued and the buffer has room, so nothing here can wait: a
+    backend that lets the socket through completes the call, and fails. A
+    closed socket object is no blocking socket: EBADF, as ERR-2 has it.
+    """
+    if not calls.backend.backend.needs_nonblocking:
+        unsupported(f"{calls.backend.name} takes blocking sockets and waits on the loop for them")
+    a, b = pair
+    sent = closer.distinct_fds(1)
+    if call == "receive":
+        calls.backend.sendfds(a, b"kept", 0, sent)
+    given = _blocking(a if call == "send" else b, spelling)
+
+    async def attempt() -> Any:
+        try:
+            if call == "send":
+                return await calls.backend.asendfds(given, b"x", 0, sent, as_given=True)
+            return await calls.backend.arecvfds(given, 16, 0, 4, as_given=True)
+        except (ValueError, OSError) as exc:
+            return exc
+
+    outcome = calls.run(attempt)
+    if call == "receive" and not isinstance(outcome, BaseException):
+        closer.fds(*outcome[1])  # (msg, fds)
+    if spelling == "closed-socket":
+        assert isinstance(outcome, OSError), f"a closed socket object: {outcome!r}, not EBADF"
+        assert outcome.errno == errno.EBADF, f"a closed socket object: {outcome!r}, not EBADF"
+    else:
+        assert isinstance(outcome, ValueError), f"a blocking socket ({spelling}): {outcome!r}"
+    if call == "send":
+        assert not pending(b), "the refused send queued something"
+        return
+    assert pending(b), "the refused receive consumed the message"
+    received = calls.run(lambda: calls.receive(b))
+    check_arrived(calls.backend, closer, received, b"kept", sent)
 
 
 @pytest.mark.clause("ASYNC-5")

@@ -15,6 +15,7 @@ from fdsend_conformance.harness.checks import SEVERAL_FDS, check_payload, per_ca
 from fdsend_conformance.harness.cmsg import SO_PASSRIGHTS
 from fdsend_conformance.harness.fds import identities
 from fdsend_conformance.harness.limits import SCM_MAX_FD
+from fdsend_conformance.harness.processes import call_in_child, leave_free_fds
 from fdsend_conformance.harness.receive_options import (
     COMBINATIONS,
     RECEIVE_OPTIONS,
@@ -163,6 +164,38 @@ def test_the_pidfd_is_handed_to_the_caller(backend, pair, closer):
         pids = [line.split()[1] for line in info if line.startswith("Pid:")]
     assert pids == [str(backend.call_pid())], f"the pidfd is for pid {pids}, not the sender"
     assert not os.get_inheritable(pidfd), "the pidfd is inheritable across exec"
+
+
+def _pidfd_at_fd_limit(backend: Caller, sock: socket.socket) -> dict[str, Any]:
+    """In a child with one fd number free: receive one fd, and say what came beside it."""
+    with backend.session():  # a driver's pipes are opened before the limit
+        limit = leave_free_fds(1)  # the fd takes it; none is left for the pidfd
+        before = fdtable.open_below(limit)
+        result = backend.recvfds(sock, 16, 0, 1)
+        new = sorted(fdtable.open_below(limit) - before)
+    msg, fds = result
+    return {
+        "msg": msg,
+        "files": identities(fds),
+        "returned": sorted(fds),
+        "new": new,
+        "pidfd": getattr(result, "pidfd", None),
+    }
+
+
+@pytest.mark.clause("RECV-3")
+def test_no_pidfd_at_the_fd_limit_is_none_not_an_errno(backend, pair, closer):
+    """With no fd number left for it, SCM_PIDFD carries -EMFILE (measured on Linux 6.18)."""
+    a, b = pair
+    _passpidfd(b)
+    sent = closer.distinct_fds(1)
+    backend.sendfds(a, b"who", 0, sent)
+    got = call_in_child(lambda: _pidfd_at_fd_limit(backend, b))
+    check_payload(backend, got["msg"], b"who")
+    assert got["files"] == identities(sent), "the fd did not arrive"
+    assert got["new"] == got["returned"], "fds installed in the child and not returned"
+    pidfd = got["pidfd"]
+    assert pidfd is None, f"no pidfd could be made, yet the result's pidfd is {pidfd!r}"
 
 
 @pytest.mark.clause("RECV-3")

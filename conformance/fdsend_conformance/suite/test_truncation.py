@@ -22,19 +22,24 @@ SENT = 8
 
 @pytest.mark.clause("TRUNC-1")
 @SEVERAL_FDS
-@pytest.mark.parametrize("numfds", [1, SENT - 1])
-def test_short_receive_reports_truncation(backend, pair, closer, numfds):
+@pytest.mark.parametrize("numfds", [1, SENT - 1, SENT, SENT + 8])
+def test_truncation_is_reported_exactly_when_fds_are_cut(backend, pair, closer, numfds):
     sent = closer.distinct_fds(SENT)
     a, b = pair
     backend.sendfds(a, b"t", 0, sent)
     got = receive_truncated(backend, lambda: backend.recvfds(b, 16, 0, numfds))
-    closer.fds(*(got.fds or []))
-    assert len(got.fds or []) <= numfds, (
-        f"asked for at most {numfds} fds, got {len(got.fds or [])}: numfds is not a limit"
+    arrived = got.fds or []
+    closer.fds(*arrived)
+    assert len(arrived) <= numfds, (
+        f"asked for at most {numfds} fds, got {len(arrived)}: numfds is not a limit"
     )
+    if numfds >= SENT:  # room to spare: nothing was cut, nothing may be reported
+        assert not got.reported, f"{SENT} fds sent, room for {numfds}: truncation reported"
+        assert identities(arrived) == identities(sent), "the fds did not all arrive, in order"
+        return
     assert got.reported, (
         f"{SENT} fds sent, room for {numfds}: "
-        f"{len(got.fds or [])} arrived and truncation was not reported "
+        f"{len(arrived)} arrived and truncation was not reported "
         f"(declared style: {backend.truncation})"
     )
 
