@@ -185,7 +185,8 @@ def test_bad_fds_raise_before_sending(pair, pipe, bad, error):
 
 
 @pytest.mark.parametrize(
-    ("bad", "error"), [(-1, ValueError), (2**40, OverflowError), (None, TypeError)]
+    ("bad", "error"),
+    [(-1, ValueError), (2**31, OverflowError), (2**40, OverflowError), (None, TypeError)],
 )
 def test_bad_socket_argument(bad, error):
     with pytest.raises(error):

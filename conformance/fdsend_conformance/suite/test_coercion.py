@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from fdsend_conformance.backend import Feature
+from fdsend_conformance.harness import fdtable
 from fdsend_conformance.harness.checks import SEVERAL_FDS, per_call
 from fdsend_conformance.harness.fdlikes import SOCKET_SPELLINGS, Fileno
 from fdsend_conformance.harness.fds import identities, identity
@@ -62,6 +63,8 @@ CONTAINERS: dict[str, Callable[[list[Any]], Iterable[Any]]] = {
 def test_mixed_fd_likes(backend, pair, closer, tmp_path, container):
     a, b = pair
     likes = _fd_likes(closer, tmp_path)
+    if fdtable.is_open(0):  # fd 0 is an fd like any other, through fileno() too
+        likes.append(("fd-0", Fileno(0), 0))
     backend.sendfds(a, b"m", 0, CONTAINERS[container]([like for _, like, _ in likes]))
     _, fds = backend.recvfds(b, 16, 0, len(likes))
     closer.fds(*fds)
