@@ -215,8 +215,9 @@ def test_mixed_lowpoint_cycle_is_reclaimed(order):
     fresh namespace after the last was reclaimed; every round must be. A
     round counts only a build the collector did not run through (a
     :class:`Canary` watches); one that it did is closed and built again, up
-    to :data:`MIXED_LOWPOINT_ATTEMPTS` times, and a round that never finds
-    one fails without a verdict.
+    to :data:`MIXED_LOWPOINT_ATTEMPTS` times. A round that never finds one
+    is skipped, saying so: the machine kept the collector busy, which says
+    nothing of the kernel (a gate on a shared CI runner must not fail on it).
     """
     shape, variants = MIXED_LOWPOINT[order], list(VARIANTS)
     for _ in range(MIXED_LOWPOINT_ROUNDS):
@@ -225,8 +226,9 @@ def test_mixed_lowpoint_cycle_is_reclaimed(order):
             if outcome.undisturbed:
                 break
         else:
-            raise AssertionError(
-                f"the collector ran while the edges were sent in all {MIXED_LOWPOINT_ATTEMPTS} "
-                "builds (AF_UNIX sockets released elsewhere while fds are in flight): no verdict"
+            pytest.skip(
+                f"no verdict: the collector ran while the edges were sent in all "
+                f"{MIXED_LOWPOINT_ATTEMPTS} builds (AF_UNIX sockets released elsewhere on this "
+                "machine while fds are in flight)"
             )
         _check(outcome, shape, variants)
