@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from fdsend_conformance.harness.kernel_fixes import Fix, fixes
+from fdsend_conformance.harness.kernel_fixes import Fix, fixes, series_through
 from fdsend_conformance.tools.kernel_fetch import DEBIAN_PREFIX, FetchError, fetch
 from fdsend_conformance.tools.kernels import folder_parser, write_documents
 
@@ -193,9 +193,12 @@ def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
         f"clause meant for it failed in all {RUNS} runs without the fix and passed in "
         f"all {RUNS} with it. {caught} of {len(rows)} fixes are caught. Each fix's first "
         "fixed release per series is read from Debian's changelogs "
-        "(`python -m fdsend_conformance.tools.first_fixed --check`); a series whose "
-        "changelog does not list the fix is *not fixed*, though it may have come with a "
-        "mainline release, which Debian's changelogs do not list commit by commit.",
+        "(`python -m fdsend_conformance.tools.first_fixed --check`): the first release "
+        "that lists it; the series alone where the series had it from its mainline base "
+        "(an older series' stable update listed it before Debian's first upload of the "
+        "series); *not fixed up to* the newest version that series' changelog covers "
+        "where a stable update of the series or a newer one lists it, so mainline took it "
+        "later; and no entry where the changelogs cannot tell.",
         "",
         "| fix | clauses | without | with | caught | runs without / with |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -212,11 +215,15 @@ def render_markdown(rows: Sequence[dict[str, Any]]) -> str:
             f"| {'yes' if row['caught'] else 'no'} | {runs} |"
         )
     lines += ["", "## Each fix", ""]
+    through = series_through()
     for row in rows:
         lines.append(f"### {row['fix']}")
         lines.append("")
         lines.append(f"- commit: {row['commit'] or 'unknown'}")
-        fixed = ", ".join(f"{s}: {v or 'not fixed'}" for s, v in row["first_fixed"].items())
+        fixed = ", ".join(
+            f"{s}: {v or 'not fixed up to ' + through.get(s, '?')}"
+            for s, v in row["first_fixed"].items()
+        )
         lines.append(f"- first fixed: {fixed or 'unknown'}")
         lines.append(f"- images: {row['images']['without']} / {row['images']['with']}")
         for side in ("without", "with"):
