@@ -237,7 +237,9 @@ def test_report_schema_names_every_outcome_and_status():
 
 
 def test_truncation_style_none_fails_truncation_clause(run):
-    result, report = run("--backend=examples:silent", "-k", "test_short_receive_reports")
+    result, report = run(
+        "--backend=examples:silent", "-k", "test_truncation_is_reported_exactly_when_fds_are_cut"
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert statuses(report)["TRUNC-1"] == "FAIL"
 
