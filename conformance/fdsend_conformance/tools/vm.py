@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fdsend_conformance.harness.kernel_fixes import THROWAWAY_KERNEL_ENV
 from fdsend_conformance.tools.cli import suite_command
 from fdsend_conformance.tools.kernel_fetch import DEBIAN_PREFIX, FetchError, fetch, guest_tree
 
@@ -183,7 +184,10 @@ def guest_script(
         f"--fdsend-conformance-report={out / REPORT_FILE}",
         f"--fdsend-ktap={out / KTAP_FILE}",
     ]
-    run = shlex.join(guest_command(python, pytest_args, packages, outputs))
+    # the guest's kernel is booted for this run alone: known leaks may run there
+    run = f"{THROWAWAY_KERNEL_ENV}=1 " + shlex.join(
+        guest_command(python, pytest_args, packages, outputs)
+    )
     uptime = shlex.quote(str(out / UPTIME_FILE))
     return "; ".join(
         [

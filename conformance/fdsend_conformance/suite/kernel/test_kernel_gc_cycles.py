@@ -199,7 +199,7 @@ def test_selftest_cycle_shapes_are_reclaimed(shape):
 
 
 def _orders() -> list[object]:
-    known = known_bug(MIXED_LOWPOINT_FIX)
+    known = known_bug(MIXED_LOWPOINT_FIX, leaks=True)
     return [
         pytest.param(order, marks=known if order == "selftest-order" else ())
         for order in MIXED_LOWPOINT
