@@ -170,20 +170,20 @@ def parse_changelog(text: str) -> list[Entry]:
         else:
             close()
     close()
-    for entry, date in zip(entries, _upload_dates(text)):
-        entry.date = date
+    _date(entries, text)
     return entries
 
 
-def _upload_dates(text: str) -> list[datetime | None]:
-    """Each entry's upload date, newest first: its signature line's, if it has one."""
+def _date(entries: list[Entry], text: str) -> None:
+    """Give each of ``entries`` (parsed from ``text``) its upload date: its signature line's."""
     dates: list[datetime | None] = []
     for line in text.splitlines():
         if _ENTRY.match(line):
             dates.append(None)
         elif dates and (signed := _SIGNED.match(line)):
             dates[-1] = parsedate_to_datetime(signed[1])
-    return dates
+    for entry, date in zip(entries, dates):
+        entry.date = date
 
 
 @dataclass(frozen=True)
