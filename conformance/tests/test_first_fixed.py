@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from fdsend_conformance.harness.kernel_fixes import series_of
 from fdsend_conformance.tools.first_fixed import (
     UNKNOWN,
     Changelog,
@@ -11,7 +12,6 @@ from fdsend_conformance.tools.first_fixed import (
     first_fixed,
     normalise,
     parse_changelog,
-    series_of,
 )
 
 #: A made-up changelog in Debian's shape, newest entry first.

@@ -13,10 +13,10 @@ from fdsend_conformance.harness.kernel_fixes import (
     fixes,
     lacks_fix,
     parse_version,
+    series_of,
     series_through,
 )
 from fdsend_conformance.plumbing.contract import load_contract
-from fdsend_conformance.tools import first_fixed
 from fdsend_conformance.tools.kernel_fetch import DEBIAN_PREFIX, SUITES
 
 
@@ -52,7 +52,7 @@ def test_every_row_names_only_series_the_changelogs_cover():
     every series it names, and every bracket image's series, has its coverage recorded."""
     covered = set(series_through())
     named = {
-        first_fixed.series_of(image.rpartition("/")[2])
+        series_of(image.rpartition("/")[2])
         for row in fixes()
         for image in (row.without, row.with_)
         if image

@@ -38,6 +38,7 @@ __all__ = [
     "lacks_fix",
     "parse_version",
     "running_version",
+    "series_of",
     "series_through",
 ]
 
@@ -72,6 +73,14 @@ class Fix:
     note: str
     #: Kernel versions measured to lack it where no changelog says (a host's own build).
     measured_without: tuple[str, ...] = ()
+
+
+def series_of(version: str) -> str:
+    """The stable series of a Linux version: "6.12.63" and "7.3-rc7" -> "6.12", "7.3"."""
+    numbers = re.match(r"(\d+)\.(\d+)", version)
+    if numbers is None:
+        raise ValueError(f"not a kernel version: {version!r}")
+    return f"{numbers[1]}.{numbers[2]}"
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -143,7 +152,7 @@ def lacks_fix(row: Fix, version: str) -> bool:
     if version in row.measured_without:
         return True
     numbers = parse_version(version)
-    series = ".".join(str(part) for part in numbers[:2])
+    series = series_of(version)
     if series not in row.first_fixed:
         return False
     first = row.first_fixed[series]

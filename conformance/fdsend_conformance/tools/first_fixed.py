@@ -62,6 +62,7 @@ from fdsend_conformance.harness.kernel_fixes import (
     Fix,
     fixes,
     parse_version,
+    series_of,
 )
 from fdsend_conformance.tools import kernel_fetch
 
@@ -77,7 +78,6 @@ __all__ = [
     "normalise",
     "parse_changelog",
     "series_changelogs",
-    "series_of",
 ]
 
 _ENTRY = re.compile(r"^linux \(([^)]+)\) ")
@@ -99,19 +99,6 @@ def normalise(title: str) -> str:
     return text.rstrip(" .()").casefold()
 
 
-def _upstream(debian_version: str) -> str:
-    """Linux's version of a Debian version: "6.12.63-1" is 6.12.63, "7.3~rc7-1~exp1" 7.3-rc7."""
-    return debian_version.rsplit("-", 1)[0].replace("~", "-")
-
-
-def series_of(version: str) -> str:
-    """The stable series of a Linux version: "6.12.63" and "7.3-rc7" -> "6.12", "7.3"."""
-    numbers = re.match(r"(\d+)\.(\d+)", version)
-    if numbers is None:
-        raise ValueError(f"not a kernel version: {version!r}")
-    return f"{numbers[1]}.{numbers[2]}"
-
-
 @dataclass
 class Entry:
     """One ``linux (VERSION) DIST`` entry: each title it lists, with the release it came in."""
@@ -125,7 +112,7 @@ class Entry:
     @property
     def upstream(self) -> str:
         """Linux's version of the entry ("6.12.63")."""
-        return _upstream(self.version)
+        return kernel_fetch.upstream_version(self.version)
 
 
 def parse_changelog(text: str) -> list[Entry]:

@@ -58,6 +58,7 @@ __all__ = [
     "newest_package",
     "resolve",
     "unpack",
+    "upstream_version",
 ]
 
 DEBIAN_PREFIX = "debian:"
@@ -117,6 +118,11 @@ def mirror() -> str:
     return os.environ.get("FDSEND_DEBIAN_MIRROR", "http://deb.debian.org").rstrip("/")
 
 
+def upstream_version(debian_version: str) -> str:
+    """Linux's version of a Debian package's: "6.12.63-1" is 6.12.63, "7.3~rc7-1~exp1" 7.3-rc7."""
+    return debian_version.rsplit("-", 1)[0].replace("~", "-")
+
+
 def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", name))
 
@@ -161,7 +167,7 @@ class Image:
     @property
     def upstream(self) -> str:
         """Linux's version ("7.2.6"; "7.3-rc7" for Debian's "7.3~rc7-1~exp1")."""
-        return self.version.rsplit("-", 1)[0].replace("~", "-")
+        return upstream_version(self.version)
 
     @property
     def spec(self) -> str:
